@@ -1,0 +1,90 @@
+// Command outbox composes, queues and delivers email.
+//
+//	outbox serve              run the daemon (HTTP API, SMTP submission, dashboard)
+//	outbox send [flags]       compose a message; --print it, --direct send it, or submit it
+//	outbox queue list|show|retry|cancel
+//
+// Every command exits 0 on success and otherwise prints one clear line on
+// stderr and exits non-zero.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// usageError marks errors caused by how the command was invoked.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// command is one subcommand of outbox.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"send", "compose a message and print, send or submit it", runSend},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes the command line args and returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printUsage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdout, stderr)
+		if err == nil {
+			return 0
+		}
+		if errors.Is(err, errHelpShown) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "outbox %s: %v\n", c.name, err)
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	fmt.Fprintf(stderr, "outbox: unknown command %q (try 'outbox help')\n", args[0])
+	return 2
+}
+
+// errHelpShown is returned by a command that printed its help on request.
+var errHelpShown = errors.New("help shown")
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: outbox <command> [flags]")
+	fmt.Fprintln(w)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+}
