@@ -1,0 +1,155 @@
+package smtp
+
+import (
+	"crypto/hmac"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// mechanism is one SASL mechanism: an optional initial response, then a
+// response to each 334 challenge (already base64-decoded).
+type mechanism struct {
+	name    string
+	initial func() ([]byte, bool)
+	next    func(challenge []byte) ([]byte, error)
+}
+
+// mechPreference lists password mechanisms, strongest first.
+var mechPreference = []string{"CRAM-MD5", "PLAIN", "LOGIN"}
+
+func (c *Client) newMechanism(name string) (*mechanism, error) {
+	user, pass := c.opts.Username, c.opts.Password
+	switch name {
+	case "PLAIN":
+		return &mechanism{name: name,
+			initial: func() ([]byte, bool) { return []byte("\x00" + user + "\x00" + pass), true },
+			next:    func([]byte) ([]byte, error) { return nil, errors.New("unexpected PLAIN challenge") },
+		}, nil
+	case "LOGIN":
+		step := 0
+		return &mechanism{name: name,
+			initial: func() ([]byte, bool) { return nil, false },
+			next: func([]byte) ([]byte, error) {
+				// The prompt text varies between servers; only the order counts.
+				step++
+				switch step {
+				case 1:
+					return []byte(user), nil
+				case 2:
+					return []byte(pass), nil
+				}
+				return nil, errors.New("unexpected LOGIN challenge")
+			},
+		}, nil
+	case "CRAM-MD5":
+		return &mechanism{name: name,
+			initial: func() ([]byte, bool) { return nil, false },
+			next: func(ch []byte) ([]byte, error) {
+				m := hmac.New(md5.New, []byte(pass))
+				m.Write(ch)
+				return []byte(user + " " + hex.EncodeToString(m.Sum(nil))), nil
+			},
+		}, nil
+	case "XOAUTH2":
+		tok := c.opts.OAuthToken
+		return &mechanism{name: name,
+			initial: func() ([]byte, bool) {
+				return []byte("user=" + user + "\x01auth=Bearer " + tok + "\x01\x01"), true
+			},
+			// A 334 carries a JSON error; an empty response ends the exchange.
+			next: func([]byte) ([]byte, error) { return []byte{}, nil },
+		}, nil
+	}
+	return nil, fmt.Errorf("unsupported AUTH mechanism %q", name)
+}
+
+// chooseMechanism picks the forced mechanism, XOAUTH2 when a token is
+// given, or the strongest password mechanism the server offers.
+func (c *Client) chooseMechanism() (string, error) {
+	if c.opts.AuthMechanism != "" {
+		return strings.ToUpper(c.opts.AuthMechanism), nil
+	}
+	params, ok := c.ext["AUTH"]
+	if !ok {
+		return "", errors.New("server does not offer AUTH")
+	}
+	offered := strings.Fields(strings.ToUpper(params))
+	if c.opts.OAuthToken != "" {
+		if slices.Contains(offered, "XOAUTH2") {
+			return "XOAUTH2", nil
+		}
+		return "", fmt.Errorf("server does not offer XOAUTH2 (offers %s)", params)
+	}
+	for _, m := range mechPreference {
+		if slices.Contains(offered, m) {
+			return m, nil
+		}
+	}
+	return "", fmt.Errorf("server offers no supported AUTH mechanism (offers %s)", params)
+}
+
+// auth authenticates, refusing to send credentials in clear text unless
+// Options.AllowInsecureAuth is set.
+func (c *Client) auth() error {
+	if !c.isTLS && !c.opts.AllowInsecureAuth {
+		return &Error{Command: "AUTH", Code: 538, EnhancedCode: EnhancedCode{5, 7, 11},
+			Message: "refusing to send credentials without TLS", Local: true}
+	}
+	name, err := c.chooseMechanism()
+	if err != nil {
+		return &Error{Command: "AUTH", Code: 504, EnhancedCode: EnhancedCode{5, 5, 4}, Message: err.Error(), Local: true}
+	}
+	m, err := c.newMechanism(name)
+	if err != nil {
+		return &Error{Command: "AUTH", Code: 504, EnhancedCode: EnhancedCode{5, 5, 4}, Message: err.Error(), Local: true}
+	}
+	return c.runAuth(m)
+}
+
+// runAuth drives the exchange: AUTH line, then one response per 334.
+func (c *Client) runAuth(m *mechanism) error {
+	verb := "AUTH " + m.name
+	line, shown := verb, verb
+	if ir, ok := m.initial(); ok {
+		enc := base64.StdEncoding.EncodeToString(ir)
+		if enc == "" {
+			enc = "="
+		}
+		line, shown = verb+" "+enc, verb+" "+redacted
+	}
+	for i := 0; ; i++ {
+		if err := c.writeLine(line, shown); err != nil {
+			return c.fail(verb, err)
+		}
+		if err := c.flush(verb, c.opts.Timeouts.Command); err != nil {
+			return err
+		}
+		rep, err := c.readReplyTimeout(verb, c.opts.Timeouts.Command)
+		if err != nil {
+			return err
+		}
+		if rep.Code == 235 || rep.Code/100 == 2 {
+			return nil
+		}
+		if rep.Code != 334 || i >= 8 {
+			return replyError(verb, rep)
+		}
+		ch, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rep.Message()))
+		if err != nil {
+			ch = []byte(rep.Message())
+		}
+		resp, err := m.next(ch)
+		if err != nil {
+			c.writeLine("*", "*") // cancel the exchange (RFC 4954)
+			c.flush(verb, c.opts.Timeouts.Command)
+			c.readReplyTimeout(verb, c.opts.Timeouts.Command)
+			return &Error{Command: verb, Code: 501, Message: err.Error(), Local: true}
+		}
+		line, shown = base64.StdEncoding.EncodeToString(resp), redacted
+	}
+}

@@ -1,0 +1,111 @@
+package smtp
+
+import (
+	"bufio"
+	"io"
+)
+
+// crlfReader normalises line endings to CRLF (bare LF and bare CR become
+// CRLF) and makes sure non-empty content ends with CRLF.
+type crlfReader struct {
+	r       io.Reader
+	buf     []byte
+	out     []byte // normalised bytes not yet returned
+	cr      bool   // last input byte was CR
+	lastLF  bool   // last output byte was LF
+	written bool   // anything was output
+	err     error
+}
+
+func newCRLFReader(r io.Reader) *crlfReader {
+	return &crlfReader{r: r, buf: make([]byte, 16<<10)}
+}
+
+func (c *crlfReader) Read(p []byte) (int, error) {
+	for len(c.out) == 0 {
+		if c.err != nil {
+			return 0, c.err
+		}
+		c.fill()
+	}
+	n := copy(p, c.out)
+	c.out = c.out[n:]
+	return n, nil
+}
+
+// fill reads one block from the source and normalises it into out.
+func (c *crlfReader) fill() {
+	n, err := c.r.Read(c.buf)
+	out := c.out[:0]
+	for _, b := range c.buf[:n] {
+		if c.cr {
+			c.cr = false
+			out = append(out, '\r', '\n')
+			if b == '\n' {
+				continue
+			}
+		}
+		switch b {
+		case '\r':
+			c.cr = true
+			continue
+		case '\n':
+			out = append(out, '\r', '\n')
+			continue
+		}
+		out = append(out, b)
+	}
+	if err != nil {
+		if c.cr {
+			c.cr = false
+			out = append(out, '\r', '\n')
+		}
+		if err == io.EOF && (len(out) > 0 || c.written) {
+			if len(out) > 0 {
+				c.lastLF = out[len(out)-1] == '\n'
+			}
+			if !c.lastLF {
+				out = append(out, '\r', '\n')
+			}
+		}
+		c.err = err
+	}
+	if len(out) > 0 {
+		c.written = true
+		c.lastLF = out[len(out)-1] == '\n'
+	}
+	c.out = out
+}
+
+// dotWriter writes normalised (CRLF) text for DATA, doubling a dot at the
+// start of a line. It counts the bytes of body it was given.
+type dotWriter struct {
+	w         *bufio.Writer
+	lineStart bool
+	n         int64
+}
+
+func (d *dotWriter) Write(p []byte) (int, error) {
+	start := 0
+	for i, b := range p {
+		if d.lineStart && b == '.' {
+			if _, err := d.w.Write(p[start:i]); err != nil {
+				return start, err
+			}
+			if err := d.w.WriteByte('.'); err != nil {
+				return i, err
+			}
+			start = i
+		}
+		d.lineStart = b == '\n'
+	}
+	_, err := d.w.Write(p[start:])
+	d.n += int64(len(p))
+	return len(p), err
+}
+
+// close writes the terminating dot line.
+func (d *dotWriter) close() error {
+	_, err := d.w.WriteString(".\r\n")
+	return err
+}

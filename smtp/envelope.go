@@ -1,0 +1,120 @@
+package smtp
+
+import (
+	"fmt"
+	"strings"
+)
+
+// DSNReturn is the RET parameter of MAIL FROM (RFC 3461).
+type DSNReturn string
+
+// DSN RET values.
+const (
+	DSNReturnFull    DSNReturn = "FULL"
+	DSNReturnHeaders DSNReturn = "HDRS"
+)
+
+// Envelope is the SMTP envelope of one message.
+type Envelope struct {
+	From       string   // reverse path; "" for the null sender <>
+	Recipients []string // forward paths
+	Size       int64    // message size in octets if known (0: unknown)
+	UTF8       bool     // addresses or headers need SMTPUTF8
+	EightBit   bool     // body is 8-bit MIME (BODY=8BITMIME)
+
+	// DSN parameters, sent only when the server offers DSN.
+	DSNReturn DSNReturn // RET=FULL|HDRS
+	EnvID     string    // ENVID, xtext-encoded when sent
+	Notify    []string  // NOTIFY for every recipient, e.g. ["FAILURE","DELAY"] or ["NEVER"]
+	// ORcpt gives each recipient's original address (ORCPT=rfc822;...),
+	// by index in Recipients; may be shorter or nil.
+	ORcpt []string
+}
+
+// RecipientResult is the outcome for one recipient.
+type RecipientResult struct {
+	Address string
+	// Err is nil when the server accepted the message for this recipient
+	// (RCPT and the final data reply both 2xx). Otherwise an *Error (the
+	// RCPT reply, or the MAIL or final data reply that applied to it) or
+	// a *ConnError (the connection failed before it was acknowledged:
+	// defer it).
+	Err error
+	// Reply is the RCPT reply, nil if none was read.
+	Reply *Reply
+}
+
+// SendResult is the outcome of one transaction.
+type SendResult struct {
+	Recipients []RecipientResult // one per envelope recipient, in order
+	Mail       *Reply            // the MAIL FROM reply, nil if none was read
+	Data       *Reply            // the final reply after the body, nil if none was read
+	BodySize   int64             // octets of body sent (after normalisation)
+}
+
+// Accepted returns the addresses the message was delivered to.
+func (r *SendResult) Accepted() []string {
+	var out []string
+	for _, rr := range r.Recipients {
+		if rr.Err == nil {
+			out = append(out, rr.Address)
+		}
+	}
+	return out
+}
+
+// mailCommand builds MAIL FROM with the parameters the server supports.
+func (c *Client) mailCommand(env *Envelope) (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "MAIL FROM:<%s>", env.From)
+	if ok, _ := c.Extension("SIZE"); ok && env.Size > 0 {
+		fmt.Fprintf(&b, " SIZE=%d", env.Size)
+	}
+	if ok, _ := c.Extension("8BITMIME"); ok && env.EightBit {
+		b.WriteString(" BODY=8BITMIME")
+	}
+	if env.UTF8 {
+		if ok, _ := c.Extension("SMTPUTF8"); !ok {
+			return "", &Error{Command: "MAIL FROM:<" + env.From + ">", Code: 553, EnhancedCode: EnhancedCode{5, 6, 7},
+				Message: "server does not support SMTPUTF8", Local: true}
+		}
+		b.WriteString(" SMTPUTF8")
+	}
+	if ok, _ := c.Extension("DSN"); ok {
+		if env.DSNReturn != "" {
+			b.WriteString(" RET=" + string(env.DSNReturn))
+		}
+		if env.EnvID != "" {
+			b.WriteString(" ENVID=" + xtext(env.EnvID))
+		}
+	}
+	return b.String(), nil
+}
+
+// rcptCommand builds RCPT TO for recipient i.
+func (c *Client) rcptCommand(env *Envelope, i int) string {
+	s := "RCPT TO:<" + env.Recipients[i] + ">"
+	if ok, _ := c.Extension("DSN"); ok {
+		if len(env.Notify) > 0 {
+			s += " NOTIFY=" + strings.Join(env.Notify, ",")
+		}
+		if i < len(env.ORcpt) && env.ORcpt[i] != "" {
+			s += " ORCPT=rfc822;" + xtext(env.ORcpt[i])
+		}
+	}
+	return s
+}
+
+// xtext encodes s as RFC 3461 xtext.
+func xtext(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if ch < '!' || ch > '~' || ch == '+' || ch == '=' {
+			fmt.Fprintf(&b, "+%02X", ch)
+			continue
+		}
+		b.WriteByte(ch)
+	}
+	return b.String()
+}

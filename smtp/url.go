@@ -1,0 +1,138 @@
+package smtp
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Relay is a parsed relay URL: smtp://user:pass@host:port?starttls=POLICY
+// (default port 587) or smtps://user:pass@host:port (implicit TLS, default
+// port 465).
+type Relay struct {
+	Host        string
+	Port        int
+	ImplicitTLS bool
+	StartTLS    TLSPolicy // TLSDefault when the URL does not say
+	Username    string
+	Password    string
+}
+
+// ParseRelayURL parses a relay URL; the error names what is wrong.
+func ParseRelayURL(s string) (*Relay, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("relay URL: %v", redactURLError(err))
+	}
+	r := &Relay{}
+	switch strings.ToLower(u.Scheme) {
+	case "smtp":
+		r.Port = 587
+	case "smtps":
+		r.Port, r.ImplicitTLS = 465, true
+	case "":
+		return nil, fmt.Errorf("relay URL: missing scheme (want smtp:// or smtps://)")
+	default:
+		return nil, fmt.Errorf("relay URL: unknown scheme %q (want smtp or smtps)", u.Scheme)
+	}
+	if err := r.parseHost(u); err != nil {
+		return nil, err
+	}
+	if u.User != nil {
+		r.Username = u.User.Username()
+		r.Password, _ = u.User.Password()
+	}
+	if u.Path != "" && u.Path != "/" {
+		return nil, fmt.Errorf("relay URL: unexpected path %q", u.Path)
+	}
+	if err := r.parseQuery(u.Query()); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Relay) parseHost(u *url.URL) error {
+	r.Host = u.Hostname()
+	if r.Host == "" {
+		return fmt.Errorf("relay URL: missing host")
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("relay URL: invalid port %q", p)
+		}
+		r.Port = n
+	}
+	return nil
+}
+
+func (r *Relay) parseQuery(q url.Values) error {
+	for k, v := range q {
+		switch k {
+		case "starttls":
+			switch strings.ToLower(v[len(v)-1]) {
+			case "required":
+				r.StartTLS = TLSRequired
+			case "opportunistic":
+				r.StartTLS = TLSOpportunistic
+			case "off":
+				r.StartTLS = TLSOff
+			default:
+				return fmt.Errorf("relay URL: starttls=%q: want required, opportunistic or off", v[len(v)-1])
+			}
+		default:
+			return fmt.Errorf("relay URL: unknown parameter %q", k)
+		}
+	}
+	if r.ImplicitTLS && r.StartTLS != TLSDefault {
+		return fmt.Errorf("relay URL: starttls does not apply to smtps (implicit TLS)")
+	}
+	return nil
+}
+
+// redactURLError keeps a password out of a url.Parse error.
+func redactURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+// Addr returns "host:port".
+func (r *Relay) Addr() string { return net.JoinHostPort(r.Host, strconv.Itoa(r.Port)) }
+
+// String returns the URL with the password replaced by ***.
+func (r *Relay) String() string {
+	u := url.URL{Scheme: "smtp", Host: r.Addr()}
+	if r.ImplicitTLS {
+		u.Scheme = "smtps"
+	}
+	if r.Username != "" || r.Password != "" {
+		if r.Password != "" {
+			u.User = url.UserPassword(r.Username, redacted)
+		} else {
+			u.User = url.User(r.Username)
+		}
+	}
+	if r.StartTLS != TLSDefault {
+		u.RawQuery = "starttls=" + r.StartTLS.String()
+	}
+	return strings.Replace(u.String(), "%2A%2A%2A", redacted, 1)
+}
+
+// Options returns client options for this relay: base (may be nil) with
+// the relay's TLS mode and credentials filled in.
+func (r *Relay) Options(base *Options) *Options {
+	var o Options
+	if base != nil {
+		o = *base
+	}
+	o.ImplicitTLS = r.ImplicitTLS
+	if r.StartTLS != TLSDefault {
+		o.StartTLS = r.StartTLS
+	}
+	o.Username, o.Password = r.Username, r.Password
+	return &o
+}
