@@ -188,6 +188,12 @@ var (
 	ErrFinal = errors.New("queue: message is already final")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("queue: store closed")
+	// ErrSending: a worker holds the message under a live lease, so Retry
+	// has nothing to do now; its result will decide what comes next.
+	ErrSending = errors.New("queue: message is being delivered")
+	// ErrInvalid: Enqueue was given a message it cannot accept; the
+	// wrapping error names the field. Nothing was stored.
+	ErrInvalid = errors.New("queue: invalid message")
 )
 
 // Store is a durable mail queue. Implementations are safe for concurrent use

@@ -1,0 +1,130 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are applied in order; migration i brings the schema to
+// user_version i+1. Never edit one that has shipped: append a new one.
+var migrations = []string{
+	// 1: the initial schema. Times are INTEGER unix milliseconds, 0 for
+	// "none", so comparisons stay plain integer comparisons on an index.
+	`
+CREATE TABLE messages (
+	id               TEXT PRIMARY KEY,
+	sender           TEXT NOT NULL,
+	subject          TEXT NOT NULL DEFAULT '',
+	status           TEXT NOT NULL,
+	created_at       INTEGER NOT NULL,
+	updated_at       INTEGER NOT NULL,
+	next_attempt_at  INTEGER NOT NULL DEFAULT 0,
+	attempts         INTEGER NOT NULL DEFAULT 0,
+	expires_at       INTEGER NOT NULL,
+	idempotency_key  TEXT UNIQUE,
+	size             INTEGER NOT NULL DEFAULT 0,
+	tags             TEXT NOT NULL DEFAULT '{}',
+	lease_owner      TEXT NOT NULL DEFAULT '',
+	lease_expires_at INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+-- Claiming scans only waiting rows in due order.
+CREATE INDEX messages_due ON messages (next_attempt_at)
+	WHERE status IN ('queued', 'deferred');
+-- Expired leases are found without scanning finished mail.
+CREATE INDEX messages_lease ON messages (lease_expires_at)
+	WHERE status = 'sending';
+-- Listing by status, newest first (ids are UUIDv7, so id order is time order).
+CREATE INDEX messages_status_id ON messages (status, id);
+
+CREATE TABLE recipients (
+	message_id      TEXT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+	idx             INTEGER NOT NULL,
+	address         TEXT NOT NULL,
+	status          TEXT NOT NULL,
+	attempts        INTEGER NOT NULL DEFAULT 0,
+	code            INTEGER NOT NULL DEFAULT 0,
+	enhanced_code   TEXT NOT NULL DEFAULT '',
+	text            TEXT NOT NULL DEFAULT '',
+	last_attempt_at INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (message_id, idx)
+) WITHOUT ROWID;
+
+CREATE TABLE attempts (
+	message_id  TEXT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+	number      INTEGER NOT NULL,
+	started_at  INTEGER NOT NULL,
+	finished_at INTEGER NOT NULL,
+	route       TEXT NOT NULL DEFAULT '',
+	error       TEXT NOT NULL DEFAULT '',
+	transcript  TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (message_id, number)
+) WITHOUT ROWID;
+
+CREATE TABLE body_chunks (
+	message_id TEXT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+	seq        INTEGER NOT NULL,
+	data       BLOB NOT NULL,
+	PRIMARY KEY (message_id, seq)
+);
+`,
+}
+
+// Migrate creates or upgrades the outbox schema in db, an application's own
+// SQLite database, so that EnqueueTx can write into it. Open runs the same
+// migrations. It is safe to call on an up-to-date database.
+func Migrate(ctx context.Context, db *sql.DB) error {
+	// One connection for the whole run: user_version and the DDL must be
+	// seen by the same session.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	defer conn.Close()
+	for {
+		done, err := migrateStep(ctx, conn)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// migrateStep applies the next pending migration in its own transaction,
+// re-reading user_version inside it so that two processes migrating the
+// same file at once cannot apply a step twice.
+func migrateStep(ctx context.Context, conn *sql.Conn) (done bool, err error) {
+	// BEGIN IMMEDIATE takes the write lock before user_version is read.
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return false, fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	var version int
+	if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return false, fmt.Errorf("sqlite: migrate: read version: %w", err)
+	}
+	if version > len(migrations) {
+		return false, fmt.Errorf("sqlite: migrate: database schema version %d is newer than this program's %d", version, len(migrations))
+	}
+	if version == len(migrations) {
+		_, err := conn.ExecContext(ctx, "COMMIT")
+		return true, err
+	}
+	if _, err := conn.ExecContext(ctx, migrations[version]); err != nil {
+		return false, fmt.Errorf("sqlite: migrate to version %d: %w", version+1, err)
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", version+1)); err != nil {
+		return false, fmt.Errorf("sqlite: migrate: set version: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return false, fmt.Errorf("sqlite: migrate: commit: %w", err)
+	}
+	return false, nil
+}
