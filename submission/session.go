@@ -1,0 +1,200 @@
+package submission
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// Replies the session gives; go-smtp writes an *smtp.SMTPError verbatim.
+var (
+	errAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0},
+		Message: "Authentication required"}
+	errEncryptionRequired = &smtp.SMTPError{Code: 538, EnhancedCode: smtp.EnhancedCode{5, 7, 11},
+		Message: "Encryption required for authentication: use STARTTLS first"}
+	errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2},
+		Message: "Server shutting down, try again later"}
+)
+
+// session is one client connection's SMTP state, from EHLO (and again after
+// STARTTLS, which starts a new session) to the connection's end.
+type session struct {
+	srv      *Server
+	conn     *smtp.Conn
+	tc       *trackedConn
+	log      *slog.Logger
+	loopback bool
+	tls      bool
+	helo     string
+	peerIP   string
+	user     string // authenticated user name, empty before AUTH
+
+	tx *transaction // the message under way, nil between messages
+}
+
+// transaction is the envelope of one message, from MAIL to its reply.
+type transaction struct {
+	from     string
+	rcpts    []string
+	seen     map[string]bool // recipients already given, for deduplication
+	body8bit bool
+	utf8     bool
+}
+
+func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
+	if s.draining.Load() {
+		return nil, errShuttingDown
+	}
+	nc := c.Conn()
+	_, isTLS := c.TLSConnectionState()
+	peerIP := "unknown"
+	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		peerIP = ta.IP.String()
+	}
+	return &session{
+		srv:      s,
+		conn:     c,
+		tc:       tracked(nc),
+		log:      s.log.With("remote", nc.RemoteAddr().String()),
+		loopback: s.cfg.isLoopback(nc.LocalAddr(), nc.RemoteAddr()),
+		tls:      isTLS,
+		helo:     sanitizeDomain(c.Hostname()),
+		peerIP:   peerIP,
+	}, nil
+}
+
+// mayAuth reports whether credentials may cross this connection: only
+// under TLS, or on loopback where nobody can listen in.
+func (s *session) mayAuth() bool { return s.tls || s.loopback }
+
+// AuthMechanisms lists PLAIN and LOGIN where AUTH is allowed and users are
+// configured; an empty list keeps go-smtp from advertising AUTH at all.
+func (s *session) AuthMechanisms() []string {
+	if !s.mayAuth() || len(s.srv.cfg.Users) == 0 {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+// Auth starts a SASL exchange for mech.
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	if !s.mayAuth() {
+		s.log.Warn("submission: AUTH refused before STARTTLS")
+		return nil, errEncryptionRequired
+	}
+	if len(s.srv.cfg.Users) == 0 {
+		return nil, smtp.ErrAuthUnsupported
+	}
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, user, pass string) error {
+			if identity != "" && identity != user {
+				return s.authFailed(user, "authorization identity differs from user")
+			}
+			return s.checkLogin(user, pass)
+		}), nil
+	case sasl.Login:
+		return &loginServer{check: s.checkLogin}, nil
+	}
+	return nil, smtp.ErrAuthUnknownMechanism
+}
+
+// checkLogin verifies a user's password and records the user on success.
+func (s *session) checkLogin(user, pass string) error {
+	if !s.srv.checkPassword(user, pass) {
+		return s.authFailed(user, "wrong user name or password")
+	}
+	s.user = user
+	s.log = s.log.With("user", user)
+	s.log.Info("submission: authenticated")
+	return nil
+}
+
+// authFailed logs a failed attempt, naming the user but never the
+// password, and returns the 535 reply.
+func (s *session) authFailed(user, why string) error {
+	s.log.Warn("submission: authentication failed", "user", logSafe(user, 64), "reason", why)
+	return smtp.ErrAuthFailed
+}
+
+// authorized reports whether this session may submit mail.
+func (s *session) authorized() bool {
+	return s.user != "" || (s.srv.cfg.AllowNoAuthOnLoopback && s.loopback)
+}
+
+// Mail starts a transaction after checking authentication and the sender.
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if !s.authorized() {
+		s.log.Warn("submission: MAIL refused without authentication")
+		return errAuthRequired
+	}
+	if err := checkAddress(from, opts.UTF8, true); err != nil {
+		return senderError(err)
+	}
+	if s.tc != nil && !s.tc.begin() {
+		return errShuttingDown
+	}
+	s.tx = &transaction{
+		from:     from,
+		seen:     make(map[string]bool),
+		body8bit: opts.Body == smtp.Body8BitMIME,
+		utf8:     opts.UTF8,
+	}
+	return nil
+}
+
+// Rcpt adds a recipient; a repeated one is accepted and kept once.
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if !s.authorized() || s.tx == nil {
+		return errAuthRequired
+	}
+	if err := checkAddress(to, s.tx.utf8, false); err != nil {
+		return recipientError(err)
+	}
+	key := dedupKey(to)
+	if !s.tx.seen[key] {
+		s.tx.seen[key] = true
+		s.tx.rcpts = append(s.tx.rcpts, to)
+	}
+	return nil
+}
+
+// Reset ends the transaction; go-smtp calls it after the reply to DATA or
+// BDAT LAST has been written, on RSET, EHLO and STARTTLS.
+func (s *session) Reset() {
+	if s.tx != nil {
+		s.tx = nil
+		if s.tc != nil {
+			s.tc.end()
+		}
+	}
+}
+
+// Logout ends the session.
+func (s *session) Logout() error {
+	s.Reset()
+	return nil
+}
+
+// dedupKey compares addresses with the domain case-folded; the local part
+// is case-sensitive by RFC 5321.
+func dedupKey(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return addr
+	}
+	return addr[:i] + strings.ToLower(addr[i:])
+}
+
+// traceID names one transaction in the Received header and logs, before
+// the store has given the message its id.
+func traceID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
