@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"strings"
@@ -125,7 +126,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	case "PLAIN":
 		return sasl.NewPlainServer(func(_, u, p string) error {
 			if u != s.be.user || p != s.be.pass {
-				return errors.New("bad credentials")
+				return errBadCreds
 			}
 			ok(u)
 			return nil
@@ -158,7 +159,7 @@ func (l *loginServer) Next(resp []byte) ([]byte, bool, error) {
 		return []byte("Password:"), false, nil
 	}
 	if l.user != l.be.user || string(resp) != l.be.pass {
-		return nil, true, errors.New("bad credentials")
+		return nil, true, errBadCreds
 	}
 	l.ok(l.user)
 	return nil, true, nil
@@ -179,7 +180,7 @@ func (c *cramServer) Next(resp []byte) ([]byte, bool, error) {
 	m := hmac.New(md5.New, []byte(c.be.pass))
 	m.Write([]byte(c.chal))
 	if string(resp) != c.be.user+" "+hex.EncodeToString(m.Sum(nil)) {
-		return nil, true, errors.New("bad credentials")
+		return nil, true, errBadCreds
 	}
 	c.ok(c.be.user)
 	return nil, true, nil
@@ -194,7 +195,7 @@ type xoauth2Server struct {
 
 func (x *xoauth2Server) Next(resp []byte) ([]byte, bool, error) {
 	if x.failed {
-		return nil, true, errors.New("bad token")
+		return nil, true, errBadCreds
 	}
 	want := "user=" + x.be.user + "\x01auth=Bearer " + x.be.token + "\x01\x01"
 	if string(resp) != want {
@@ -294,6 +295,7 @@ func startServer(t testing.TB, be *backend, hide []string, configure func(*gosmt
 	}
 	srv := gosmtp.NewServer(be)
 	srv.Domain = "test.local"
+	srv.ErrorLog = log.New(io.Discard, "", 0)
 	srv.AllowInsecureAuth = true
 	srv.ReadTimeout = 10 * time.Second
 	srv.WriteTimeout = 10 * time.Second
@@ -430,3 +432,5 @@ func (tt *testTranscript) text() string {
 	defer tt.mu.Unlock()
 	return strings.Join(tt.lines, "\n")
 }
+
+var errBadCreds = &gosmtp.SMTPError{Code: 535, EnhancedCode: gosmtp.EnhancedCode{5, 7, 8}, Message: "bad credentials"}
