@@ -1,0 +1,199 @@
+// Package api serves outbox's HTTP JSON API: submit messages (composed
+// from JSON fields, from a named template, or uploaded ready-made), read
+// their delivery status, and steer the queue (retry, cancel).
+//
+// Every error is answered as JSON, {"error": "one sentence", "field": "to[2]"},
+// with a 4xx status for anything the client can fix. Bad input never
+// stores anything and never yields a 500.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/outbox-mail/outbox"
+	"github.com/outbox-mail/outbox/templates"
+)
+
+// Defaults for Config.
+const (
+	DefaultMaxMessageSize = 25 << 20
+	DefaultMaxRecipients  = 1000
+)
+
+// Config configures the API handler. Client is required.
+type Config struct {
+	// Client is the outbox the API submits to and reads from.
+	Client *outbox.Client
+	// Tokens are the accepted bearer tokens. Empty means no authentication;
+	// the daemon allows that only on a loopback address.
+	Tokens []string
+	// MaxMessageSize bounds a request body, JSON or raw, in bytes
+	// (default 25 MiB). It is enforced while reading.
+	MaxMessageSize int64
+	// MaxRecipients bounds to+cc+bcc of one message (default 1000).
+	MaxRecipients int
+	// Templates are the templates a JSON message may name; nil means none.
+	Templates *templates.Set
+	// Logger receives server-side failures (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Handler is the API's http.Handler.
+type Handler struct {
+	cfg    Config
+	client *outbox.Client
+	tokens [][sha256.Size]byte
+	log    *slog.Logger
+	mux    *http.ServeMux
+}
+
+// New returns the API handler for cfg.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("api: Config.Client is required")
+	}
+	if cfg.MaxMessageSize <= 0 {
+		cfg.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if cfg.MaxRecipients <= 0 {
+		cfg.MaxRecipients = DefaultMaxRecipients
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	h := &Handler{cfg: cfg, client: cfg.Client, log: cfg.Logger, mux: http.NewServeMux()}
+	for _, t := range cfg.Tokens {
+		if t == "" {
+			return nil, errors.New("api: empty API token")
+		}
+		// Comparing digests makes the comparison independent of the
+		// tokens' lengths as well as their contents.
+		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
+	}
+	h.routes()
+	return h, nil
+}
+
+func (h *Handler) routes() {
+	auth := h.requireToken
+	h.mux.HandleFunc("GET /healthz", h.healthz)
+	h.mux.HandleFunc("GET /readyz", h.readyz)
+	h.mux.Handle("POST /v1/messages", auth(h.postMessage))
+	h.mux.Handle("GET /v1/messages", auth(h.listMessages))
+	h.mux.Handle("POST /v1/messages/raw", auth(h.postRaw))
+	h.mux.Handle("GET /v1/messages/{id}", auth(h.getMessage))
+	h.mux.Handle("POST /v1/messages/{id}/retry", auth(h.retryMessage))
+	h.mux.Handle("POST /v1/messages/{id}/cancel", auth(h.cancelMessage))
+	// Method-less twins answer other methods with a JSON 405 instead of
+	// ServeMux's plain-text one.
+	h.mux.Handle("/healthz", notAllowed("GET, HEAD"))
+	h.mux.Handle("/readyz", notAllowed("GET, HEAD"))
+	h.mux.Handle("/v1/messages", notAllowed("GET, HEAD, POST"))
+	h.mux.Handle("/v1/messages/{id}", notAllowed("GET, HEAD"))
+	h.mux.Handle("/v1/messages/{id}/retry", notAllowed("POST"))
+	h.mux.Handle("/v1/messages/{id}/cancel", notAllowed("POST"))
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &apiError{Status: http.StatusNotFound, Msg: "No such API endpoint: " + r.URL.Path + "."})
+	})
+}
+
+// ServeHTTP serves the API. A panic in a handler is logged and answered
+// with a 500 rather than taking the daemon down.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rw := &trackingWriter{ResponseWriter: w}
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v == http.ErrAbortHandler {
+			panic(v)
+		}
+		h.log.Error("api: handler panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+		if !rw.wrote {
+			writeError(rw, errInternal)
+		}
+	}()
+	h.mux.ServeHTTP(rw, r)
+}
+
+// trackingWriter records whether a response was started, so that panic
+// recovery does not write a second status line.
+type trackingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (t *trackingWriter) WriteHeader(code int) {
+	t.wrote = true
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *trackingWriter) Write(p []byte) (int, error) {
+	t.wrote = true
+	return t.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+// requireToken wraps next with bearer-token authentication, unless no
+// tokens are configured.
+func (h *Handler) requireToken(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(h.tokens) > 0 && !h.validToken(r.Header.Get("Authorization")) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="outbox"`)
+			writeError(w, &apiError{Status: http.StatusUnauthorized,
+				Msg: "A valid API token is required: send it as \"Authorization: Bearer TOKEN\"."})
+			return
+		}
+		next(w, r)
+	})
+}
+
+// validToken checks an Authorization header against every configured
+// token in constant time, without stopping at the first match.
+func (h *Handler) validToken(header string) bool {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	match := 0
+	for i := range h.tokens {
+		match |= subtle.ConstantTimeCompare(sum[:], h.tokens[i][:])
+	}
+	return match == 1
+}
+
+func notAllowed(allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, &apiError{Status: http.StatusMethodNotAllowed,
+			Msg: "Method " + r.Method + " is not allowed here; use " + allow + "."})
+	})
+}
+
+func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz reports whether the store answers a cheap query.
+func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
+	// A store that hangs is as unready as one that fails.
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := h.client.Store().Counts(ctx); err != nil {
+		h.log.Warn("api: readiness check failed", "err", err)
+		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Msg: "The message store is not reachable."})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

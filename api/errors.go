@@ -1,0 +1,159 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/outbox-mail/outbox/message"
+	"github.com/outbox-mail/outbox/queue"
+)
+
+// apiError is an error answered to the client as JSON.
+type apiError struct {
+	Status int    `json:"-"`
+	Msg    string `json:"error"`
+	Field  string `json:"field,omitempty"`
+}
+
+func (e *apiError) Error() string { return e.Msg }
+
+// errInternal is the only thing a client learns of a server-side failure;
+// the details go to the log.
+var errInternal = &apiError{Status: http.StatusInternalServerError,
+	Msg: "The server failed to handle the request; it has been logged."}
+
+func badRequest(field, format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Field: field, Msg: sentence(fmt.Sprintf(format, args...))}
+}
+
+func unprocessable(field, format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusUnprocessableEntity, Field: field, Msg: sentence(fmt.Sprintf(format, args...))}
+}
+
+// sentence makes s start with a capital and end with a full stop.
+func sentence(s string) string {
+	if s == "" {
+		return s
+	}
+	if c := s[0]; c >= 'a' && c <= 'z' {
+		s = string(c-'a'+'A') + s[1:]
+	}
+	if !strings.HasSuffix(s, ".") {
+		s += "."
+	}
+	return s
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // the client may have gone; nothing to do about it
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	writeJSON(w, e.Status, e)
+}
+
+// tooLarge reports whether err comes from reading past the body limit.
+func tooLarge(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
+}
+
+func tooLargeError(limit int64) *apiError {
+	return &apiError{Status: http.StatusRequestEntityTooLarge,
+		Msg: fmt.Sprintf("The request body is larger than the limit of %d bytes.", limit)}
+}
+
+// decodeError explains a failure of json.Decoder.Decode on the request.
+func decodeError(err error, limit int64) *apiError {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case tooLarge(err):
+		return tooLargeError(limit)
+	case errors.Is(err, io.EOF):
+		return badRequest("", "the request body is empty; a JSON object was expected")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("", "the JSON body ends before the object is complete")
+	case errors.As(err, &syn):
+		return badRequest("", "malformed JSON at byte %d: %s", syn.Offset, strings.TrimPrefix(syn.Error(), "json: "))
+	case errors.As(err, &typ):
+		field := jsonFieldName(typ.Field)
+		return badRequest(field, "%s must be %s, not a JSON %s", orBody(field), jsonKind(typ.Type.String()), typ.Value)
+	}
+	// DisallowUnknownFields has no typed error; its message is stable
+	// ("json: unknown field \"name\"").
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name = strings.Trim(name, `"`)
+		return badRequest(name, "unknown field %q", name)
+	}
+	return badRequest("", "the request body is not valid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+func orBody(field string) string {
+	if field == "" {
+		return "the body"
+	}
+	return field
+}
+
+// jsonFieldName turns encoding/json's dotted path into the API's own, in
+// which the path of template data keys is kept as given.
+func jsonFieldName(f string) string { return f }
+
+// jsonKind names a Go type the way a JSON client thinks of it.
+func jsonKind(goType string) string {
+	switch {
+	case goType == "string":
+		return "a string"
+	case goType == "bool":
+		return "true or false"
+	case strings.HasPrefix(goType, "[]"), goType == "api.addrList":
+		return "an array of strings"
+	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "api."), strings.HasPrefix(goType, "struct"):
+		return "an object"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "float"):
+		return "a number"
+	}
+	return "of type " + goType
+}
+
+// enqueueError maps an error from the outbox client to a response: field
+// errors found by message validation are the client's; anything else is
+// the server's and is logged, not shown.
+func enqueueError(log *slog.Logger, err error, limit int64, fields func(string) string) *apiError {
+	var fe *message.FieldError
+	switch {
+	case tooLarge(err):
+		return tooLargeError(limit)
+	case errors.As(err, &fe):
+		field := fields(fe.Field)
+		return unprocessable(field, "%s: %v", field, fe.Err)
+	case errors.Is(err, queue.ErrInvalid):
+		return unprocessable("", "%s", strings.TrimPrefix(err.Error(), "queue: "))
+	case errors.Is(err, context.Canceled):
+		// The client went away mid-request; the answer goes nowhere.
+		return &apiError{Status: 499, Msg: "The request was cancelled."}
+	}
+	return storeError(log, err)
+}
+
+// storeError answers a failure of the store without revealing it.
+func storeError(log *slog.Logger, err error) *apiError {
+	log.Error("api: store failure", "err", err)
+	if errors.Is(err, queue.ErrClosed) || errors.Is(err, context.DeadlineExceeded) {
+		return &apiError{Status: http.StatusServiceUnavailable,
+			Msg: "The message store is unavailable; try again later."}
+	}
+	return errInternal
+}

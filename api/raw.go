@@ -1,0 +1,212 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"strings"
+
+	"github.com/outbox-mail/outbox/message"
+	"github.com/outbox-mail/outbox/queue"
+)
+
+// maxHeaderBlock bounds the header block of a raw message, the only part
+// read into memory; the body streams into the store.
+const maxHeaderBlock = 256 << 10
+
+// postRaw queues a ready RFC 5322 message given as the request body.
+//
+// The envelope comes from the query (from, repeated to) or, for whatever
+// the query leaves out, from the message's headers: From (or Sender when
+// From holds several mailboxes) and To, Cc and Bcc. Bcc header fields are
+// always removed from the stored message, as sendmail -t and Postfix do:
+// a Bcc recipient must not be revealed to the others, whichever way the
+// envelope was given.
+func (h *Handler) postRaw(w http.ResponseWriter, r *http.Request) {
+	limit := h.cfg.MaxMessageSize
+	br := bufio.NewReaderSize(http.MaxBytesReader(w, r.Body, limit), 32<<10)
+	hdr, stripped, err := readHeaderBlock(br)
+	if err != nil {
+		if tooLarge(err) {
+			writeError(w, tooLargeError(limit))
+		} else {
+			writeError(w, badRequest("", "%v", err))
+		}
+		return
+	}
+	nm, e := h.rawEnvelope(r.URL.Query(), hdr)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	if nm.IdempotencyKey = r.Header.Get("Idempotency-Key"); len(nm.IdempotencyKey) > 200 {
+		writeError(w, badRequest("Idempotency-Key", "the Idempotency-Key header must be at most 200 characters"))
+		return
+	}
+	nm.Body = io.MultiReader(bytes.NewReader(stripped), br)
+	id, err := h.client.EnqueueRaw(r.Context(), nm)
+	if err != nil {
+		writeError(w, enqueueError(h.log, err, limit, func(f string) string { return f }))
+		return
+	}
+	writeJSON(w, http.StatusAccepted, accepted{ID: id, Status: "queued"})
+}
+
+// readHeaderBlock reads the header block up to and including the empty
+// line that ends it (or to the end of a message that has no body). It
+// returns the block as read and the block without Bcc fields.
+func readHeaderBlock(br *bufio.Reader) (hdr, stripped []byte, err error) {
+	var line []byte
+	inBcc := false
+	for {
+		line, err = readLine(br, maxHeaderBlock-len(hdr))
+		if err != nil && err != io.EOF {
+			return nil, nil, err
+		}
+		if len(hdr) == 0 && len(line) == 0 {
+			return nil, nil, errors.New("the request body is empty; an RFC 5322 message was expected")
+		}
+		hdr = append(hdr, line...)
+		blank := len(bytes.TrimRight(line, "\r\n")) == 0
+		if !blank && line[0] != ' ' && line[0] != '\t' {
+			name, _, _ := bytes.Cut(line, []byte(":"))
+			inBcc = strings.EqualFold(strings.TrimSpace(string(name)), "bcc")
+		}
+		if !inBcc || blank {
+			stripped = append(stripped, line...)
+		}
+		if blank || err == io.EOF {
+			return hdr, stripped, nil
+		}
+	}
+}
+
+// readLine reads one line of at most max bytes, its end included.
+func readLine(br *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(line)+len(chunk) > max {
+			return nil, fmt.Errorf("the message's header block is longer than %d bytes", maxHeaderBlock)
+		}
+		line = append(line, chunk...)
+		if err != bufio.ErrBufferFull {
+			return line, err
+		}
+	}
+}
+
+// rawEnvelope works out the envelope and subject of a raw message.
+func (h *Handler) rawEnvelope(q url.Values, hdr []byte) (queue.NewMessage, *apiError) {
+	// A header block without its closing empty line still parses.
+	parsed, err := mail.ReadMessage(io.MultiReader(bytes.NewReader(hdr), strings.NewReader("\r\n")))
+	if err != nil {
+		return queue.NewMessage{}, unprocessable("", "the message header is malformed: %v", err)
+	}
+	header := parsed.Header
+	env := &message.Message{}
+	if e := rawSender(q, header, env); e != nil {
+		return queue.NewMessage{}, e
+	}
+	if e := rawRecipients(q, header, env); e != nil {
+		return queue.NewMessage{}, e
+	}
+	from, rcpts := env.Envelope()
+	if len(rcpts) > h.cfg.MaxRecipients {
+		return queue.NewMessage{}, unprocessable("to", "too many recipients: %d given, at most %d allowed", len(rcpts), h.cfg.MaxRecipients)
+	}
+	nm := queue.NewMessage{From: from, Recipients: rcpts, Subject: decodeSubject(header.Get("Subject"))}
+	if env.NeedsSMTPUTF8() {
+		nm.Tags = map[string]string{"smtputf8": "1"}
+	}
+	return nm, nil
+}
+
+// rawSender sets env.From from the query or the From/Sender header.
+func rawSender(q url.Values, header mail.Header, env *message.Message) *apiError {
+	if s := q.Get("from"); s != "" {
+		a, err := message.ParseAddress(s)
+		if err != nil {
+			return unprocessable("from", "from: %v", err)
+		}
+		env.From = a
+		return nil
+	}
+	name := "From"
+	list, err := parseHeaderList(header, name)
+	if err == nil && len(list) > 1 {
+		// RFC 5322 names the Sender as the one responsible for a message
+		// with several authors.
+		name = "Sender"
+		list, err = parseHeaderList(header, name)
+	}
+	switch {
+	case err != nil:
+		return unprocessable("header."+name, "the %s header: %v", name, err)
+	case len(list) != 1:
+		return unprocessable("from", "no sender: give ?from= or a From header with one address")
+	}
+	env.From = list[0]
+	return nil
+}
+
+// rawRecipients sets env's recipients from the query's to parameters or
+// the To, Cc and Bcc headers.
+func rawRecipients(q url.Values, header mail.Header, env *message.Message) *apiError {
+	if tos := q["to"]; len(tos) > 0 {
+		for i, s := range tos {
+			a, err := message.ParseAddress(s)
+			if err != nil {
+				field := fmt.Sprintf("to[%d]", i)
+				return unprocessable(field, "%s: %v", field, err)
+			}
+			env.To = append(env.To, a)
+		}
+		return nil
+	}
+	for _, f := range []struct {
+		name string
+		out  *[]message.Address
+	}{{"To", &env.To}, {"Cc", &env.Cc}, {"Bcc", &env.Bcc}} {
+		list, err := parseHeaderList(header, f.name)
+		if err != nil {
+			return unprocessable("header."+f.name, "the %s header: %v", f.name, err)
+		}
+		*f.out = list
+	}
+	if len(env.To)+len(env.Cc)+len(env.Bcc) == 0 {
+		return unprocessable("to", "no recipients: give ?to= or To, Cc or Bcc headers")
+	}
+	return nil
+}
+
+// parseHeaderList parses every field of that name as an address list.
+func parseHeaderList(header mail.Header, name string) ([]message.Address, error) {
+	var out []message.Address
+	for _, v := range header[name] {
+		if strings.TrimSpace(v) == "" {
+			continue
+		}
+		list, err := message.ParseAddressList(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, list...)
+	}
+	return out, nil
+}
+
+// decodeSubject decodes encoded words for listing; the stored message
+// keeps its header as given.
+func decodeSubject(s string) string {
+	if d, err := new(mime.WordDecoder).DecodeHeader(s); err == nil {
+		s = d
+	}
+	return strings.Join(strings.Fields(s), " ")
+}

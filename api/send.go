@@ -1,0 +1,257 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/outbox-mail/outbox"
+	"github.com/outbox-mail/outbox/message"
+	"github.com/outbox-mail/outbox/templates"
+)
+
+// accepted is the body of a 202 answer to a submission.
+type accepted struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+// postMessage composes a message from JSON fields and queues it. The
+// answer is sent only after the store has committed the message.
+func (h *Handler) postMessage(w http.ResponseWriter, r *http.Request) {
+	limit := h.cfg.MaxMessageSize
+	body := http.MaxBytesReader(w, r.Body, limit)
+	var req sendRequest
+	defer req.release()
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	dec.UseNumber() // template data numbers print as written, not as 1e+06
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, decodeError(err, limit))
+		return
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if tooLarge(err) {
+			writeError(w, tooLargeError(limit))
+		} else {
+			writeError(w, badRequest("", "unexpected data after the JSON object"))
+		}
+		return
+	}
+	msg, opts, aerr := h.buildMessage(&req, r.Header.Get("Idempotency-Key"))
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	id, err := h.client.Enqueue(r.Context(), msg, opts)
+	if err != nil {
+		writeError(w, enqueueError(h.log, err, limit, req.fieldName))
+		return
+	}
+	writeJSON(w, http.StatusAccepted, accepted{ID: id, Status: "queued"})
+}
+
+// release frees the temporary files of decoded attachments.
+func (req *sendRequest) release() {
+	for i := range req.Attachments {
+		req.Attachments[i].Content.release()
+	}
+}
+
+// fieldName maps a message.FieldError field to the request's own name:
+// custom headers are named by key, since the request gives them as an
+// object.
+func (req *sendRequest) fieldName(f string) string {
+	if rest, ok := strings.CutPrefix(f, "headers["); ok {
+		if i, err := strconv.Atoi(strings.TrimSuffix(rest, "]")); err == nil && i < len(req.Headers) {
+			return headerField(req.Headers[i][0])
+		}
+	}
+	return f
+}
+
+func headerField(name string) string {
+	if strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		return "headers." + strconv.Quote(name)
+	}
+	return "headers." + name
+}
+
+// buildMessage checks the request and turns it into a message.
+func (h *Handler) buildMessage(req *sendRequest, idemKey string) (*message.Message, *outbox.EnqueueOptions, *apiError) {
+	if e := req.checkLineBreaks(); e != nil {
+		return nil, nil, e
+	}
+	opts, e := req.options(idemKey)
+	if e != nil {
+		return nil, nil, e
+	}
+	if n := len(req.To) + len(req.Cc) + len(req.Bcc); n > h.cfg.MaxRecipients {
+		return nil, nil, unprocessable("to", "too many recipients: %d given in to, cc and bcc, at most %d allowed", n, h.cfg.MaxRecipients)
+	}
+	m := &message.Message{Subject: req.Subject, Text: req.Text, HTML: req.HTML, Headers: req.Headers}
+	if e := req.addresses(m); e != nil {
+		return nil, nil, e
+	}
+	if req.Template != nil {
+		if e := h.render(req, m); e != nil {
+			return nil, nil, e
+		}
+	}
+	for i := range req.Attachments {
+		a, e := req.Attachments[i].toMessage(i, h)
+		if e != nil {
+			return nil, nil, e
+		}
+		m.Attachments = append(m.Attachments, a)
+	}
+	return m, opts, nil
+}
+
+// checkLineBreaks refuses CR or LF in any field that becomes a header
+// line, naming the field: a line break there is how header injection is
+// attempted.
+func (req *sendRequest) checkLineBreaks() *apiError {
+	check := func(field, v string) *apiError {
+		if strings.ContainsAny(v, "\r\n") {
+			return unprocessable(field, "%s contains a line break (CR or LF), which a header cannot hold", field)
+		}
+		return nil
+	}
+	fields := []struct {
+		name string
+		v    string
+	}{{"from", req.From}, {"subject", req.Subject}}
+	lists := []struct {
+		name string
+		l    addrList
+	}{{"to", req.To}, {"cc", req.Cc}, {"bcc", req.Bcc}, {"reply_to", req.ReplyTo}}
+	for _, l := range lists {
+		for i, v := range l.l {
+			fields = append(fields, struct {
+				name string
+				v    string
+			}{fmt.Sprintf("%s[%d]", l.name, i), v})
+		}
+	}
+	for _, f := range fields {
+		if e := check(f.name, f.v); e != nil {
+			return e
+		}
+	}
+	for _, hv := range req.Headers {
+		if e := check(headerField(hv[0]), hv[0]+hv[1]); e != nil {
+			return e
+		}
+	}
+	for i, a := range req.Attachments {
+		p := fmt.Sprintf("attachments[%d].", i)
+		for _, f := range [][2]string{{"filename", a.Filename}, {"content_type", a.ContentType}, {"content_id", a.ContentID}} {
+			if e := check(p+f[0], f[1]); e != nil {
+				return e
+			}
+		}
+	}
+	return nil
+}
+
+// options reads send_at and the idempotency key.
+func (req *sendRequest) options(idemKey string) (*outbox.EnqueueOptions, *apiError) {
+	opts := &outbox.EnqueueOptions{IdempotencyKey: idemKey}
+	if len(idemKey) > 200 || strings.ContainsFunc(idemKey, func(r rune) bool { return r < ' ' || r >= 0x7f }) {
+		return nil, badRequest("Idempotency-Key", "the Idempotency-Key header must be at most 200 printable ASCII characters")
+	}
+	if req.SendAt != "" {
+		t, err := time.Parse(time.RFC3339, req.SendAt)
+		if err != nil {
+			return nil, unprocessable("send_at", "send_at %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", req.SendAt)
+		}
+		opts.SendAt = t
+	}
+	return opts, nil
+}
+
+// addresses parses from, to, cc, bcc and reply_to into m.
+func (req *sendRequest) addresses(m *message.Message) *apiError {
+	if strings.TrimSpace(req.From) == "" {
+		return unprocessable("from", "from is required")
+	}
+	a, err := message.ParseAddress(req.From)
+	if err != nil {
+		return unprocessable("from", "from: %v", err)
+	}
+	m.From = a
+	lists := []struct {
+		name string
+		in   addrList
+		out  *[]message.Address
+	}{{"to", req.To, &m.To}, {"cc", req.Cc, &m.Cc}, {"bcc", req.Bcc, &m.Bcc}, {"reply_to", req.ReplyTo, &m.ReplyTo}}
+	for _, l := range lists {
+		for i, s := range l.in {
+			field := fmt.Sprintf("%s[%d]", l.name, i)
+			a, err := message.ParseAddress(s)
+			if err != nil {
+				return unprocessable(field, "%s: %v", field, err)
+			}
+			*l.out = append(*l.out, a)
+		}
+	}
+	if len(m.To)+len(m.Cc)+len(m.Bcc) == 0 {
+		return unprocessable("to", "at least one recipient is required in to, cc or bcc")
+	}
+	return nil
+}
+
+// render fills m's subject and bodies from the named template; fields
+// given explicitly in the request win over the template's.
+func (h *Handler) render(req *sendRequest, m *message.Message) *apiError {
+	name := req.Template.Name
+	if name == "" {
+		return unprocessable("template.name", "template.name is required when template is given")
+	}
+	if h.cfg.Templates == nil {
+		return unprocessable("template.name", "no template named %q: this server has no templates", name)
+	}
+	subject, text, html, err := h.cfg.Templates.Render(name, req.Template.Data)
+	var nf *templates.NotFoundError
+	var md *templates.MissingDataError
+	switch {
+	case errors.As(err, &nf):
+		return unprocessable("template.name", "no template named %q (known: %s)", name, strings.Join(h.cfg.Templates.Names(), ", "))
+	case errors.As(err, &md):
+		return unprocessable("template.data."+md.Key, "template %q needs the data field %q", name, md.Key)
+	case err != nil:
+		return unprocessable("template.data", "template %q cannot be rendered with this data: %v", name, errors.Unwrap(err))
+	}
+	if m.Subject == "" {
+		m.Subject = subject
+	}
+	if m.Text == "" && m.HTML == "" {
+		m.Text, m.HTML = text, html
+	}
+	return nil
+}
+
+// toMessage turns the i-th attachment into a message attachment.
+func (a *attachment) toMessage(i int, h *Handler) (message.Attachment, *apiError) {
+	field := fmt.Sprintf("attachments[%d].content", i)
+	if a.Content.spillErr != nil {
+		h.log.Error("api: spooling an attachment", "err", a.Content.spillErr)
+		return message.Attachment{}, errInternal
+	}
+	if a.Content.err != nil {
+		return message.Attachment{}, unprocessable(field, "%s is not valid base64: %v", field, a.Content.err)
+	}
+	r, err := a.Content.reader()
+	if err != nil {
+		h.log.Error("api: rewinding an attachment", "err", err)
+		return message.Attachment{}, errInternal
+	}
+	return message.Attachment{Filename: a.Filename, ContentType: a.ContentType,
+		Content: r, Inline: a.Inline, ContentID: a.ContentID}, nil
+}
