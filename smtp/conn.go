@@ -265,11 +265,19 @@ func (c *Client) fail(stage string, err error) error {
 	return ce
 }
 
-// ctxErr prefers the context's error as cause when ctx ended.
+// ctxErr prefers the context's error as cause when ctx ended (or its
+// deadline, which also bounds the connection's deadlines, has passed).
 func (c *Client) ctxErr(ctx context.Context, err error) error {
 	var ce *ConnError
-	if ctx.Err() != nil && errors.As(err, &ce) {
-		ce.Err = fmt.Errorf("%w (%v)", context.Cause(ctx), ce.Err)
+	if err == nil || !errors.As(err, &ce) {
+		return err
+	}
+	cause := context.Cause(ctx)
+	if dl, ok := ctx.Deadline(); cause == nil && ok && !time.Now().Before(dl) {
+		cause = context.DeadlineExceeded
+	}
+	if cause != nil && !errors.Is(ce.Err, cause) {
+		ce.Err = fmt.Errorf("%w (%v)", cause, ce.Err)
 	}
 	return err
 }
