@@ -24,63 +24,90 @@ func recipientError(err error) error {
 		Message: "Invalid recipient address: " + err.Error()}
 }
 
-// checkAddress checks that addr is an RFC 5321 Mailbox (local@domain):
-// go-smtp has only split the path, taking the domain as anything up to '>'.
-// The null sender is allowed for MAIL only. Non-ASCII needs SMTPUTF8.
-func checkAddress(addr string, utf8OK, sender bool) error {
+// checkAddress checks that addr is an RFC 5321 Mailbox (local@domain) and
+// returns it in canonical form: go-smtp has only split the path (taking the
+// domain as anything up to '>') and has removed the quotes of a quoted
+// local part, which are put back here. The null sender is allowed for MAIL
+// only. Non-ASCII needs SMTPUTF8.
+func checkAddress(addr string, utf8OK, sender bool) (string, error) {
 	if addr == "" {
 		if sender {
-			return nil
+			return "", nil
 		}
-		return addrError("the address is empty")
+		return "", addrError("the address is empty")
 	}
 	if len(addr) > 254 {
-		return addrError("the address is longer than 254 octets")
+		return "", addrError("the address is longer than 254 octets")
 	}
 	for _, r := range addr {
 		if r < 0x20 || r == 0x7f {
-			return addrError("the address contains a control character (CR, LF or other)")
+			return "", addrError("the address contains a control character (CR, LF or other)")
 		}
 		if r >= 0x80 && !utf8OK {
-			return addrError("the address has non-ASCII characters but MAIL did not give SMTPUTF8")
+			return "", addrError("the address has non-ASCII characters but MAIL did not give SMTPUTF8")
 		}
 	}
 	if !utf8.ValidString(addr) {
-		return addrError("the address is not valid UTF-8")
+		return "", addrError("the address is not valid UTF-8")
 	}
 	at := strings.LastIndexByte(addr, '@')
 	if at < 0 {
-		return addrError("the address has no domain (expected local-part@domain)")
+		return "", addrError("the address has no domain (expected local-part@domain)")
 	}
-	if err := checkLocalPart(addr[:at]); err != nil {
-		return err
+	local := canonicalLocal(addr[:at])
+	if err := checkLocalPart(local); err != nil {
+		return "", err
 	}
-	return checkDomain(addr[at+1:])
+	if err := checkDomain(addr[at+1:]); err != nil {
+		return "", err
+	}
+	return local + addr[at:], nil
+}
+
+// canonicalLocal quotes a local part that is not a dot-string, as RFC 5321
+// §4.1.2 asks, escaping backslash and quote.
+func canonicalLocal(local string) string {
+	if isDotString(local) {
+		return local
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range local {
+		if r == '"' || r == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+func isDotString(local string) bool {
+	for _, atom := range strings.Split(local, ".") {
+		if atom == "" {
+			return false
+		}
+		for _, r := range atom {
+			if !isAtext(r) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func checkLocalPart(local string) error {
 	switch {
-	case local == "":
+	case local == "" || local == `""`:
 		return addrError("the local part (before @) is empty")
 	case len(local) > 64:
 		return addrError("the local part (before @) is longer than 64 octets")
 	case local[0] == '"':
 		return checkQuoted(local)
 	}
-	for _, atom := range strings.Split(local, ".") {
-		if atom == "" {
-			return addrError("the local part has an empty dot-separated part")
-		}
-		for _, r := range atom {
-			if !isAtext(r) {
-				return addrError("the local part has a character not allowed unquoted: " + printable(r))
-			}
-		}
-	}
 	return nil
 }
 
-// checkQuoted accepts an RFC 5321 Quoted-string local part.
 func checkQuoted(q string) error {
 	if len(q) < 2 || q[len(q)-1] != '"' {
 		return addrError("the quoted local part is not closed")

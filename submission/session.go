@@ -133,7 +133,8 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		s.log.Warn("submission: MAIL refused without authentication")
 		return errAuthRequired
 	}
-	if err := checkAddress(from, opts.UTF8, true); err != nil {
+	from, err := checkAddress(from, opts.UTF8, true)
+	if err != nil {
 		return senderError(err)
 	}
 	if s.tc != nil && !s.tc.begin() {
@@ -153,7 +154,8 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if !s.authorized() || s.tx == nil {
 		return errAuthRequired
 	}
-	if err := checkAddress(to, s.tx.utf8, false); err != nil {
+	to, err := checkAddress(to, s.tx.utf8, false)
+	if err != nil {
 		return recipientError(err)
 	}
 	key := dedupKey(to)
