@@ -1,0 +1,129 @@
+package message
+
+import (
+	"mime"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// checkEncodedHeader asserts the properties every encoded header must
+// have: it decodes back to value, lines stay within 78 columns unless a
+// single token cannot be broken, and no encoded word holds a partial
+// UTF-8 sequence.
+func checkEncodedHeader(t *testing.T, name, value, out string) {
+	t.Helper()
+	if !strings.HasSuffix(out, "\r\n") || !strings.HasPrefix(out, name+":") {
+		t.Fatalf("malformed field %q", out)
+	}
+	body := strings.TrimSuffix(out, "\r\n")
+	lines := strings.Split(body, "\r\n")
+	for i, l := range lines {
+		if strings.ContainsAny(l, "\r\n") {
+			t.Fatalf("bare CR or LF in %q", out)
+		}
+		if i > 0 && !strings.HasPrefix(l, " ") {
+			t.Fatalf("continuation line without leading space in %q", out)
+		}
+		if len(l) > foldWidth && !unbreakable(l) {
+			t.Fatalf("line %d is %d columns: %q", i, len(l), l)
+		}
+		for _, w := range strings.Fields(l) {
+			if strings.HasPrefix(w, "=?") {
+				checkWord(t, w)
+			}
+		}
+	}
+	unfolded := strings.TrimPrefix(strings.ReplaceAll(body, "\r\n", ""), name+": ")
+	got, err := (&mime.WordDecoder{}).DecodeHeader(unfolded)
+	if err != nil {
+		t.Fatalf("decode %q: %v", unfolded, err)
+	}
+	if got != value {
+		t.Fatalf("encoded %q as %q, which decodes to %q", value, out, got)
+	}
+}
+
+func checkWord(t *testing.T, w string) {
+	t.Helper()
+	if len(w) > maxWordLen {
+		t.Fatalf("encoded word of %d characters: %q", len(w), w)
+	}
+	s, err := (&mime.WordDecoder{}).Decode(w)
+	if err != nil {
+		t.Fatalf("word %q: %v", w, err)
+	}
+	if !utf8.ValidString(s) {
+		t.Fatalf("word %q splits a UTF-8 sequence: %q", w, s)
+	}
+}
+
+func TestEncodeHeader(t *testing.T) {
+	tests := []string{
+		"", "Hello world", "Hello  world", " leading", "trailing ", "tab\there",
+		"你好，世界！这是一个很长的主题行，用来测试折叠和编码是否正确处理多字节字符",
+		"こんにちは世界", "🎉🎊🥳" + strings.Repeat("🍰", 40), "مرحبا بالعالم", "שלום עולם",
+		"looks =?utf-8?q?encoded?= but is not",
+		strings.Repeat("word ", 40),
+		strings.Repeat("x", 200),
+		"Café crème — naïve façade résumé, déjà vu at the coöperative's soirée",
+	}
+	for _, name := range []string{"Subject", "X-A-Rather-Long-Custom-Header-Name-For-Testing-Folding-Room"} {
+		for _, v := range tests {
+			out, err := encodeHeader(name, v)
+			if err != nil {
+				t.Fatalf("encodeHeader(%q): %v", v, err)
+			}
+			checkEncodedHeader(t, name, v, out)
+		}
+	}
+}
+
+func TestEncodeHeaderRejects(t *testing.T) {
+	for _, v := range []string{"a\r\nBcc: x@y.z", "a\nb", "a\rb", "nul\x00", "\xff\xfe"} {
+		if out, err := encodeHeader("Subject", v); err == nil {
+			t.Errorf("encodeHeader(%q) = %q, want an error", v, out)
+		}
+	}
+}
+
+func TestFilenameParams(t *testing.T) {
+	for _, fn := range []string{
+		"report.pdf", `quote " and \ backslash.txt`, strings.Repeat("long-name-", 25) + ".pdf",
+		"报告 2026年 第一季度.pdf", strings.Repeat("日本語", 50) + ".txt", "🎉.png",
+	} {
+		toks := filenameParams("filename", fn)
+		header := "attachment; " + strings.Join(toks, "; ")
+		_, params, err := mime.ParseMediaType(header)
+		if err != nil {
+			t.Fatalf("%q: %v", header, err)
+		}
+		if params["filename"] != fn {
+			t.Errorf("filename %q came back as %q from %q", fn, params["filename"], header)
+		}
+		for _, tok := range toks {
+			if len(tok) > foldWidth-2 {
+				t.Errorf("parameter of %d columns: %q", len(tok), tok)
+			}
+		}
+	}
+}
+
+func FuzzEncodeHeader(f *testing.F) {
+	for _, s := range []string{
+		"Hello", "你好世界", "🎉 party", "  spaces  ", "=?utf-8?q?x?=", "a\tb", "مرحبا", strings.Repeat("é", 100),
+		strings.Repeat("abc ", 30), "x\x01y",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out, err := encodeHeader("Subject", s)
+		if err != nil {
+			if !strings.ContainsAny(s, "\r\n\x00") && utf8.ValidString(s) {
+				t.Fatalf("encodeHeader(%q) refused a valid value: %v", s, err)
+			}
+			return
+		}
+		checkEncodedHeader(t, "Subject", s, out)
+	})
+}
