@@ -29,11 +29,23 @@ var errInternal = &apiError{Status: http.StatusInternalServerError,
 	Msg: "The server failed to handle the request; it has been logged."}
 
 func badRequest(field, format string, args ...any) *apiError {
-	return &apiError{Status: http.StatusBadRequest, Field: field, Msg: sentence(fmt.Sprintf(format, args...))}
+	return &apiError{Status: http.StatusBadRequest, Field: field, Msg: fieldSentence(field, fmt.Sprintf(format, args...))}
 }
 
 func unprocessable(field, format string, args ...any) *apiError {
-	return &apiError{Status: http.StatusUnprocessableEntity, Field: field, Msg: sentence(fmt.Sprintf(format, args...))}
+	return &apiError{Status: http.StatusUnprocessableEntity, Field: field, Msg: fieldSentence(field, fmt.Sprintf(format, args...))}
+}
+
+// fieldSentence is sentence, except that a message opening with the name
+// of its field keeps that name as the client spells it.
+func fieldSentence(field, s string) string {
+	if field == "" || !strings.HasPrefix(s, field) {
+		return sentence(s)
+	}
+	if !strings.HasSuffix(s, ".") {
+		s += "."
+	}
+	return s
 }
 
 // sentence makes s start with a capital and end with a full stop.

@@ -33,9 +33,12 @@ func (h *Handler) postRaw(w http.ResponseWriter, r *http.Request) {
 	br := bufio.NewReaderSize(http.MaxBytesReader(w, r.Body, limit), 32<<10)
 	hdr, stripped, err := readHeaderBlock(br)
 	if err != nil {
-		if tooLarge(err) {
+		switch {
+		case tooLarge(err):
 			writeError(w, tooLargeError(limit))
-		} else {
+		case errors.Is(err, errHeaderTooLarge):
+			writeError(w, &apiError{Status: http.StatusRequestEntityTooLarge, Msg: sentence(err.Error())})
+		default:
 			writeError(w, badRequest("", "%v", err))
 		}
 		return
@@ -87,13 +90,15 @@ func readHeaderBlock(br *bufio.Reader) (hdr, stripped []byte, err error) {
 	}
 }
 
+var errHeaderTooLarge = fmt.Errorf("the message's header block is longer than %d bytes", maxHeaderBlock)
+
 // readLine reads one line of at most max bytes, its end included.
 func readLine(br *bufio.Reader, max int) ([]byte, error) {
 	var line []byte
 	for {
 		chunk, err := br.ReadSlice('\n')
 		if len(line)+len(chunk) > max {
-			return nil, fmt.Errorf("the message's header block is longer than %d bytes", maxHeaderBlock)
+			return nil, errHeaderTooLarge
 		}
 		line = append(line, chunk...)
 		if err != bufio.ErrBufferFull {
