@@ -300,4 +300,3 @@ func TestAuthFailure(t *testing.T) {
 		t.Fatalf("no common mechanism: %v", err)
 	}
 }
-

@@ -114,8 +114,8 @@ func TestCRLFAndDotStuffing(t *testing.T) {
 func TestParseRelayURL(t *testing.T) {
 	cases := []struct {
 		in, addr, user, pass, str, err string
-		implicit                        bool
-		policy                          TLSPolicy
+		implicit                       bool
+		policy                         TLSPolicy
 	}{
 		{in: "smtp://mail.test", addr: "mail.test:587", str: "smtp://mail.test:587"},
 		{in: "smtps://u:p@mail.test", addr: "mail.test:465", user: "u", pass: "p", implicit: true, str: "smtps://u:***@mail.test:465"},
@@ -128,6 +128,7 @@ func TestParseRelayURL(t *testing.T) {
 		{in: "smtp://h:99999", err: "invalid port"},
 		{in: "smtp://h?starttls=maybe", err: `starttls="maybe"`},
 		{in: "smtp://h?tls=1", err: `unknown parameter "tls"`},
+		{in: "smtp://h?insecure_auth=maybe", err: "insecure_auth"},
 		{in: "smtps://h?starttls=off", err: "does not apply"},
 		{in: "smtp://u:secret@h/path", err: "unexpected path"},
 		{in: "smtp://u:sec%zzret@h", err: "invalid URL escape"},
@@ -148,7 +149,11 @@ func TestParseRelayURL(t *testing.T) {
 			t.Errorf("%q: got %+v %q", tc.in, r, r.String())
 		}
 	}
-	r, _ := ParseRelayURL("smtp://u:p@h")
+	r, _ := ParseRelayURL("smtp://u:p@h?starttls=off&insecure_auth=true")
+	if !r.AllowInsecureAuth || !r.Options(nil).AllowInsecureAuth || r.String() != "smtp://u:***@h:587?insecure_auth=true&starttls=off" {
+		t.Fatalf("insecure_auth: %+v %s", r, r)
+	}
+	r, _ = ParseRelayURL("smtp://u:p@h")
 	if o := r.Options(&Options{LocalName: "me"}); o.Username != "u" || o.Password != "p" || o.LocalName != "me" || o.withDefaults().StartTLS != TLSRequired {
 		t.Fatalf("options %+v", o)
 	}

@@ -18,6 +18,9 @@ type Relay struct {
 	StartTLS    TLSPolicy // TLSDefault when the URL does not say
 	Username    string
 	Password    string
+	// AllowInsecureAuth (?insecure_auth=true) permits credentials without
+	// TLS, e.g. to a relay on loopback.
+	AllowInsecureAuth bool
 }
 
 // ParseRelayURL parses a relay URL; the error names what is wrong.
@@ -82,6 +85,12 @@ func (r *Relay) parseQuery(q url.Values) error {
 			default:
 				return fmt.Errorf("relay URL: starttls=%q: want required, opportunistic or off", v[len(v)-1])
 			}
+		case "insecure_auth":
+			b, err := strconv.ParseBool(v[len(v)-1])
+			if err != nil {
+				return fmt.Errorf("relay URL: insecure_auth=%q: want true or false", v[len(v)-1])
+			}
+			r.AllowInsecureAuth = b
 		default:
 			return fmt.Errorf("relay URL: unknown parameter %q", k)
 		}
@@ -116,9 +125,14 @@ func (r *Relay) String() string {
 			u.User = url.User(r.Username)
 		}
 	}
+	q := url.Values{}
 	if r.StartTLS != TLSDefault {
-		u.RawQuery = "starttls=" + r.StartTLS.String()
+		q.Set("starttls", r.StartTLS.String())
 	}
+	if r.AllowInsecureAuth {
+		q.Set("insecure_auth", "true")
+	}
+	u.RawQuery = q.Encode()
 	return strings.Replace(u.String(), "%2A%2A%2A", redacted, 1)
 }
 
@@ -134,5 +148,6 @@ func (r *Relay) Options(base *Options) *Options {
 		o.StartTLS = r.StartTLS
 	}
 	o.Username, o.Password = r.Username, r.Password
+	o.AllowInsecureAuth = o.AllowInsecureAuth || r.AllowInsecureAuth
 	return &o
 }
