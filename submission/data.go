@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/textproto"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-message/charset"
@@ -19,6 +20,10 @@ import (
 
 // headerPeek bounds how much of a message is looked at for its Subject.
 const headerPeek = 64 << 10
+
+// peekPool recycles the header-peek buffers: one 64 KiB allocation per
+// message would dominate the garbage of small submissions.
+var peekPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, headerPeek) }}
 
 var errStore = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
 	Message: "Temporary failure storing the message, try again later"}
@@ -32,7 +37,9 @@ func (s *session) Data(r io.Reader) error {
 		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "No valid recipients"}
 	}
 	src := &readErr{r: r}
-	br := bufio.NewReaderSize(src, headerPeek)
+	br := peekPool.Get().(*bufio.Reader)
+	br.Reset(src)
+	defer func() { br.Reset(nil); peekPool.Put(br) }()
 	// Peek fills the buffer without consuming it: br re-emits these bytes.
 	head, _ := br.Peek(headerPeek)
 	trace := traceID()
