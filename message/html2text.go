@@ -74,9 +74,7 @@ func (c *textConv) start(tok html.Token, selfClosing bool) {
 	if c.skip > 0 {
 		return
 	}
-	if n := blockBreaks[a]; n > 0 {
-		c.need(n)
-	}
+	c.need(c.breaksFor(a))
 	switch a {
 	case atom.Br:
 		c.b.WriteString("\n")
@@ -126,9 +124,17 @@ func (c *textConv) end(tok html.Token) {
 	case atom.A:
 		c.closeLink()
 	}
-	if n := blockBreaks[a]; n > 0 {
-		c.need(n)
+	c.need(c.breaksFor(a))
+}
+
+// breaksFor is the line breaks owed around element a; a list nested in a
+// list item continues it rather than starting a paragraph.
+func (c *textConv) breaksFor(a atom.Atom) int {
+	n := blockBreaks[a]
+	if (a == atom.Ul || a == atom.Ol) && len(c.lists) > 0 && n > 1 {
+		n = 1
 	}
+	return n
 }
 
 // item starts a list item with its bullet or number, indented by depth.
