@@ -39,7 +39,8 @@ func unprocessable(field, format string, args ...any) *apiError {
 // fieldSentence is sentence, except that a message opening with the name
 // of its field keeps that name as the client spells it.
 func fieldSentence(field, s string) string {
-	if field == "" || !strings.HasPrefix(s, field) {
+	rest, ok := strings.CutPrefix(s, field)
+	if field == "" || !ok || rest != "" && strings.IndexByte(":. [", rest[0]) < 0 {
 		return sentence(s)
 	}
 	if !strings.HasSuffix(s, ".") {
@@ -100,7 +101,7 @@ func decodeError(err error, limit int64) *apiError {
 	case errors.As(err, &syn):
 		return badRequest("", "malformed JSON at byte %d: %s", syn.Offset, strings.TrimPrefix(syn.Error(), "json: "))
 	case errors.As(err, &typ):
-		field := jsonFieldName(typ.Field)
+		field := typ.Field
 		return badRequest(field, "%s must be %s, not a JSON %s", orBody(field), jsonKind(typ.Type.String()), typ.Value)
 	}
 	// DisallowUnknownFields has no typed error; its message is stable
@@ -119,9 +120,6 @@ func orBody(field string) string {
 	return field
 }
 
-// jsonFieldName turns encoding/json's dotted path into the API's own, in
-// which the path of template data keys is kept as given.
-func jsonFieldName(f string) string { return f }
 
 // jsonKind names a Go type the way a JSON client thinks of it.
 func jsonKind(goType string) string {
