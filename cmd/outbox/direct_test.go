@@ -25,7 +25,9 @@ type directSink struct {
 	pass   string
 }
 
-func (s *directSink) NewSession(*gosmtp.Conn) (gosmtp.Session, error) { return &directSinkSession{s: s}, nil }
+func (s *directSink) NewSession(*gosmtp.Conn) (gosmtp.Session, error) {
+	return &directSinkSession{s: s}, nil
+}
 
 type directSinkSession struct {
 	s    *directSink
