@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net/textproto"
 	"strings"
 	"sync"
 	"time"
@@ -137,7 +136,9 @@ var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
 
 // subjectOf returns the decoded Subject from the start of a message, or ""
 // when the header block does not end within head (and the message is
-// longer), so a truncated line is never taken for the subject.
+// longer), so a truncated line is never taken for the subject. It reads the
+// header block leniently (net/textproto refuses control characters that
+// real mail carries): only the Subject field matters here.
 func subjectOf(head []byte, whole bool) string {
 	end := headerEnd(head)
 	if end < 0 {
@@ -146,16 +147,27 @@ func subjectOf(head []byte, whole bool) string {
 		}
 		end = len(head)
 	}
-	block := append(bytes.Clone(head[:end]), "\r\n\r\n"...)
-	h, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(block))).ReadMIMEHeader()
-	if err != nil && len(h) == 0 {
-		return ""
+	var subj []byte
+	in := false // inside the Subject field, reading continuation lines
+	for _, line := range bytes.Split(head[:end], []byte("\n")) {
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if in && len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+			subj = append(subj, line...)
+			continue
+		}
+		if in {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if ok && strings.EqualFold(string(bytes.TrimSpace(name)), "Subject") {
+			subj, in = append(subj, value...), true
+		}
 	}
-	subj := h.Get("Subject")
-	if dec, err := wordDecoder.DecodeHeader(subj); err == nil {
-		subj = dec
+	text := strings.Join(strings.Fields(string(subj)), " ")
+	if dec, err := wordDecoder.DecodeHeader(text); err == nil {
+		text = dec
 	}
-	return logSafe(strings.TrimSpace(subj), 998)
+	return logSafe(text, 998)
 }
 
 // headerEnd returns the length of the header block (without the blank

@@ -17,9 +17,14 @@ var (
 		Message: "Authentication required"}
 	errEncryptionRequired = &smtp.SMTPError{Code: 538, EnhancedCode: smtp.EnhancedCode{5, 7, 11},
 		Message: "Encryption required for authentication: use STARTTLS first"}
+	errTooManyFailures = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
+		Message: "Too many failed authentication attempts"}
 	errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2},
 		Message: "Server shutting down, try again later"}
 )
+
+// maxAuthFailures is how many failed AUTH attempts a session is allowed.
+const maxAuthFailures = 3
 
 // session is one client connection's SMTP state, from EHLO (and again after
 // STARTTLS, which starts a new session) to the connection's end.
@@ -33,6 +38,7 @@ type session struct {
 	helo     string
 	peerIP   string
 	user     string // authenticated user name, empty before AUTH
+	failures int    // failed AUTH attempts in this session
 
 	tx *transaction // the message under way, nil between messages
 }
@@ -90,6 +96,10 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	if len(s.srv.cfg.Users) == 0 {
 		return nil, smtp.ErrAuthUnsupported
 	}
+	// Guessing passwords costs a new connection every few attempts.
+	if s.failures >= maxAuthFailures {
+		return nil, errTooManyFailures
+	}
 	switch mech {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(identity, user, pass string) error {
@@ -118,6 +128,7 @@ func (s *session) checkLogin(user, pass string) error {
 // authFailed logs a failed attempt, naming the user but never the
 // password, and returns the 535 reply.
 func (s *session) authFailed(user, why string) error {
+	s.failures++
 	s.log.Warn("submission: authentication failed", "user", logSafe(user, 64), "reason", why)
 	return smtp.ErrAuthFailed
 }
