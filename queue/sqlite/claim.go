@@ -67,7 +67,7 @@ func (s *Store) Claim(ctx context.Context, owner string, limit int, lease time.D
 	for i := range out {
 		out[i].Recipients = rcpts[out[i].ID]
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.commit(tx); err != nil {
 		return nil, s.wrap("claim", err)
 	}
 	return out, nil
@@ -125,7 +125,7 @@ func (s *Store) Release(ctx context.Context, owner string, ids []string) error {
 			return s.wrap("release", err)
 		}
 	}
-	return s.wrap("release", tx.Commit())
+	return s.wrap("release", s.commit(tx))
 }
 
 // NextDue is the earliest of the next attempt of waiting messages and the

@@ -42,7 +42,7 @@ func (s *Store) Complete(ctx context.Context, owner string, results []queue.Resu
 			errs[i] = queue.ErrLeaseLost
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.commit(tx); err != nil {
 		return nil, s.wrap("complete", err)
 	}
 	return errs, nil
@@ -151,7 +151,7 @@ func (s *Store) Retry(ctx context.Context, id string, includeFailed bool) error 
 	if err != nil {
 		return s.wrap("retry", err)
 	}
-	return s.wrap("retry", tx.Commit())
+	return s.wrap("retry", s.commit(tx))
 }
 
 // Cancel stops delivery of a message that is not final: open recipients
@@ -186,7 +186,7 @@ func (s *Store) Cancel(ctx context.Context, id string) error {
 	if err != nil {
 		return s.wrap("cancel", err)
 	}
-	return s.wrap("cancel", tx.Commit())
+	return s.wrap("cancel", s.commit(tx))
 }
 
 // messageStatus reads a message's status within tx; ErrNotFound if absent.

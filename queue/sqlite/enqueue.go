@@ -184,24 +184,51 @@ func (s *Store) spool(p *pending, body io.Reader) error {
 func (s *Store) writer() {
 	defer s.writerW.Done()
 	buf := make([]byte, s.opts.ChunkSize)
+	prev := 0
 	for req := range s.reqs {
-		batch := []*enqueueReq{req}
-		size := req.p.size
-	drain:
-		for len(batch) < s.opts.BatchMessages && size < s.opts.BatchBytes {
+		batch := s.gather(req, prev)
+		s.commitBatch(batch, buf)
+		prev = len(batch)
+	}
+}
+
+// maxLinger bounds how long the writer waits for producers it expects.
+const maxLinger = time.Millisecond
+
+// gather collects a batch starting with first. The producers answered by
+// the last commit come back a moment later with their next message; taking
+// only what is already queued would split them over two commits (two
+// fsyncs), so while the batch is smaller than the last one the writer
+// lingers briefly for them. With one producer it never waits.
+func (s *Store) gather(first *enqueueReq, prev int) []*enqueueReq {
+	batch := []*enqueueReq{first}
+	size := first.p.size
+	var linger <-chan time.Time
+	for len(batch) < s.opts.BatchMessages && size < s.opts.BatchBytes {
+		var r *enqueueReq
+		var ok bool
+		select {
+		case r, ok = <-s.reqs:
+		default:
+			if len(batch) >= prev {
+				return batch
+			}
+			if linger == nil {
+				linger = time.After(maxLinger)
+			}
 			select {
-			case r, ok := <-s.reqs:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-				size += r.p.size
-			default:
-				break drain
+			case r, ok = <-s.reqs:
+			case <-linger:
+				return batch
 			}
 		}
-		s.commitBatch(batch, buf)
+		if !ok {
+			return batch
+		}
+		batch = append(batch, r)
+		size += r.p.size
 	}
+	return batch
 }
 
 // commitBatch writes batch in one transaction. If that fails, each message
@@ -256,9 +283,11 @@ func (s *Store) insertBatch(ctx context.Context, batch []*enqueueReq, buf []byte
 			return nil, err
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.commit(tx); err != nil {
 		return nil, err
 	}
+	s.commits.Add(1)
+	s.committed.Add(int64(len(batch)))
 	return ids, nil
 }
 
