@@ -137,7 +137,9 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 	}
 	var t sql.NullInt64
 	err := s.rdb.QueryRowContext(ctx, `SELECT MIN(t) FROM (
-		SELECT MIN(next_attempt_at) AS t FROM messages WHERE status IN ('queued', 'deferred')
+		SELECT MIN(next_attempt_at) AS t FROM messages WHERE status = 'queued'
+		UNION ALL
+		SELECT MIN(next_attempt_at) FROM messages WHERE status = 'deferred'
 		UNION ALL
 		SELECT MIN(lease_expires_at) FROM messages WHERE status = 'sending')`).Scan(&t)
 	if err != nil {

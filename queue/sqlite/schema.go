@@ -29,12 +29,10 @@ CREATE TABLE messages (
 	lease_expires_at INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 
--- Claiming scans only waiting rows in due order.
-CREATE INDEX messages_due ON messages (next_attempt_at)
-	WHERE status IN ('queued', 'deferred');
--- Expired leases are found without scanning finished mail.
-CREATE INDEX messages_lease ON messages (lease_expires_at)
-	WHERE status = 'sending';
+-- Claiming and NextDue read only the due part of each waiting status, and
+-- expired leases are found without scanning finished mail.
+CREATE INDEX messages_due ON messages (status, next_attempt_at);
+CREATE INDEX messages_lease ON messages (status, lease_expires_at);
 -- Listing by status, newest first (ids are UUIDv7, so id order is time order).
 CREATE INDEX messages_status_id ON messages (status, id);
 

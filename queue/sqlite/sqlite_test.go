@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/outbox-mail/outbox/queue"
 	"github.com/outbox-mail/outbox/queue/queuetest"
@@ -78,60 +79,69 @@ func TestDurableAcrossReopen(t *testing.T) {
 	}
 }
 
-func TestEnqueueTx(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "app.db")
+// openAppDB opens an application's own database with a table of its own
+// and the outbox schema migrated into it (twice: Migrate is idempotent).
+func openAppDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
 	db, err := sql.Open("sqlite", dsn(path, "_pragma=journal_mode(WAL)"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	if _, err := db.Exec(`CREATE TABLE orders (id INTEGER PRIMARY KEY, what TEXT)`); err != nil {
 		t.Fatal(err)
 	}
-	if err := Migrate(ctx, db); err != nil {
-		t.Fatalf("Migrate: %v", err)
+	for range 2 {
+		if err := Migrate(context.Background(), db); err != nil {
+			t.Fatalf("Migrate: %v", err)
+		}
 	}
-	if err := Migrate(ctx, db); err != nil {
-		t.Fatalf("second Migrate: %v", err)
-	}
-	msg := func(body string) queue.NewMessage {
-		return queue.NewMessage{From: "shop@x.test", Recipients: []string{"buyer@x.test"}, Body: strings.NewReader(body)}
-	}
-	// Rolled back: neither the order nor the mail exists.
+	return db
+}
+
+// placeOrder writes an order and its mail in one transaction, then commits
+// or rolls back.
+func placeOrder(t *testing.T, db *sql.DB, body string, commit bool) string {
+	t.Helper()
+	ctx := context.Background()
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx.Exec(`INSERT INTO orders (what) VALUES ('lost')`)
-	lost, err := EnqueueTx(ctx, tx, msg(strings.Repeat("r", 600<<10)))
-	if err != nil {
-		t.Fatalf("EnqueueTx: %v", err)
-	}
-	if err := tx.Rollback(); err != nil {
+	if _, err := tx.Exec(`INSERT INTO orders (what) VALUES ('x')`); err != nil {
 		t.Fatal(err)
 	}
-	// Committed: both exist.
-	tx, err = db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx.Exec(`INSERT INTO orders (what) VALUES ('kept')`)
-	body := strings.Repeat("c", 600<<10)
-	kept, err := EnqueueTx(ctx, tx, msg(body))
+	id, err := EnqueueTx(ctx, tx, queue.NewMessage{From: "shop@x.test",
+		Recipients: []string{"buyer@x.test"}, Body: strings.NewReader(body)})
 	if err != nil {
 		t.Fatalf("EnqueueTx: %v", err)
 	}
 	if _, err := EnqueueTx(ctx, tx, queue.NewMessage{Body: strings.NewReader("x")}); !errors.Is(err, queue.ErrInvalid) {
 		t.Errorf("EnqueueTx without recipients: %v, want ErrInvalid", err)
 	}
-	if err := tx.Commit(); err != nil {
+	if commit {
+		err = tx.Commit()
+	} else {
+		err = tx.Rollback()
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
-	var chunks int
+	return id
+}
+
+func TestEnqueueTx(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "app.db")
+	db := openAppDB(t, path)
+	lost := placeOrder(t, db, strings.Repeat("r", 600<<10), false)
+	body := strings.Repeat("c", 600<<10)
+	kept := placeOrder(t, db, body, true)
+	var chunks, orders int
 	db.QueryRow(`SELECT COUNT(*) FROM body_chunks WHERE message_id = ?`, lost).Scan(&chunks)
-	if chunks != 0 {
-		t.Errorf("rolled-back message left %d body chunks", chunks)
+	db.QueryRow(`SELECT COUNT(*) FROM orders`).Scan(&orders)
+	if chunks != 0 || orders != 1 {
+		t.Errorf("after one rollback and one commit: %d chunks of the lost mail, %d orders", chunks, orders)
 	}
 	// A store opened on the application's database sees the committed mail.
 	s := openTest(t, path)
@@ -145,7 +155,7 @@ func TestEnqueueTx(t *testing.T) {
 	if m.Size != int64(len(body)) || m.Status != queue.StatusQueued {
 		t.Errorf("committed message size %d status %s", m.Size, m.Status)
 	}
-	c, err := s.Claim(ctx, "w", 10, 60e9)
+	c, err := s.Claim(ctx, "w", 10, time.Minute)
 	if err != nil || len(c) != 1 || c[0].ID != kept {
 		t.Fatalf("Claim = %v %v, want the committed message", c, err)
 	}
@@ -224,5 +234,46 @@ func TestBodyAlwaysWithRow(t *testing.T) {
 	q(`PRAGMA foreign_keys`, &fk)
 	if fk != 1 {
 		t.Error("foreign keys are off on the read pool")
+	}
+}
+
+// TestBatchFailureIsolated hands the writer a batch in which one message
+// cannot be inserted (its id collides with a stored message): the batch
+// transaction fails, and the retry one by one still commits the others.
+func TestBatchFailureIsolated(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "queue.db"))
+	existing, err := s.Enqueue(ctx, queue.NewMessage{Recipients: []string{"a@x.test"}, Body: strings.NewReader("first")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := func(body string) *enqueueReq {
+		p, err := prepare(queue.NewMessage{Recipients: []string{"b@x.test"}, Body: strings.NewReader(body)}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.mem, p.size = []byte(body), int64(len(body))
+		return &enqueueReq{p: p, done: make(chan enqueueResult, 1)}
+	}
+	bad, good := req("bad"), req("good")
+	bad.p.id = existing
+	s.commitBatch([]*enqueueReq{bad, good}, make([]byte, s.opts.ChunkSize))
+	if res := <-bad.done; res.err == nil {
+		t.Errorf("colliding message was accepted as %s", res.id)
+	}
+	res := <-good.done
+	if res.err != nil {
+		t.Fatalf("good message of a failed batch: %v", res.err)
+	}
+	for id, want := range map[string]string{existing: "first", res.id: "good"} {
+		rc, err := s.OpenBody(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(got) != want {
+			t.Errorf("body of %s = %q, want %q", id, got, want)
+		}
 	}
 }
