@@ -27,6 +27,7 @@ type FieldError struct {
 	Err   error
 }
 
+// Error reads like `to[2]: "bob@": missing domain`.
 func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
 
 // Unwrap returns the underlying reason.

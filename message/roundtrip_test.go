@@ -117,6 +117,12 @@ func rtCases() []rtCase {
 			{filename: "logo.png", ctype: "image/png", cid: "logo.png", data: png, inline: true},
 			{filename: "report.pdf", ctype: "application/pdf", data: pdf}},
 			structure: "mixed(related(alternative(text/plain,text/html),image/png),application/pdf)"},
+		{name: "html and attachment", html: "<p>report attached</p>", atts: []attSpec{{filename: "report.pdf", ctype: "application/pdf", data: pdf}},
+			structure: "mixed(alternative(text/plain,text/html),application/pdf)"},
+		{name: "inline with generated cid", text: "t", html: "<p>x</p>", atts: []attSpec{{filename: "a.png", ctype: "image/png", data: png, inline: true}},
+			structure: "related(alternative(text/plain,text/html),image/png)"},
+		{name: "many recipients", to: manyRecipients(), cc: manyRecipients()[:7], text: "x", structure: "text/plain"},
+		{name: "empty body", subject: "nothing to say", structure: "text/plain"},
 		{name: "inline without html", text: "see image", atts: []attSpec{{filename: "logo.png", ctype: "image/png", cid: "logo.png", data: png, inline: true}},
 			structure: "mixed(text/plain,image/png)"},
 		{name: "attachment only", atts: []attSpec{{filename: "a.bin", ctype: "application/octet-stream", data: bin}},
@@ -202,6 +208,9 @@ func compareLeaves(t *testing.T, who string, got, want []leaf, checkName bool) {
 		if w.disp != "" && g.disp != w.disp {
 			t.Errorf("%s: part %d disposition %q, want %q", who, i, g.disp, w.disp)
 		}
+		if w.disp == "inline" && !strings.HasPrefix(g.cid, "<") {
+			t.Errorf("%s: inline part %d has Content-ID %q", who, i, g.cid)
+		}
 		if w.cid != "" && g.cid != w.cid {
 			t.Errorf("%s: part %d Content-ID %q, want %q", who, i, g.cid, w.cid)
 		}
@@ -268,4 +277,13 @@ func checkHeaders(t *testing.T, m *Message, p *parsed) {
 	if !strings.HasPrefix(id, "<") || !strings.HasSuffix(id, "@"+domainOf(m.From)+">") {
 		t.Errorf("Message-ID %q does not carry the sender's domain", id)
 	}
+}
+
+func manyRecipients() []Address {
+	var out []Address
+	for i := range 40 {
+		name := []string{"", "Plain Name", "Doe, Jane", "张伟 the " + strings.Repeat("long ", i%5) + "name", "🎉"}[i%5]
+		out = append(out, Address{name, "user" + strings.Repeat("x", i) + "@example.com"})
+	}
+	return out
 }

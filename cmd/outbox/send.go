@@ -140,19 +140,29 @@ func (o *sendOptions) message() (m *message.Message, closeFiles func(), err erro
 		inline bool
 	}{{o.attach, false}, {o.inline, true}} {
 		for _, path := range att.paths {
-			f, err := openRegular(path)
+			a, f, err := attachment(path, att.inline)
 			if err != nil {
 				return nil, closeFiles, err
 			}
 			files = append(files, f)
-			a := message.Attachment{Filename: filepath.Base(path), Content: f, Inline: att.inline}
-			if att.inline {
-				a.ContentID = a.Filename
-			}
 			m.Attachments = append(m.Attachments, a)
 		}
 	}
 	return m, closeFiles, nil
+}
+
+// attachment opens path as an attachment; an inline one gets its base
+// name as Content-ID, so the HTML can say cid:logo.png.
+func attachment(path string, inline bool) (message.Attachment, *os.File, error) {
+	f, err := openRegular(path)
+	if err != nil {
+		return message.Attachment{}, nil, err
+	}
+	a := message.Attachment{Filename: filepath.Base(path), Content: f, Inline: inline}
+	if inline {
+		a.ContentID = a.Filename
+	}
+	return a, f, nil
 }
 
 // body returns the text given inline or read from file; both is an error.
