@@ -26,9 +26,17 @@ func (c *Client) newMechanism(name string) (*mechanism, error) {
 	user, pass := c.opts.Username, c.opts.Password
 	switch name {
 	case "PLAIN":
+		sent := false
 		return &mechanism{name: name,
 			initial: func() ([]byte, bool) { return []byte("\x00" + user + "\x00" + pass), true },
-			next:    func([]byte) ([]byte, error) { return nil, errors.New("unexpected PLAIN challenge") },
+			next: func([]byte) ([]byte, error) {
+				// A server that ignored the initial response asks again, once.
+				if sent {
+					return nil, errors.New("unexpected PLAIN challenge")
+				}
+				sent = true
+				return []byte("\x00" + user + "\x00" + pass), nil
+			},
 		}, nil
 	case "LOGIN":
 		step := 0

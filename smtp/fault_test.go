@@ -323,3 +323,100 @@ func TestTempFailuresAtEachStep(t *testing.T) {
 		})
 	}
 }
+
+// bdatServer answers MAIL and RCPT with 250 and the k-th BDAT (from 1)
+// with replies[k-1], consuming each chunk; it reports the chunk count.
+func bdatServer(t *testing.T, replies []string, chunks chan<- int) string {
+	return scripted(t, func(c net.Conn, r *bufio.Reader) {
+		ehloPipelined(c, r, "PIPELINING", "CHUNKING")
+		n := 0
+		defer func() { chunks <- n }()
+		for i := 0; i < 10000; i++ {
+			l := expectLine(r)
+			var size int
+			switch {
+			case strings.HasPrefix(l, "MAIL"), strings.HasPrefix(l, "RCPT"), l == "RSET", l == "NOOP":
+				io.WriteString(c, "250 ok\r\n")
+			case strings.HasPrefix(l, "BDAT"):
+				fmt.Sscanf(l, "BDAT %d", &size)
+				if _, err := r.Discard(size); err != nil {
+					return
+				}
+				n++
+				rep := "250 2.0.0 chunk ok\r\n"
+				if n <= len(replies) && replies[n-1] != "" {
+					rep = replies[n-1]
+				}
+				io.WriteString(c, rep)
+			default:
+				return
+			}
+		}
+	})
+}
+
+func TestBDATChunkRejected(t *testing.T) {
+	chunks := make(chan int, 1)
+	addr := bdatServer(t, []string{"", "", "552 5.3.4 message too big\r\n"}, chunks)
+	o := fast()
+	o.ChunkSize = 1000
+	c, err := Dial(ctxT(t), addr, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &Envelope{From: "a@x.test", Recipients: []string{"b@y.test"}}
+	res, err := c.Send(ctxT(t), env, &bodyReader{max: 20000})
+	var e *Error
+	if !errors.As(err, &e) || e.Code != 552 || e.Command != "BDAT" || res.Recipients[0].Err != err || res.Data != nil {
+		t.Fatalf("err = %v, result %+v", err, res.Recipients)
+	}
+	// The session stays usable: the next message is preceded by RSET.
+	if _, err := c.Send(ctxT(t), env, strings.NewReader("small")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if n := <-chunks; n < 4 || n > 3+maxOutstandingChunks+1 {
+		t.Fatalf("%d chunks sent: did not stop soon after the rejection", n)
+	}
+}
+
+func TestSetupRepliesAtEachStep(t *testing.T) {
+	cases := []struct {
+		name   string
+		policy TLSPolicy
+		script []string // replies to EHLO, then to STARTTLS
+		code   int      // 0: success expected
+	}{
+		{"ehlo 421", TLSOpportunistic, []string{"421 4.3.2 busy"}, 421},
+		{"ehlo 554", TLSOpportunistic, []string{"554 5.7.1 no"}, 554},
+		{"starttls 454 required", TLSRequired, []string{"250-x\r\n250 STARTTLS", "454 4.7.0 TLS not available"}, 454},
+		{"starttls 454 opportunistic", TLSOpportunistic, []string{"250-x\r\n250 STARTTLS", "454 4.7.0 TLS not available"}, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := scripted(t, func(c net.Conn, r *bufio.Reader) {
+				io.WriteString(c, "220 hi\r\n")
+				for _, rep := range tc.script {
+					expectLine(r)
+					io.WriteString(c, rep+"\r\n")
+				}
+				readUntil(r, "never")
+			})
+			o := fast()
+			o.StartTLS = tc.policy
+			c, err := Dial(ctxT(t), addr, o)
+			var e *Error
+			switch {
+			case tc.code == 0 && err != nil:
+				t.Fatal(err)
+			case tc.code == 0:
+				if _, ok := c.TLS(); ok {
+					t.Fatal("TLS claimed")
+				}
+				c.Close()
+			case !errors.As(err, &e) || e.Code != tc.code || e.Local:
+				t.Fatalf("err = %v, want %d", err, tc.code)
+			}
+		})
+	}
+}
