@@ -51,11 +51,11 @@ type folder struct {
 	b     strings.Builder
 	col   int  // columns used on the current line
 	limit int  // 0: never fold (used by Address.String)
-	fresh bool // nothing written after the field name yet
+	glue  bool // the next token must stay on this line (after a run of spaces)
 }
 
 func newFolder(name string, limit int) *folder {
-	f := &folder{limit: limit, fresh: true}
+	f := &folder{limit: limit}
 	if name != "" {
 		f.b.WriteString(name)
 		f.b.WriteByte(':')
@@ -68,19 +68,19 @@ func newFolder(name string, limit int) *folder {
 // tok would overflow the current one. A token that is longer than a line
 // is written whole: breaking inside it would change its meaning.
 func (f *folder) token(tok string) {
-	if f.limit > 0 && f.col > 1 && f.col+1+len(tok) > f.limit {
+	glue := f.glue
+	f.glue = false
+	if f.limit > 0 && f.col > 1 && !glue && f.col+1+len(tok) > f.limit {
 		f.b.WriteString("\r\n")
 		f.col = 0
 	} else if f.b.Len() == 0 {
 		f.b.WriteString(tok)
 		f.col = len(tok)
-		f.fresh = false
 		return
 	}
 	f.b.WriteByte(' ')
 	f.b.WriteString(tok)
 	f.col += 1 + len(tok)
-	f.fresh = false
 }
 
 // room is how many columns an encoded word may take on the current line.
@@ -256,9 +256,11 @@ func rawHeader(name, value string) (string, error) {
 			return "", errTooLong
 		}
 		if w == "" {
-			// Keep runs of spaces verbatim: no fold point inside them.
+			// Keep runs of spaces verbatim: a fold inside one would be
+			// collapsed to a single space by unfolding.
 			f.b.WriteByte(' ')
 			f.col++
+			f.glue = true
 			continue
 		}
 		f.token(w)

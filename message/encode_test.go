@@ -127,3 +127,26 @@ func FuzzEncodeHeader(f *testing.F) {
 		checkEncodedHeader(t, "Subject", s, out)
 	})
 }
+
+func TestRawHeaderKeepsSpaceRuns(t *testing.T) {
+	// Parsers collapse the whitespace around a fold, so a run of spaces is
+	// never a fold point; single spaces are, and keep lines within 78.
+	for _, v := range []string{strings.Repeat("token  ", 30) + "end", strings.Repeat("token ", 30) + "end", " lead  and  gaps "} {
+		out, err := rawHeader("X-Spaces", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(out, "\r\n"), "\r\n")
+		for _, l := range lines {
+			if len(lines) > 1 && strings.HasSuffix(l, " ") {
+				t.Fatalf("line ends in a space that unfolding would drop: %q", l)
+			}
+			if len(l) > foldWidth && !strings.Contains(v, "  ") {
+				t.Fatalf("line of %d columns: %q", len(l), l)
+			}
+		}
+		if got := strings.TrimPrefix(strings.ReplaceAll(strings.TrimSuffix(out, "\r\n"), "\r\n", ""), "X-Spaces: "); got != v {
+			t.Errorf("unfolds to %q, want %q", got, v)
+		}
+	}
+}

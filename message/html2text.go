@@ -98,6 +98,9 @@ func (c *textConv) start(tok html.Token, selfClosing bool) {
 			c.text(alt)
 		}
 	case atom.A:
+		// Links do not nest (browsers close the open one), and keeping
+		// the stack flat keeps hostile input from costing O(n²).
+		c.closeLink()
 		c.links = append(c.links, attr(tok, "href"))
 		c.linkTxt = append(c.linkTxt, "")
 	}
@@ -137,6 +140,8 @@ func (c *textConv) breaksFor(a atom.Atom) int {
 	return n
 }
 
+const maxIndent = 8
+
 // item starts a list item with its bullet or number, indented by depth.
 func (c *textConv) item() {
 	c.need(1)
@@ -146,7 +151,9 @@ func (c *textConv) item() {
 		bullet = strconv.Itoa(c.lists[n-1]) + ". "
 	}
 	c.flushBreaks()
-	c.b.WriteString(strings.Repeat("  ", max(0, len(c.lists)-1)) + bullet)
+	// Indentation stops growing at maxIndent levels, so that deeply
+	// nested lists cannot make the output quadratic in the input.
+	c.b.WriteString(strings.Repeat("  ", min(maxIndent, max(0, len(c.lists)-1))) + bullet)
 	c.space = false
 }
 

@@ -1,6 +1,9 @@
 package message
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestHTMLToText(t *testing.T) {
 	tests := []struct{ in, want string }{
@@ -23,6 +26,21 @@ func TestHTMLToText(t *testing.T) {
 	for _, tt := range tests {
 		if got := htmlToText(tt.in); got != tt.want {
 			t.Errorf("htmlToText(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestHTMLToTextHostile feeds deeply nested markup: the output must stay
+// proportional to the input.
+func TestHTMLToTextHostile(t *testing.T) {
+	for _, in := range []string{
+		strings.Repeat("<a href='https://example.com/'>x ", 20000),
+		strings.Repeat("<ul><li>x", 20000),
+		strings.Repeat("<pre>", 20000) + "x" + strings.Repeat("<script>", 20000),
+	} {
+		out := htmlToText(in)
+		if len(out) > 4*len(in) {
+			t.Errorf("%d bytes of HTML gave %d bytes of text", len(in), len(out))
 		}
 	}
 }
