@@ -21,6 +21,7 @@ func newCRLFReader(r io.Reader) *crlfReader {
 	return &crlfReader{r: r, buf: make([]byte, 16<<10)}
 }
 
+// Read returns normalised bytes.
 func (c *crlfReader) Read(p []byte) (int, error) {
 	for len(c.out) == 0 {
 		if c.err != nil {
@@ -85,6 +86,7 @@ type dotWriter struct {
 	n         int64
 }
 
+// Write dot-stuffs p into the buffered writer.
 func (d *dotWriter) Write(p []byte) (int, error) {
 	start := 0
 	for i, b := range p {

@@ -33,6 +33,7 @@ func (d *deadlineConn) arm() error {
 	return nil
 }
 
+// Read reads with a fresh deadline.
 func (d *deadlineConn) Read(p []byte) (int, error) {
 	if err := d.arm(); err != nil {
 		return 0, err
@@ -40,6 +41,7 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 	return d.Conn.Read(p)
 }
 
+// Write writes with a fresh deadline.
 func (d *deadlineConn) Write(p []byte) (int, error) {
 	if err := d.arm(); err != nil {
 		return 0, err
