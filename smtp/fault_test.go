@@ -301,13 +301,14 @@ func TestTempFailuresAtEachStep(t *testing.T) {
 			res, err := c.Send(ctxT(t), &Envelope{From: "a@x.test", Recipients: []string{"b@y.test", "c@y.test"}}, strings.NewReader("x"))
 			var e *Error
 			if s.code == 421 {
-				// 421 then the server hangs up: every recipient is deferred.
+				// 421 then the server hangs up: every recipient gets the
+				// temporary MAIL reply; the call reports the lost connection.
 				if !errors.Is(err, ErrConnection) || res.Mail == nil || res.Mail.Code != 421 {
 					t.Fatalf("err = %v, mail reply %v", err, res.Mail)
 				}
 				for _, rr := range res.Recipients {
-					if !errors.Is(rr.Err, ErrConnection) {
-						t.Fatalf("%s not deferred: %v", rr.Address, rr.Err)
+					if !errors.As(rr.Err, &e) || e.Code != 421 || !e.Temporary() {
+						t.Fatalf("%s not deferred by the MAIL reply: %v", rr.Address, rr.Err)
 					}
 				}
 				return

@@ -81,14 +81,19 @@ func (c *Client) send(ctx context.Context, env *Envelope, body io.Reader, quit b
 	return res, err
 }
 
-// settle gives every undecided recipient the transaction's error.
+// settle gives every undecided recipient the transaction's error (the
+// MAIL rejection when there was one).
 func (t *txn) settle(err error) {
 	if err == nil || t.done {
 		return
 	}
+	fill := err
+	if t.mailErr != nil {
+		fill = t.mailErr // MAIL was refused: that decides every recipient
+	}
 	for i := range t.res.Recipients {
 		if t.res.Recipients[i].Err == nil {
-			t.res.Recipients[i].Err = err
+			t.res.Recipients[i].Err = fill
 		}
 	}
 }
