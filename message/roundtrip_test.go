@@ -179,7 +179,12 @@ func TestRoundTrip(t *testing.T) {
 				t.Errorf("go-message subject %q, want %q", subject, m.Subject)
 			}
 			if len(to) != len(m.To) {
-				t.Errorf("go-message To has %d addresses, want %d", len(to), len(m.To))
+				t.Fatalf("go-message To has %d addresses, want %d", len(to), len(m.To))
+			}
+			for i, a := range m.To {
+				if to[i].Name != a.Name || to[i].Address != wantEmail(t, a.Email) {
+					t.Errorf("go-message To[%d] = %q <%s>, want %q <%s>", i, to[i].Name, to[i].Address, a.Name, wantEmail(t, a.Email))
+				}
 			}
 			compareLeaves(t, "go-message", gl, want, false)
 		})
