@@ -102,19 +102,21 @@ func (c *Client) chooseMechanism() (string, error) {
 }
 
 // auth authenticates, refusing to send credentials in clear text unless
-// Options.AllowInsecureAuth is set.
+// Options.AllowInsecureAuth is set. Local refusals are temporary (454
+// 4.7.0): they come from configuration, which can be fixed, so mail waiting
+// on them is deferred rather than failed.
 func (c *Client) auth() error {
 	if !c.isTLS && !c.opts.AllowInsecureAuth {
-		return &Error{Command: "AUTH", Code: 538, EnhancedCode: EnhancedCode{5, 7, 11},
+		return &Error{Command: "AUTH", Code: 454, EnhancedCode: EnhancedCode{4, 7, 0},
 			Message: "refusing to send credentials without TLS", Local: true}
 	}
 	name, err := c.chooseMechanism()
 	if err != nil {
-		return &Error{Command: "AUTH", Code: 504, EnhancedCode: EnhancedCode{5, 5, 4}, Message: err.Error(), Local: true}
+		return &Error{Command: "AUTH", Code: 454, EnhancedCode: EnhancedCode{4, 7, 0}, Message: err.Error(), Local: true}
 	}
 	m, err := c.newMechanism(name)
 	if err != nil {
-		return &Error{Command: "AUTH", Code: 504, EnhancedCode: EnhancedCode{5, 5, 4}, Message: err.Error(), Local: true}
+		return &Error{Command: "AUTH", Code: 454, EnhancedCode: EnhancedCode{4, 7, 0}, Message: err.Error(), Local: true}
 	}
 	return c.runAuth(m)
 }

@@ -165,7 +165,8 @@ func (c *Client) maybeStartTLS() error {
 	}
 	if _, ok := c.ext["STARTTLS"]; !ok {
 		if c.opts.StartTLS == TLSRequired {
-			return &Error{Command: "STARTTLS", Code: 530, EnhancedCode: EnhancedCode{5, 7, 0},
+			// Temporary, like Postfix's "TLS is required, but was not offered".
+			return &Error{Command: "STARTTLS", Code: 454, EnhancedCode: EnhancedCode{4, 7, 0},
 				Message: "server does not offer STARTTLS and the policy requires it", Local: true}
 		}
 		return nil

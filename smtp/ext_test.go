@@ -169,11 +169,11 @@ func TestTLSPolicies(t *testing.T) {
 	ts := startServer(t, &backend{user: "u", pass: "p", mechs: []string{"PLAIN"}}, nil, nil) // no STARTTLS offered
 	var e *Error
 	_, err := Dial(ctxT(t), ts.Addr, &Options{Username: "u", Password: "p"})
-	if !errors.As(err, &e) || e.Code != 530 || !e.Local {
+	if !errors.As(err, &e) || e.Code != 454 || !e.Local || !e.Temporary() || !strings.Contains(e.Message, "STARTTLS") {
 		t.Fatalf("credentials default to required STARTTLS: %v", err)
 	}
 	_, err = Dial(ctxT(t), ts.Addr, &Options{Username: "u", Password: "p", StartTLS: TLSOpportunistic})
-	if !errors.As(err, &e) || e.Code != 538 {
+	if !errors.As(err, &e) || e.Code != 454 || !e.Local || !strings.Contains(e.Message, "without TLS") {
 		t.Fatalf("credentials in clear text: %v", err)
 	}
 	if _, err := Dial(ctxT(t), ts.Addr, &Options{Username: "u", Password: "p", StartTLS: TLSOff, AllowInsecureAuth: true}); err != nil {

@@ -167,7 +167,7 @@ func TestSendDirectFailures(t *testing.T) {
 		{"bad url", directOptions{Relay: "smtp://" + addr + "?starttls=sometimes", From: "a@x.test", Recipients: []string{"b@y.test"}}, "starttls"},
 		{"no recipients", directOptions{Relay: "smtp://" + addr, From: "a@x.test"}, "recipient"},
 		{"clear-text credentials", directOptions{Relay: "smtp://me:right@" + addr + "?starttls=off", From: "a@x.test", Recipients: []string{"b@y.test"}}, "refusing to send credentials without TLS"},
-		{"starttls required", directOptions{Relay: "smtp://me:right@" + addr, From: "a@x.test", Recipients: []string{"b@y.test"}}, "530 5.7.0"},
+		{"starttls required", directOptions{Relay: "smtp://me:right@" + addr, From: "a@x.test", Recipients: []string{"b@y.test"}}, "454 4.7.0 server does not offer STARTTLS"},
 		{"wrong password", directOptions{Relay: "smtp://me:wrong@" + addr + "?starttls=off&insecure_auth=1", From: "a@x.test", Recipients: []string{"b@y.test"}}, "535 5.7.8 bad credentials"},
 		{"compose fails", directOptions{Relay: "smtp://me:right@" + addr + "?starttls=off&insecure_auth=1", From: "a@x.test", Recipients: []string{"b@y.test"},
 			Compose: func(w io.Writer) error {
