@@ -120,7 +120,6 @@ func orBody(field string) string {
 	return field
 }
 
-
 // jsonKind names a Go type the way a JSON client thinks of it.
 func jsonKind(goType string) string {
 	switch {
