@@ -19,8 +19,8 @@ type Envelope struct {
 	From       string   // reverse path; "" for the null sender <>
 	Recipients []string // forward paths
 	Size       int64    // message size in octets if known (0: unknown)
-	UTF8       bool     // addresses or headers need SMTPUTF8
-	EightBit   bool     // body is 8-bit MIME (BODY=8BITMIME)
+	UTF8       bool     // addresses or headers need SMTPUTF8 (refused locally, 553 5.6.7, if not offered)
+	EightBit   bool     // body is 8-bit MIME: BODY=8BITMIME when offered, else sent as is
 
 	// DSN parameters, sent only when the server offers DSN.
 	DSNReturn DSNReturn // RET=FULL|HDRS

@@ -55,7 +55,7 @@ func TestPoolConcurrent(t *testing.T) {
 }
 
 func TestPoolLimitsAndProbe(t *testing.T) {
-	ts := startServer(t, nil, nil, func(s *gosmtp.Server) { s.ReadTimeout = 300 * time.Millisecond })
+	ts := startServer(t, nil, nil, func(s *gosmtp.Server) { s.ReadTimeout = 700 * time.Millisecond })
 	p := NewPool(&PoolOptions{Addr: ts.Addr, MaxConns: 1, MaxMessages: 2, ProbeAfter: time.Millisecond})
 	t.Cleanup(func() { p.Close() })
 	env := &Envelope{From: "a@x.test", Recipients: []string{"b@y.test"}}
@@ -76,7 +76,7 @@ func TestPoolLimitsAndProbe(t *testing.T) {
 	if s := send(); !strings.Contains(s, "C: EHLO") {
 		t.Fatalf("MaxMessages 2 not applied:\n%s", s)
 	}
-	time.Sleep(500 * time.Millisecond) // the server drops the idle connection
+	time.Sleep(1500 * time.Millisecond) // the server drops the idle connection
 	if s := send(); !strings.Contains(s, "C: NOOP") || !strings.Contains(s, "C: EHLO") {
 		t.Fatalf("dead idle connection not replaced:\n%s", s)
 	}
