@@ -98,6 +98,9 @@ func (s *Store) Release(ctx context.Context, owner string, ids []string) error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	if len(ids) == 0 {
+		return nil
+	}
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrap("release", err)
