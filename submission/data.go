@@ -70,6 +70,12 @@ func (s *session) dataFailed(trace string, src *readErr, err error) error {
 	case src.err == smtp.ErrDataTooLarge:
 		s.log.Warn("submission: message too large", "trace", trace, "limit", s.srv.cfg.MaxMessageSize)
 		return smtp.ErrDataTooLarge
+	case src.err == smtp.ErrTooLongLine:
+		// Permanent: the same message would fail the same way again. go-smtp
+		// then closes the connection, its line reader being past the limit.
+		s.log.Warn("submission: message line too long", "trace", trace)
+		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
+			Message: fmt.Sprintf("Message has a line longer than %d bytes (RFC 5322 allows 998)", s.srv.smtp.MaxLineLength)}
 	case src.err != nil && src.err != io.EOF:
 		s.log.Warn("submission: message transfer failed", "trace", trace, "err", src.err)
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2},

@@ -147,6 +147,24 @@ func TestOversizeMessage(t *testing.T) {
 	}
 }
 
+// A line longer than go-smtp's limit is refused for good (not 4xx, which
+// would make the client retry forever) and nothing is stored.
+func TestLongLineRefused(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.dial()
+	c.must("EHLO client.example", 250)
+	c.must(authPlain(testUser, testPass), 235)
+	c.must("MAIL FROM:<a@example.com>", 250)
+	c.must("RCPT TO:<b@example.com>", 250)
+	code, msg := c.data("Subject: long\r\n\r\n" + strings.Repeat("z", 3000) + "\r\n")
+	if code != 554 || !strings.Contains(msg, "line longer than") {
+		t.Errorf("long line: %d %s, want 554", code, msg)
+	}
+	if n := f.stored(); n != 0 {
+		t.Errorf("%d messages stored", n)
+	}
+}
+
 // A store that cannot take the message gives 451 4.3.0, so the client
 // keeps it and tries again; nothing is stored.
 func TestStoreFailure(t *testing.T) {
