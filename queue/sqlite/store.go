@@ -7,6 +7,15 @@
 // commit (synchronous=FULL). Bodies are spooled before they reach the writer,
 // so a slow producer never holds the write lock, and are stored in chunks in
 // the same transaction as their message row.
+//
+// Layout: the database file at the path given to Open, its -wal and -shm
+// files, and a spool directory beside it (path + ".spool"). Times are stored
+// as unix milliseconds. WAL checkpoints run on a background connection, not
+// inside enqueue commits.
+//
+// The store records ExpiresAt but does not enforce it: giving up on a
+// message that outlived it is the delivery workers' decision, reported
+// through Complete like any other failure.
 package sqlite
 
 import (
@@ -95,7 +104,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: create database directory: %w", err)
 	}
 	spoolDir := path + ".spool"
-	if err := resetSpool(spoolDir); err != nil {
+	if err := resetSpool(spoolDir, opts.Logger); err != nil {
 		return nil, err
 	}
 	s := &Store{opts: opts, spoolDir: spoolDir, log: opts.Logger}
@@ -169,7 +178,10 @@ func dsn(path string, extra ...string) string {
 
 // resetSpool creates the spool directory and empties it: a spool file left
 // behind belongs to an enqueue that was never acknowledged, so it is garbage.
-func resetSpool(dir string) error {
+// A file that cannot be removed (another process opened the same database
+// and is spooling into it, on a system that refuses to remove open files) is
+// left alone: removal is best-effort and never stops Open.
+func resetSpool(dir string, log *slog.Logger) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("sqlite: create spool directory: %w", err)
 	}
@@ -179,7 +191,7 @@ func resetSpool(dir string) error {
 	}
 	for _, e := range entries {
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return fmt.Errorf("sqlite: clean spool directory: %w", err)
+			log.Warn("sqlite: cannot remove leftover spool file", "err", err)
 		}
 	}
 	return nil
