@@ -22,7 +22,8 @@ const maxHeaderBlock = 256 << 10
 
 // postRaw queues a ready RFC 5322 message given as the request body.
 //
-// The envelope comes from the query (from, repeated to) or, for whatever
+// The query may also give send_at (RFC 3339). The envelope comes from the
+// query (from, repeated to) or, for whatever
 // the query leaves out, from the message's headers: From (or Sender when
 // From holds several mailboxes) and To, Cc and Bcc. Bcc header fields are
 // always removed from the stored message, as sendmail -t and Postfix do:
@@ -48,8 +49,12 @@ func (h *Handler) postRaw(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	if nm.IdempotencyKey = r.Header.Get("Idempotency-Key"); len(nm.IdempotencyKey) > 200 {
-		writeError(w, badRequest("Idempotency-Key", "the Idempotency-Key header must be at most 200 characters"))
+	nm.IdempotencyKey = r.Header.Get("Idempotency-Key")
+	if e = checkIdemKey(nm.IdempotencyKey); e == nil {
+		nm.SendAt, e = parseSendAt(r.URL.Query().Get("send_at"))
+	}
+	if e != nil {
+		writeError(w, e)
 		return
 	}
 	nm.Body = io.MultiReader(bytes.NewReader(stripped), br)

@@ -162,18 +162,34 @@ func (req *sendRequest) checkLineBreaks() *apiError {
 
 // options reads send_at and the idempotency key.
 func (req *sendRequest) options(idemKey string) (*outbox.EnqueueOptions, *apiError) {
-	opts := &outbox.EnqueueOptions{IdempotencyKey: idemKey}
-	if len(idemKey) > 200 || strings.ContainsFunc(idemKey, func(r rune) bool { return r < ' ' || r >= 0x7f }) {
-		return nil, badRequest("Idempotency-Key", "the Idempotency-Key header must be at most 200 printable ASCII characters")
+	if e := checkIdemKey(idemKey); e != nil {
+		return nil, e
 	}
-	if req.SendAt != "" {
-		t, err := time.Parse(time.RFC3339, req.SendAt)
-		if err != nil {
-			return nil, unprocessable("send_at", "send_at %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", req.SendAt)
-		}
-		opts.SendAt = t
+	sendAt, e := parseSendAt(req.SendAt)
+	if e != nil {
+		return nil, e
 	}
-	return opts, nil
+	return &outbox.EnqueueOptions{IdempotencyKey: idemKey, SendAt: sendAt}, nil
+}
+
+// checkIdemKey bounds the Idempotency-Key header, which is stored.
+func checkIdemKey(key string) *apiError {
+	if len(key) > 200 || strings.ContainsFunc(key, func(r rune) bool { return r < ' ' || r >= 0x7f }) {
+		return badRequest("Idempotency-Key", "the Idempotency-Key header must be at most 200 printable ASCII characters")
+	}
+	return nil
+}
+
+// parseSendAt parses an optional RFC 3339 time.
+func parseSendAt(s string) (time.Time, *apiError) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, unprocessable("send_at", "send_at %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", s)
+	}
+	return t, nil
 }
 
 // addresses parses from, to, cc, bcc and reply_to into m.

@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/outbox-mail/outbox/queue"
 )
@@ -184,6 +185,22 @@ func TestRawUpload(t *testing.T) {
 	v = e.getView(a.ID)
 	if v.From != "bounce@example.com" || len(v.Recipients) != 2 || v.Recipients[1].Address != "y@example.com" {
 		t.Errorf("query envelope: %+v", v)
+	}
+
+	// send_at and Idempotency-Key apply to raw uploads too.
+	later := time.Now().Add(2 * time.Hour).UTC()
+	path := "/v1/messages/raw?send_at=" + later.Format(time.RFC3339)
+	r1 := e.do("POST", path, strings.NewReader(msg), "Idempotency-Key", "raw-1")
+	r2 := e.do("POST", path, strings.NewReader(msg), "Idempotency-Key", "raw-1")
+	if r1.Status != http.StatusAccepted || !bytes.Equal(r1.Body, r2.Body) {
+		t.Fatalf("idempotent raw: %d %s / %d %s", r1.Status, r1.Body, r2.Status, r2.Body)
+	}
+	r1.decode(t, &a)
+	if v := e.getView(a.ID); v.NextAttemptAt == nil || v.NextAttemptAt.Before(later.Add(-time.Minute)) {
+		t.Errorf("send_at ignored: %+v", v.NextAttemptAt)
+	}
+	if n := e.total(); n != 3 {
+		t.Errorf("store holds %d messages, want 3", n)
 	}
 }
 

@@ -40,6 +40,7 @@ type NotFoundError struct {
 	Name string
 }
 
+// Error names the missing template.
 func (e *NotFoundError) Error() string {
 	return fmt.Sprintf("templates: no template named %q", e.Name)
 }
@@ -52,6 +53,7 @@ type MissingDataError struct {
 	Key      string
 }
 
+// Error names the template and the missing field.
 func (e *MissingDataError) Error() string {
 	return fmt.Sprintf("templates: template %q needs data field %q", e.Template, e.Key)
 }
@@ -63,6 +65,7 @@ type ExecError struct {
 	Err      error
 }
 
+// Error names the template and the underlying failure.
 func (e *ExecError) Error() string {
 	return fmt.Sprintf("templates: template %q cannot render this data: %v", e.Template, e.Err)
 }
