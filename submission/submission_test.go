@@ -17,65 +17,11 @@ import (
 // the final reply names its queue id.
 func TestSubmitWithNetSMTP(t *testing.T) {
 	f := newFixture(t, nil)
-	c, err := smtp.Dial(f.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Hello("client.example"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.StartTLS(f.clientTLS()); err != nil {
-		t.Fatalf("STARTTLS: %v", err)
-	}
-	if ok, params := c.Extension("AUTH"); !ok || !strings.Contains(params, "PLAIN") {
-		t.Fatalf("AUTH PLAIN not advertised after STARTTLS: %q", params)
-	}
-	if ok, size := c.Extension("SIZE"); !ok || size != fmt.Sprint(DefaultMaxMessageSize) {
-		t.Fatalf("SIZE = %q, want %d", size, DefaultMaxMessageSize)
-	}
-	for _, ext := range []string{"PIPELINING", "8BITMIME", "SMTPUTF8", "CHUNKING"} {
-		if ok, _ := c.Extension(ext); !ok {
-			t.Errorf("%s not advertised", ext)
-		}
-	}
-	if err := c.Auth(smtp.PlainAuth("", testUser, testPass, "127.0.0.1")); err != nil {
-		t.Fatalf("AUTH: %v", err)
-	}
-	if err := c.Mail("sender@example.com"); err != nil {
-		t.Fatal(err)
-	}
-	for _, rcpt := range []string{"one@example.com", "two@example.org", "one@EXAMPLE.com"} {
-		if err := c.Rcpt(rcpt); err != nil {
-			t.Fatalf("RCPT %s: %v", rcpt, err)
-		}
-	}
 	body := "From: sender@example.com\r\nTo: one@example.com\r\n" +
 		"Subject: =?UTF-8?B?" + base64.StdEncoding.EncodeToString([]byte("Grüße")) + "?= from\r\n" +
 		" a folded line\r\n\r\n" +
 		".a line that starts with a dot\r\n..two dots\r\nlast line\r\n"
-	// net/smtp's Data hides the final reply text, so DATA goes through its
-	// own textproto connection to see the id.
-	id, err := c.Text.Cmd("DATA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Text.StartResponse(id)
-	if _, _, err := c.Text.ReadResponse(354); err != nil {
-		t.Fatal(err)
-	}
-	c.Text.EndResponse(id)
-	w := c.Text.DotWriter()
-	io.WriteString(w, body)
-	w.Close()
-	_, msg, err := c.Text.ReadResponse(250)
-	if err != nil {
-		t.Fatalf("final reply: %v", err)
-	}
-	qid := queuedID(t, msg)
-	if err := c.Quit(); err != nil {
-		t.Fatal(err)
-	}
+	qid := sendNetSMTP(t, f, body, "one@example.com", "two@example.org", "one@EXAMPLE.com")
 
 	m, stored := f.message(qid)
 	hdr, rest := splitReceived(t, stored)
@@ -109,6 +55,68 @@ func TestSubmitWithNetSMTP(t *testing.T) {
 	if strings.Contains(f.logs.String(), testPass) {
 		t.Error("the password appears in the logs")
 	}
+}
+
+// sendNetSMTP submits body with net/smtp over STARTTLS and AUTH PLAIN,
+// checking the extensions offered, and returns the queue id from the reply.
+func sendNetSMTP(t *testing.T, f *fixture, body string, rcpts ...string) string {
+	t.Helper()
+	c, err := smtp.Dial(f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("client.example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartTLS(f.clientTLS()); err != nil {
+		t.Fatalf("STARTTLS: %v", err)
+	}
+	if ok, params := c.Extension("AUTH"); !ok || !strings.Contains(params, "PLAIN") {
+		t.Fatalf("AUTH PLAIN not advertised after STARTTLS: %q", params)
+	}
+	if ok, size := c.Extension("SIZE"); !ok || size != fmt.Sprint(DefaultMaxMessageSize) {
+		t.Fatalf("SIZE = %q, want %d", size, DefaultMaxMessageSize)
+	}
+	for _, ext := range []string{"PIPELINING", "8BITMIME", "SMTPUTF8", "CHUNKING"} {
+		if ok, _ := c.Extension(ext); !ok {
+			t.Errorf("%s not advertised", ext)
+		}
+	}
+	if err := c.Auth(smtp.PlainAuth("", testUser, testPass, "127.0.0.1")); err != nil {
+		t.Fatalf("AUTH: %v", err)
+	}
+	if err := c.Mail("sender@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	for _, rcpt := range rcpts {
+		if err := c.Rcpt(rcpt); err != nil {
+			t.Fatalf("RCPT %s: %v", rcpt, err)
+		}
+	}
+	// net/smtp's Data hides the final reply text, so DATA goes through its
+	// own textproto connection to see the id.
+	id, err := c.Text.Cmd("DATA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Text.StartResponse(id)
+	_, _, err = c.Text.ReadResponse(354)
+	c.Text.EndResponse(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Text.DotWriter()
+	io.WriteString(w, body)
+	w.Close()
+	_, msg, err := c.Text.ReadResponse(250)
+	if err != nil {
+		t.Fatalf("final reply: %v", err)
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	return queuedID(t, msg)
 }
 
 // AUTH LOGIN works, and loopback allows it without TLS.
