@@ -27,7 +27,8 @@ type Config struct {
 	Owner string
 	// PollInterval bounds how long an idle deliverer sleeps without a
 	// Notify. Only messages enqueued behind its back (EnqueueTx, another
-	// process without LISTEN/NOTIFY) need it (default 10s).
+	// process without LISTEN/NOTIFY) need it (default 10s; negative: sleep
+	// until the next due time or a Notify, however long).
 	PollInterval time.Duration
 	// OnResult, if set, is called after a result is committed.
 	OnResult func(c *queue.Claimed, r *queue.Result)

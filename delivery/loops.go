@@ -58,9 +58,11 @@ func (d *Deliverer) takeFreeSlots() int {
 	}
 }
 
-// untilNextDue asks the store how long nothing will be due. After an empty
-// claim the wait has a small floor, so a store whose due time is already
-// past (a lease about to lapse) cannot spin the loop.
+// untilNextDue asks the store how long nothing will be due; negative means
+// nothing is waiting and there is no poll interval, so only a Notify wakes
+// the deliverer. After an empty claim the wait has a small floor, so a
+// store whose due time is already past (a lease about to lapse) cannot spin
+// the loop.
 func (d *Deliverer) untilNextDue(emptyClaim bool) time.Duration {
 	wait := d.cfg.PollInterval
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -71,7 +73,7 @@ func (d *Deliverer) untilNextDue(emptyClaim bool) time.Duration {
 		return time.Second
 	}
 	if ok {
-		if until := time.Until(next); wait <= 0 || until < wait {
+		if until := max(time.Until(next), 0); wait < 0 || until < wait {
 			wait = until
 		}
 	}

@@ -42,6 +42,7 @@ type Sink struct {
 	mu       sync.Mutex
 	addr     string
 	server   *smtp.Server
+	listener net.Listener
 	received []Received
 	notify   chan struct{}
 }
@@ -74,7 +75,7 @@ func (s *Sink) listen(addr string) error {
 	srv.ReadTimeout = 30 * time.Second
 	srv.WriteTimeout = 30 * time.Second
 	s.mu.Lock()
-	s.addr, s.server = l.Addr().String(), srv
+	s.addr, s.server, s.listener = l.Addr().String(), srv, l
 	s.mu.Unlock()
 	go srv.Serve(l) //nolint:errcheck // ends with ErrServerClosed on Stop
 	return nil
@@ -83,13 +84,19 @@ func (s *Sink) listen(addr string) error {
 // Stop closes the listener and every open connection: an outage.
 func (s *Sink) Stop() error {
 	s.mu.Lock()
-	srv := s.server
-	s.server = nil
+	srv, l := s.server, s.listener
+	s.server, s.listener = nil, nil
 	s.mu.Unlock()
 	if srv == nil {
 		return nil
 	}
-	return srv.Close()
+	// Closing the listener ourselves covers a Serve that has not yet
+	// registered it with the server.
+	l.Close()
+	if err := srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, smtp.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
 // Restart brings a stopped sink back on the same port, retrying briefly
