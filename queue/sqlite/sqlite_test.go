@@ -7,7 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -227,6 +229,11 @@ func TestBodyAlwaysWithRow(t *testing.T) {
 	q(`SELECT COUNT(*) FROM messages m WHERE size != (SELECT COALESCE(SUM(length(data)), 0)
 		FROM body_chunks c WHERE c.message_id = m.id)`, &mismatched)
 	q(`SELECT COUNT(*) FROM messages`, &messages)
+	var biggest int
+	q(`SELECT MAX(length(data)) FROM body_chunks`, &biggest)
+	if biggest != 64<<10 {
+		t.Errorf("largest chunk %d bytes, want the chunk size %d", biggest, 64<<10)
+	}
 	if orphans != 0 || mismatched != 0 || messages != len(sizes) {
 		t.Errorf("orphan chunks %d, size mismatches %d, messages %d (want 0, 0, %d)", orphans, mismatched, messages, len(sizes))
 	}
@@ -275,5 +282,57 @@ func TestBatchFailureIsolated(t *testing.T) {
 		if string(got) != want {
 			t.Errorf("body of %s = %q, want %q", id, got, want)
 		}
+	}
+}
+
+// TestCloseDuringEnqueues closes the store under 8 busy producers: every
+// enqueue either fails with ErrClosed or returned an id that is there after
+// reopening. Nothing acknowledged is lost.
+func TestCloseDuringEnqueues(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	s := openTest(t, path)
+	var mu sync.Mutex
+	var acked []string
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				id, err := s.Enqueue(context.Background(), queue.NewMessage{
+					Recipients: []string{"b@x.test"}, Body: strings.NewReader("hello")})
+				if errors.Is(err, queue.ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Errorf("Enqueue: %v", err)
+					return
+				}
+				mu.Lock()
+				acked = append(acked, id)
+				mu.Unlock()
+			}
+		})
+	}
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 50 {
+			break
+		}
+		runtime.Gosched()
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	wg.Wait()
+	s2 := openTest(t, path)
+	for _, id := range acked {
+		if _, err := s2.Get(context.Background(), id); err != nil {
+			t.Fatalf("acknowledged message %s after reopen: %v", id, err)
+		}
+	}
+	c, err := s2.Counts(context.Background())
+	if err != nil || c[queue.StatusQueued] != int64(len(acked)) {
+		t.Errorf("reopened store holds %d queued (%v), want the %d acknowledged", c[queue.StatusQueued], err, len(acked))
 	}
 }
