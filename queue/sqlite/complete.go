@@ -13,6 +13,9 @@ import (
 // Complete records a batch of attempt results in one transaction. A result
 // whose message owner no longer holds (claimed by another after the lease
 // lapsed, cancelled, or unknown) gets ErrLeaseLost and changes nothing.
+// Recipient results are matched to the message's open recipients by exact
+// address, as Claim returned them; open recipients a result does not name
+// stay as they were.
 func (s *Store) Complete(ctx context.Context, owner string, results []queue.Result) ([]error, error) {
 	if err := s.check(); err != nil {
 		return nil, err
