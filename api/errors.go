@@ -87,7 +87,7 @@ func tooLargeError(limit int64) *apiError {
 		Msg: fmt.Sprintf("The request body is larger than the limit of %d bytes.", limit)}
 }
 
-// decodeError explains a failure of json.Decoder.Decode on the request.
+// decodeError explains a failure to decode the JSON request.
 func decodeError(err error, limit int64) *apiError {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
@@ -100,8 +100,11 @@ func decodeError(err error, limit int64) *apiError {
 		return badRequest("", "the JSON body ends before the object is complete")
 	case errors.As(err, &syn):
 		return badRequest("", "malformed JSON at byte %d: %s", syn.Offset, strings.TrimPrefix(syn.Error(), "json: "))
+	case errors.As(err, &typ) && typ.Value == unknownField:
+		field := fieldPath(typ.Field)
+		return badRequest(field, "unknown field %q", field)
 	case errors.As(err, &typ):
-		field := typ.Field
+		field := fieldPath(typ.Field)
 		return badRequest(field, "%s must be %s, not a JSON %s", orBody(field), jsonKind(typ.Type.String()), typ.Value)
 	}
 	// DisallowUnknownFields has no typed error; its message is stable
@@ -112,6 +115,10 @@ func decodeError(err error, limit int64) *apiError {
 	}
 	return badRequest("", "the request body is not valid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
 }
+
+// fieldPath tidies encoding/json's dotted path: array elements that name
+// their index come out as "attachments.[1].inline".
+func fieldPath(f string) string { return strings.ReplaceAll(f, ".[", "[") }
 
 func orBody(field string) string {
 	if field == "" {
@@ -127,8 +134,10 @@ func jsonKind(goType string) string {
 		return "a string"
 	case goType == "bool":
 		return "true or false"
-	case strings.HasPrefix(goType, "[]"), goType == "api.addrList":
+	case goType == "[]string":
 		return "an array of strings"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
 	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "api."), strings.HasPrefix(goType, "struct"):
 		return "an object"
 	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "float"):

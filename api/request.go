@@ -5,9 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"reflect"
+	"strings"
 )
 
 // sendRequest is the JSON body of POST /v1/messages.
@@ -21,7 +23,7 @@ type sendRequest struct {
 	Text        string         `json:"text"`
 	HTML        string         `json:"html"`
 	Headers     headerList     `json:"headers"`
-	Attachments []attachment   `json:"attachments"`
+	Attachments attachmentList `json:"attachments"`
 	Template    *templateField `json:"template"`
 	SendAt      string         `json:"send_at"`
 }
@@ -31,12 +33,62 @@ type templateField struct {
 	Data map[string]any `json:"data"`
 }
 
+// UnmarshalJSON refuses unknown keys, naming them with their path
+// ("template.nmae"), and keeps numbers in data as written (1000000, not
+// 1e+06).
+func (t *templateField) UnmarshalJSON(b []byte) error {
+	if err := checkKeys(b, t); err != nil {
+		return err
+	}
+	type plain templateField
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	return dec.Decode((*plain)(t))
+}
+
+// attachmentList is the "attachments" array. It decodes element by
+// element so that an error can name the attachment by its index.
+type attachmentList []attachment
+
+var attachmentsType = reflect.TypeOf([]attachment(nil))
+
+// UnmarshalJSON decodes each element in place: b is not copied.
+func (l *attachmentList) UnmarshalJSON(b []byte) error {
+	if b[0] == 'n' {
+		return nil
+	}
+	if b[0] != '[' {
+		return &json.UnmarshalTypeError{Value: jsonValueKind(b[0]), Type: attachmentsType}
+	}
+	for i, el := range splitArray(b) {
+		*l = append(*l, attachment{}) // kept even on error, so that release sees it
+		if err := json.Unmarshal(el, &(*l)[i]); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				te.Field = strings.TrimSuffix(fmt.Sprintf("[%d].%s", i, te.Field), ".")
+			}
+			return err
+		}
+	}
+	return nil
+}
+
 type attachment struct {
 	Filename    string  `json:"filename"`
 	ContentType string  `json:"content_type"`
 	Content     content `json:"content"`
 	Inline      bool    `json:"inline"`
 	ContentID   string  `json:"content_id"`
+}
+
+// UnmarshalJSON refuses unknown keys. json.Unmarshal reads b in place, so
+// the content is not copied on the way to its decoder.
+func (a *attachment) UnmarshalJSON(b []byte) error {
+	if err := checkKeys(b, a); err != nil {
+		return err
+	}
+	type plain attachment
+	return json.Unmarshal(b, (*plain)(a))
 }
 
 // addrList is a list of addresses, given as a JSON array of strings or,
@@ -130,9 +182,9 @@ func jsonValueKind(c byte) string {
 }
 
 // spillSize is the decoded attachment size above which content goes to a
-// temporary file instead of memory, so that a request costs about the
-// body limit once (the decoder's buffer) rather than twice.
-const spillSize = 256 << 10
+// temporary file instead of memory, so that a request costs about its
+// body once rather than twice.
+const spillSize = 64 << 10
 
 // content is an attachment's base64 content, decoded while the request
 // is parsed. An invalid encoding is kept in err rather than failing the

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,26 +24,29 @@ type accepted struct {
 
 // postMessage composes a message from JSON fields and queues it. The
 // answer is sent only after the store has committed the message.
+//
+// The body is read whole, bounded by MaxMessageSize, and decoded in
+// place: attachments are base64-decoded straight from it, into memory
+// when small and into temporary files otherwise, so a request costs about
+// its own size in memory, never a multiple of the limit.
 func (h *Handler) postMessage(w http.ResponseWriter, r *http.Request) {
 	limit := h.cfg.MaxMessageSize
-	body := http.MaxBytesReader(w, r.Body, limit)
+	buf, e := readBody(w, r, limit)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
 	var req sendRequest
 	defer req.release()
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	dec.UseNumber() // template data numbers print as written, not as 1e+06
-	if err := dec.Decode(&req); err != nil {
+	if err := checkKeys(buf, &req); err != nil {
 		writeError(w, decodeError(err, limit))
 		return
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		if tooLarge(err) {
-			writeError(w, tooLargeError(limit))
-		} else {
-			writeError(w, badRequest("", "unexpected data after the JSON object"))
-		}
+	if err := json.Unmarshal(buf, &req); err != nil {
+		writeError(w, decodeError(err, limit))
 		return
 	}
+	buf = nil // let the collector have it while the message is composed
 	msg, opts, aerr := h.buildMessage(&req, r.Header.Get("Idempotency-Key"))
 	if aerr != nil {
 		writeError(w, aerr)
@@ -54,6 +58,35 @@ func (h *Handler) postMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, accepted{ID: id, Status: "queued"})
+}
+
+// readBody reads a JSON request body of at most limit bytes, checking the
+// limit before reading when the length is declared and while reading
+// otherwise.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *apiError) {
+	if r.ContentLength > limit {
+		return nil, tooLargeError(limit)
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	var buf []byte
+	var err error
+	if r.ContentLength > 0 {
+		// One allocation of the right size, rather than io.ReadAll's
+		// doubling that may reach twice the limit.
+		buf = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(body, buf)
+	} else {
+		buf, err = io.ReadAll(body)
+	}
+	switch {
+	case tooLarge(err):
+		return nil, tooLargeError(limit)
+	case err != nil:
+		return nil, badRequest("", "the request body could not be read in full")
+	case len(bytes.TrimSpace(buf)) == 0:
+		return nil, badRequest("", "the request body is empty; a JSON object was expected")
+	}
+	return buf, nil
 }
 
 // release frees the temporary files of decoded attachments.
