@@ -7,8 +7,11 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"mime/quotedprintable"
 	"net/http"
 	"net/mail"
+	"net/textproto"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +21,8 @@ import (
 
 func TestPostWithAttachmentIsStoredAndDelivered(t *testing.T) {
 	e := setup(t, Config{}, true)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)                                                  // where large attachments are spilled
 	pdf := bytes.Repeat([]byte("%PDF-1.4 binary \x00\x01\xff data "), 20000) // > spillSize
 	id := e.send(map[string]any{
 		"from": "Alice <alice@example.com>", "to": []string{"bob@example.com"},
@@ -31,6 +36,9 @@ func TestPostWithAttachmentIsStoredAndDelivered(t *testing.T) {
 			{"filename": "small.txt", "content": base64.StdEncoding.EncodeToString([]byte("tiny"))},
 		},
 	})
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("temporary attachment files left behind: %v", left)
+	}
 	v := e.getView(id)
 	if v.ID != id || v.Subject != "Report" || len(v.Recipients) != 3 {
 		t.Fatalf("GET shows %+v", v)
@@ -128,14 +136,13 @@ func TestTemplateSubmission(t *testing.T) {
 	if v.Subject != "Contact form: message from Eve" {
 		t.Errorf("subject = %q", v.Subject)
 	}
-	rc, err := e.store.OpenBody(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
+	parts := textParts(t, storedBody(t, e, id))
+	if !strings.Contains(parts["text/html"], "&lt;script&gt;alert(1)&lt;/script&gt;") ||
+		strings.Contains(parts["text/html"], "<script>") {
+		t.Errorf("HTML part not escaped:\n%s", parts["text/html"])
 	}
-	defer rc.Close()
-	raw, _ := io.ReadAll(rc)
-	if bytes.Contains(raw, []byte("<script>")) && !bytes.Contains(raw, []byte("text/plain")) {
-		t.Errorf("unescaped script in a message without a text part")
+	if !strings.Contains(parts["text/plain"], "<script>alert(1)</script>") {
+		t.Errorf("text part lacks the comment:\n%s", parts["text/plain"])
 	}
 
 	// An explicit subject wins over the template's.
@@ -202,6 +209,51 @@ func TestRawUpload(t *testing.T) {
 	if n := e.total(); n != 3 {
 		t.Errorf("store holds %d messages, want 3", n)
 	}
+}
+
+// textParts returns the decoded text parts of a message by media type,
+// descending into nested multiparts.
+func textParts(t *testing.T, raw string) map[string]string {
+	t.Helper()
+	msg, err := mail.ReadMessage(strings.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	collectParts(t, textproto.MIMEHeader(msg.Header), msg.Body, out)
+	return out
+}
+
+func collectParts(t *testing.T, h textproto.MIMEHeader, body io.Reader, out map[string]string) {
+	t.Helper()
+	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err != nil {
+		t.Fatalf("Content-Type %q: %v", h.Get("Content-Type"), err)
+	}
+	if strings.HasPrefix(mt, "multipart/") {
+		mr := multipart.NewReader(body, params["boundary"])
+		for {
+			p, err := mr.NextRawPart()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			collectParts(t, p.Header, p, out)
+		}
+	}
+	switch strings.ToLower(h.Get("Content-Transfer-Encoding")) {
+	case "base64":
+		body = base64.NewDecoder(base64.StdEncoding, body)
+	case "quoted-printable":
+		body = quotedprintable.NewReader(body)
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out[mt] = string(b)
 }
 
 func storedBody(t *testing.T, e *env, id string) string {
