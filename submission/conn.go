@@ -1,6 +1,7 @@
 package submission
 
 import (
+	"bufio"
 	"crypto/tls"
 	"net"
 	"sync"
@@ -22,6 +23,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	tc := &trackedConn{Conn: c, srv: l.srv, readTimeout: l.srv.cfg.ReadTimeout}
+	tc.w = bufio.NewWriterSize(c, 4096)
 	l.srv.mu.Lock()
 	l.srv.conns[tc] = struct{}{}
 	l.srv.mu.Unlock()
@@ -31,13 +33,25 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	return tc, nil
 }
 
+// closeFlushTimeout bounds sending the last replies when a connection
+// closes.
+const closeFlushTimeout = 5 * time.Second
+
 // trackedConn is one client connection. busy is true from MAIL until the
 // transaction's reply has been written (the session's Reset), the window in
 // which closing it could cost the client an acknowledgement.
+//
+// Replies are buffered and sent when the server next waits for input (or
+// closes): go-smtp writes each reply with its own system call, and a
+// pipelining client (RFC 2920) then gets its MAIL, RCPT and final replies
+// in one segment instead of three.
 type trackedConn struct {
 	net.Conn
 	srv         *Server
 	readTimeout time.Duration
+
+	wmu sync.Mutex
+	w   *bufio.Writer
 
 	mu     sync.Mutex
 	busy   bool
@@ -47,6 +61,9 @@ type trackedConn struct {
 // Read refreshes the read deadline before every read: go-smtp sets one per
 // command, which would otherwise also bound a whole DATA upload.
 func (c *trackedConn) Read(p []byte) (int, error) {
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
 	if c.readTimeout > 0 {
 		if err := c.Conn.SetReadDeadline(time.Now().Add(c.readTimeout)); err != nil {
 			return 0, err
@@ -55,8 +72,27 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// Close closes the connection and forgets it.
+// Write buffers a reply until the next Read or Close.
+func (c *trackedConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.w.Write(p)
+}
+
+// flush sends the buffered replies; the write deadline go-smtp set for
+// them bounds it.
+func (c *trackedConn) flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.w.Flush()
+}
+
+// Close sends what is buffered (go-smtp's 221 reply to QUIT, TLS's
+// close_notify), closes the connection and forgets it. crypto/tls has set
+// the write deadline to now before closing, so a short one is set again.
 func (c *trackedConn) Close() error {
+	c.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+	c.flush()
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
@@ -99,6 +135,7 @@ func (c *trackedConn) closeIfIdle() {
 		return
 	}
 	c.closed = true
+	c.flush() // the reply that ended the transaction
 	c.Conn.Close()
 }
 

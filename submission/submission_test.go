@@ -114,7 +114,7 @@ func sendNetSMTP(t *testing.T, f *fixture, body string, rcpts ...string) string 
 		t.Fatalf("final reply: %v", err)
 	}
 	if err := c.Quit(); err != nil {
-		t.Fatal(err)
+		t.Fatalf("QUIT: %v", err)
 	}
 	return queuedID(t, msg)
 }
