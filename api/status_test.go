@@ -36,26 +36,13 @@ func TestListFilterAndPaging(t *testing.T) {
 		cancelled[id] = true
 	}
 
+	listed, pages := e.listAll("status=queued&limit=7")
 	seen := map[string]bool{}
-	cursor, pages := "", 0
-	for {
-		r := e.do("GET", "/v1/messages?status=queued&limit=7&cursor="+url.QueryEscape(cursor), nil)
-		if r.Status != http.StatusOK {
-			t.Fatalf("list: %d %s", r.Status, r.Body)
+	for _, m := range listed {
+		if seen[m.ID] || !ids[m.ID] || cancelled[m.ID] || m.Status != queue.StatusQueued {
+			t.Errorf("unexpected listing entry %s (%s), seen before: %v", m.ID, m.Status, seen[m.ID])
 		}
-		var page listPage
-		r.decode(t, &page)
-		pages++
-		for _, m := range page.Messages {
-			if seen[m.ID] || !ids[m.ID] || cancelled[m.ID] || m.Status != queue.StatusQueued {
-				t.Errorf("unexpected listing entry %s (%s), seen before: %v", m.ID, m.Status, seen[m.ID])
-			}
-			seen[m.ID] = true
-		}
-		if page.NextCursor == "" || pages > 10 {
-			break
-		}
-		cursor = page.NextCursor
+		seen[m.ID] = true
 	}
 	if len(seen) != 20 || pages != 3 {
 		t.Errorf("listed %d queued messages in %d pages, want 20 in 3", len(seen), pages)
@@ -82,6 +69,27 @@ func TestListFilterAndPaging(t *testing.T) {
 			t.Errorf("%s: %d %s, want 400 naming %s", q.query, r.Status, r.Body, q.field)
 		}
 	}
+}
+
+// listAll follows next_cursor through every page of a listing.
+func (e *env) listAll(query string) (all []messageView, pages int) {
+	e.t.Helper()
+	cursor := ""
+	for pages < 100 {
+		r := e.do("GET", "/v1/messages?"+query+"&cursor="+url.QueryEscape(cursor), nil)
+		if r.Status != http.StatusOK {
+			e.t.Fatalf("list: %d %s", r.Status, r.Body)
+		}
+		var page listPage
+		r.decode(e.t, &page)
+		pages++
+		all = append(all, page.Messages...)
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	return all, pages
 }
 
 func TestRetryCancel(t *testing.T) {
@@ -200,5 +208,28 @@ func TestPanicRecovered(t *testing.T) {
 	}
 	if r := e.do("GET", "/healthz", nil); r.Status != http.StatusOK {
 		t.Errorf("healthz after a panic: %d", r.Status)
+	}
+}
+
+func TestLookupErrorMapping(t *testing.T) {
+	h := &Handler{log: slog.New(slog.DiscardHandler)}
+	cases := []struct {
+		err    error
+		status int
+	}{
+		{queue.ErrNotFound, 404},
+		{fmt.Errorf("sqlite: retry: %w", queue.ErrFinal), 409},
+		{fmt.Errorf("sqlite: retry: %w", queue.ErrSending), 409},
+		{fmt.Errorf("sqlite: %w", queue.ErrClosed), 503},
+		{fmt.Errorf("sqlite: disk I/O error at /var/lib/outbox"), 500},
+	}
+	for _, c := range cases {
+		e := h.lookupError(c.err, "abc")
+		if e.Status != c.status {
+			t.Errorf("%v -> %d, want %d", c.err, e.Status, c.status)
+		}
+		if strings.Contains(e.Msg, "sqlite") || strings.Contains(e.Msg, "/var/lib") {
+			t.Errorf("%v leaks into %q", c.err, e.Msg)
+		}
 	}
 }
