@@ -192,7 +192,6 @@ const spillSize = 64 << 10
 type content struct {
 	data []byte
 	file *os.File
-	size int64
 	err  error // invalid base64: the client's fault
 	// spillErr is a failure to write the temporary file: the server's.
 	spillErr error
@@ -221,7 +220,6 @@ func (c *content) UnmarshalJSON(b []byte) error {
 	dec := base64.NewDecoder(base64.StdEncoding, bytes.NewReader(raw))
 	if base64.StdEncoding.DecodedLen(len(raw)) <= spillSize {
 		c.data, c.err = io.ReadAll(dec)
-		c.size = int64(len(c.data))
 		return nil
 	}
 	f, err := os.CreateTemp("", "outbox-api-attachment-*")
@@ -230,7 +228,7 @@ func (c *content) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	c.file = f
-	c.size, err = io.Copy(f, dec)
+	_, err = io.Copy(f, dec)
 	var ce base64.CorruptInputError
 	if errors.As(err, &ce) {
 		c.err = err
