@@ -34,7 +34,8 @@ const (
 )
 
 // Enqueuer stores an accepted message durably and returns its id;
-// *outbox.Client satisfies it.
+// *outbox.Client satisfies it. m.Body streams the client's data and must
+// not be read after EnqueueRaw returns.
 type Enqueuer interface {
 	EnqueueRaw(ctx context.Context, m queue.NewMessage) (string, error)
 }
