@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"sync"
 	"time"
@@ -70,6 +71,8 @@ func (s *Sink) listen(addr string) error {
 	}
 	srv := smtp.NewServer(backend{s})
 	srv.Domain = "sink.test"
+	// Clients that vanish mid-session are what the tests are about.
+	srv.ErrorLog = log.New(io.Discard, "", 0)
 	srv.MaxMessageBytes = s.opts.MaxMessageBytes
 	srv.EnableSMTPUTF8 = true
 	srv.ReadTimeout = 30 * time.Second

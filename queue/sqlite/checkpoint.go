@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"time"
 )
 
@@ -59,4 +60,39 @@ func (s *Store) wrote() {
 func (s *Store) finalCheckpoint() error {
 	_, err := s.ckdb.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)")
 	return err
+}
+
+// beginRelaxed starts a write transaction whose commit skips the fsync, for
+// claims: losing a claim in a power failure only makes its message due
+// again, which at-least-once delivery allows, and the next durable commit
+// (WAL frames are synced in order) makes it durable anyway. The caller must
+// call done after the transaction ends; it restores synchronous=FULL, or
+// discards the connection when it cannot, so an enqueue never commits
+// without fsync.
+func (s *Store) beginRelaxed(ctx context.Context) (*sql.Tx, func(), error) {
+	conn, err := s.wdb.Conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	discard := func() {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		conn.Close()
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous=NORMAL"); err != nil {
+		discard()
+		return nil, nil, err
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		discard()
+		return nil, nil, err
+	}
+	done := func() {
+		if _, err := conn.ExecContext(context.Background(), "PRAGMA synchronous=FULL"); err != nil {
+			discard()
+			return
+		}
+		conn.Close()
+	}
+	return tx, done, nil
 }

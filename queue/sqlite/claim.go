@@ -16,6 +16,20 @@ const msgCols = `id, sender, subject, status, size, attempts,
 	COALESCE(idempotency_key, ''), tags, created_at, updated_at,
 	next_attempt_at, expires_at`
 
+// dueQuery lists the oldest due messages (?3 is now, ?4 the limit) as one
+// bounded index range per status, so a claim costs the same with a backlog
+// of a million as with ten: an OR across statuses would make SQLite sort
+// every due row on every claim.
+const dueQuery = `
+	SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages
+		WHERE status = 'queued' AND next_attempt_at <= ?3 ORDER BY next_attempt_at LIMIT ?4)
+	UNION ALL
+	SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages
+		WHERE status = 'deferred' AND next_attempt_at <= ?3 ORDER BY next_attempt_at LIMIT ?4)
+	UNION ALL
+	SELECT * FROM (SELECT id, lease_expires_at AS due FROM messages
+		WHERE status = 'sending' AND lease_expires_at <= ?3 ORDER BY lease_expires_at LIMIT ?4)`
+
 // Claim leases up to limit due messages to owner in one statement, so two
 // claimers can never take the same message, and returns them with their
 // open recipients. It runs on the single writer connection.
@@ -26,20 +40,18 @@ func (s *Store) Claim(ctx context.Context, owner string, limit int, lease time.D
 	if limit <= 0 {
 		return nil, nil
 	}
-	tx, err := s.wdb.BeginTx(ctx, nil)
+	tx, done, err := s.beginRelaxed(ctx)
 	if err != nil {
 		return nil, s.wrap("claim", err)
 	}
+	defer done()
 	defer rollback(tx)
 	now := time.Now()
 	until := now.Add(lease).UnixMilli()
 	rows, err := tx.QueryContext(ctx, `UPDATE messages
 		SET status = 'sending', lease_owner = ?1, lease_expires_at = ?2,
 			attempts = attempts + 1, updated_at = ?3
-		WHERE id IN (SELECT id FROM messages
-			WHERE (status IN ('queued', 'deferred') AND next_attempt_at <= ?3)
-			   OR (status = 'sending' AND lease_expires_at <= ?3)
-			ORDER BY next_attempt_at LIMIT ?4)
+		WHERE id IN (SELECT id FROM (`+dueQuery+`) ORDER BY due LIMIT ?4)
 		RETURNING `+msgCols, owner, until, now.UnixMilli(), limit)
 	if err != nil {
 		return nil, s.wrap("claim", err)

@@ -336,3 +336,26 @@ func TestCloseDuringEnqueues(t *testing.T) {
 		t.Errorf("reopened store holds %d queued (%v), want the %d acknowledged", c[queue.StatusQueued], err, len(acked))
 	}
 }
+
+// A claim commits without fsync; the writer must be back to
+// synchronous=FULL afterwards, or enqueues would stop being durable.
+func TestClaimRestoresFullSync(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "queue.db"))
+	ctx := context.Background()
+	if _, err := s.Enqueue(ctx, queue.NewMessage{From: "a@x.test", Recipients: []string{"b@x.test"},
+		Body: strings.NewReader("Subject: x\r\n\r\nx\r\n")}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := s.Claim(ctx, "w", 10, -time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mode int
+	if err := s.wdb.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != 2 {
+		t.Fatalf("writer synchronous = %d after claims, want 2 (FULL)", mode)
+	}
+}
