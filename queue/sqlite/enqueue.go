@@ -414,3 +414,13 @@ func (st *insertStmts) writeChunks(ctx context.Context, id string, body io.Reade
 		}
 	}
 }
+
+// EnqueueTx is the package's EnqueueTx as a method, so that code holding a
+// store (the outbox library's Client) can enqueue within a caller's
+// transaction; the message gets this store's default lifetime.
+func (s *Store) EnqueueTx(ctx context.Context, tx *sql.Tx, m queue.NewMessage) (string, error) {
+	if m.ExpiresAt.IsZero() {
+		m.ExpiresAt = time.Now().Add(s.opts.DefaultLifetime)
+	}
+	return EnqueueTx(ctx, tx, m)
+}
