@@ -154,6 +154,33 @@ type Result struct {
 	// NextAttemptAt applies when any recipient is deferred.
 	NextAttemptAt time.Time
 	Attempt       Attempt
+	// Events are webhook notifications of this result, recorded in the
+	// same transaction so none is lost or invented by a crash.
+	Events []NewEvent
+}
+
+// NewEvent is a notification for one webhook endpoint, kept in the store
+// until it has been delivered, so events survive restarts.
+type NewEvent struct {
+	// Endpoint is the URL the event is POSTed to.
+	Endpoint string
+	// Type is what happened: "delivered", "deferred", "failed" or
+	// "cancelled".
+	Type      string
+	MessageID string
+	// Payload is the JSON body to POST.
+	Payload []byte
+}
+
+// Event is a stored webhook notification.
+type Event struct {
+	ID string
+	NewEvent
+	// Attempts counts delivery attempts, including the current claim.
+	Attempts      int
+	CreatedAt     time.Time
+	NextAttemptAt time.Time
+	LastError     string
 }
 
 // Filter selects messages for List.
@@ -238,8 +265,35 @@ type Store interface {
 	// Recipients still open become failed; the message becomes cancelled.
 	Cancel(ctx context.Context, id string) error
 
+	// AddEvents durably records webhook events not tied to a delivery
+	// result, such as a cancellation's.
+	AddEvents(ctx context.Context, events []NewEvent) error
+	// ClaimEvents leases up to limit due events to owner until now+lease,
+	// oldest first; an event whose lease lapsed is due again.
+	ClaimEvents(ctx context.Context, owner string, limit int, lease time.Duration) ([]Event, error)
+	// FinishEvent records the outcome of posting an event owner holds:
+	// delivered removes it; otherwise it is due again at next with
+	// lastError kept, or abandoned for good when next is zero.
+	FinishEvent(ctx context.Context, owner, id string, delivered bool, next time.Time, lastError string) error
+	// NextEventDue returns the earliest time an event becomes claimable.
+	NextEventDue(ctx context.Context) (t time.Time, ok bool, err error)
+
+	// Purge deletes final messages last updated before cutoff, with their
+	// recipients, attempts and bodies (so their idempotency keys expire),
+	// and abandoned events created before cutoff. It returns how many
+	// messages it deleted, working in bounded batches so it never holds
+	// the database for long.
+	Purge(ctx context.Context, cutoff time.Time) (int, error)
+
 	// Close releases the store's resources.
 	Close() error
+}
+
+// Watcher is implemented by stores shared between processes (PostgreSQL
+// with LISTEN/NOTIFY): fn is called whenever another process may have made
+// work due, so idle workers on every node wake at once. stop unsubscribes.
+type Watcher interface {
+	Watch(fn func()) (stop func())
 }
 
 // Summarize derives a message's status from its recipients' statuses.

@@ -61,6 +61,10 @@ func Run(t *testing.T, open func(t *testing.T) queue.Store) {
 		{"CancelWhileSending", testCancelWhileSending},
 		{"ConcurrentClaimers", testConcurrentClaimers},
 		{"UnknownID", testUnknownID},
+		{"EventsWithResults", testEventsWithResults},
+		{"EventsClaimAndFinish", testEventsClaimAndFinish},
+		{"EventsLeaseLapses", testEventsLeaseLapses},
+		{"Purge", testPurge},
 		{"Closed", testClosed},
 	}
 	for _, tc := range tests {

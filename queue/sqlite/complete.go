@@ -101,7 +101,10 @@ func completeOne(ctx context.Context, tx *sql.Tx, owner string, r *queue.Result,
 	_, err = tx.ExecContext(ctx, `UPDATE messages SET status = ?, next_attempt_at = ?,
 		lease_owner = '', lease_expires_at = 0, updated_at = ? WHERE id = ?`,
 		string(status), next, nowMS, r.MessageID)
-	return err == nil, err
+	if err != nil {
+		return false, err
+	}
+	return true, insertEvents(ctx, tx, r.Events, now)
 }
 
 // Retry makes a message due now. Deferred and pending recipients are tried

@@ -67,6 +67,27 @@ CREATE TABLE body_chunks (
 	PRIMARY KEY (message_id, seq)
 );
 `,
+	// 2: webhook events, kept until posted. Status is 'pending' or
+	// 'abandoned'; a pending event with a live lease is being posted.
+	`
+CREATE TABLE events (
+	id               TEXT PRIMARY KEY,
+	endpoint         TEXT NOT NULL,
+	type             TEXT NOT NULL,
+	message_id       TEXT NOT NULL,
+	payload          BLOB NOT NULL,
+	status           TEXT NOT NULL DEFAULT 'pending',
+	attempts         INTEGER NOT NULL DEFAULT 0,
+	created_at       INTEGER NOT NULL,
+	next_attempt_at  INTEGER NOT NULL,
+	last_error       TEXT NOT NULL DEFAULT '',
+	lease_owner      TEXT NOT NULL DEFAULT '',
+	lease_expires_at INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX events_due ON events (status, next_attempt_at);
+-- Purge finds old finished mail without scanning what is still waiting.
+CREATE INDEX messages_status_updated ON messages (status, updated_at);
+`,
 }
 
 // Migrate creates or upgrades the outbox schema in db, an application's own
