@@ -45,6 +45,9 @@ type Config struct {
 	// PollInterval bounds idle sleeps, for mail enqueued behind the
 	// client's back, e.g. with EnqueueTx and no Notify (default 10s).
 	PollInterval time.Duration
+	// Events returns the webhook events of an attempt's result, to be
+	// recorded with it (see package webhook).
+	Events func(c *queue.Claimed, r *queue.Result) []queue.NewEvent
 	// OnResult is called after each attempt's result is committed.
 	OnResult func(c *queue.Claimed, r *queue.Result)
 	// Logger receives operational logs (default slog.Default()).
@@ -87,7 +90,7 @@ func New(cfg Config) (*Client, error) {
 	d, err := delivery.New(delivery.Config{
 		Store: cfg.Store, Transport: cfg.Transport, Workers: cfg.Workers,
 		Lease: cfg.Lease, Retry: cfg.Retry, PollInterval: cfg.PollInterval,
-		OnResult: cfg.OnResult, Logger: cfg.Logger,
+		Events: cfg.Events, OnResult: cfg.OnResult, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

@@ -30,6 +30,9 @@ type Config struct {
 	// process without LISTEN/NOTIFY) need it (default 10s; negative: sleep
 	// until the next due time or a Notify, however long).
 	PollInterval time.Duration
+	// Events, if set, returns the webhook events of a result; they are
+	// recorded in the same transaction as the result.
+	Events func(c *queue.Claimed, r *queue.Result) []queue.NewEvent
 	// OnResult, if set, is called after a result is committed.
 	OnResult func(c *queue.Claimed, r *queue.Result)
 	// Logger receives operational logs (default slog.Default()).
@@ -52,6 +55,7 @@ type Deliverer struct {
 	inflight map[string]bool // claimed and not yet committed
 	started  bool
 	stopOnce sync.Once
+	unwatch  func()
 
 	claimDone  chan struct{}
 	workers    sync.WaitGroup
@@ -121,6 +125,10 @@ func (d *Deliverer) Start() error {
 		return errors.New("delivery: already started")
 	}
 	d.started = true
+	if w, ok := d.cfg.Store.(queue.Watcher); ok {
+		// Another node's enqueue wakes this one at once.
+		d.unwatch = w.Watch(d.Notify)
+	}
 	go d.claimLoop()
 	go d.commitLoop()
 	go d.renewLoop()
@@ -146,7 +154,12 @@ func (d *Deliverer) Shutdown(ctx context.Context) error {
 	if !started {
 		return nil
 	}
-	d.stopOnce.Do(func() { close(d.stop) })
+	d.stopOnce.Do(func() {
+		close(d.stop)
+		if d.unwatch != nil {
+			d.unwatch()
+		}
+	})
 	<-d.claimDone
 	idle := make(chan struct{})
 	go func() { d.workers.Wait(); close(idle) }()

@@ -112,6 +112,9 @@ func (d *Deliverer) deliver(c *queue.Claimed) {
 	if out.Err != nil {
 		res.Attempt.Error = out.Err.Error()
 	}
+	if d.cfg.Events != nil {
+		res.Events = d.cfg.Events(c, &res)
+	}
 	// The worker stays busy until its result is committed, so a crash can
 	// repeat at most as many deliveries as there are workers.
 	f := finished{claimed: c, result: res, committed: make(chan struct{})}
