@@ -36,7 +36,9 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"serve", "run the daemon: HTTP API, SMTP submission, delivery", runServe},
 		{"send", "compose a message and print, send or submit it", runSend},
+		{"queue", "list, show, retry or cancel queued messages", runQueue},
 	}
 }
 
