@@ -50,6 +50,9 @@ type Config struct {
 	Events func(c *queue.Claimed, r *queue.Result) []queue.NewEvent
 	// OnResult is called after each attempt's result is committed.
 	OnResult func(c *queue.Claimed, r *queue.Result)
+	// OnEnqueue is called after a message is durably accepted, with its
+	// tags (e.g. "source"). It must not block.
+	OnEnqueue func(id string, tags map[string]string)
 	// Logger receives operational logs (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -145,7 +148,7 @@ func (c *Client) Enqueue(ctx context.Context, m *message.Message, opts *EnqueueO
 	if err = finish(err); err != nil {
 		return "", err
 	}
-	c.deliverer.Notify()
+	c.accepted(id, nm.Tags)
 	return id, nil
 }
 
@@ -179,8 +182,16 @@ func (c *Client) EnqueueRaw(ctx context.Context, nm queue.NewMessage) (string, e
 	if err != nil {
 		return "", err
 	}
-	c.deliverer.Notify()
+	c.accepted(id, nm.Tags)
 	return id, nil
+}
+
+// accepted wakes the workers and tells the OnEnqueue hook.
+func (c *Client) accepted(id string, tags map[string]string) {
+	c.deliverer.Notify()
+	if c.cfg.OnEnqueue != nil {
+		c.cfg.OnEnqueue(id, tags)
+	}
 }
 
 // prepare validates m and returns the queue message whose Body composes m

@@ -131,9 +131,10 @@ func (h *Handler) rawEnvelope(q url.Values, hdr []byte) (queue.NewMessage, *apiE
 	if len(rcpts) > h.cfg.MaxRecipients {
 		return queue.NewMessage{}, unprocessable("to", "too many recipients: %d given, at most %d allowed", len(rcpts), h.cfg.MaxRecipients)
 	}
-	nm := queue.NewMessage{From: from, Recipients: rcpts, Subject: decodeSubject(header.Get("Subject"))}
+	nm := queue.NewMessage{From: from, Recipients: rcpts, Subject: decodeSubject(header.Get("Subject")),
+		Tags: map[string]string{"source": "api"}}
 	if env.NeedsSMTPUTF8() {
-		nm.Tags = map[string]string{"smtputf8": "1"}
+		nm.Tags["smtputf8"] = "1"
 	}
 	return nm, nil
 }

@@ -202,7 +202,8 @@ func (req *sendRequest) options(idemKey string) (*outbox.EnqueueOptions, *apiErr
 	if e != nil {
 		return nil, e
 	}
-	return &outbox.EnqueueOptions{IdempotencyKey: idemKey, SendAt: sendAt}, nil
+	return &outbox.EnqueueOptions{IdempotencyKey: idemKey, SendAt: sendAt,
+		Tags: map[string]string{"source": "api"}}, nil
 }
 
 // checkIdemKey bounds the Idempotency-Key header, which is stored.
