@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/outbox-mail/outbox/message"
 )
@@ -24,6 +25,9 @@ type sendOptions struct {
 	from, subject, text, textFile, html, htmlFile, relay string
 	to, cc, bcc, replyTo, attach, inline, header         listFlag
 	print, direct, verbose                               bool
+	// For submission to the daemon.
+	daemon                 daemonOptions
+	idempotencyKey, sendAt string
 }
 
 func sendFlags(o *sendOptions) *flag.FlagSet {
@@ -47,6 +51,9 @@ func sendFlags(o *sendOptions) *flag.FlagSet {
 	fs.BoolVar(&o.direct, "direct", false, "send now through --relay, without the daemon")
 	fs.StringVar(&o.relay, "relay", "", "relay `URL` for --direct, e.g. smtp://user:pass@host:587")
 	fs.BoolVar(&o.verbose, "v", false, "with --direct, print the SMTP transcript to stderr")
+	o.daemon.register(fs)
+	fs.StringVar(&o.idempotencyKey, "idempotency-key", "", "submitting again with the same `key` returns the first id")
+	fs.StringVar(&o.sendAt, "send-at", "", "deliver no earlier than `TIME` (RFC 3339, e.g. 2026-01-02T15:04:05Z)")
 	return fs
 }
 
@@ -71,6 +78,9 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if o.print && o.direct {
 		return usagef("--print and --direct exclude each other")
 	}
+	if err := o.checkSubmitFlags(); err != nil {
+		return err
+	}
 	m, closeFiles, err := o.message()
 	defer closeFiles()
 	if err != nil {
@@ -90,7 +100,42 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			Compose: func(w io.Writer) error { _, err := m.WriteTo(w); return err },
 		}, stdout, stderr)
 	}
-	return errors.New("submitting to the daemon is not available yet (use --print or --direct)")
+	return o.submit(ctx, m, stdout)
+}
+
+// checkSubmitFlags rejects flags that only a submission to the daemon
+// can honour when the message goes elsewhere, and a malformed --send-at.
+func (o *sendOptions) checkSubmitFlags() error {
+	if (o.print || o.direct) && (o.sendAt != "" || o.idempotencyKey != "") {
+		return usagef("--send-at and --idempotency-key need the daemon; drop --print or --direct")
+	}
+	if o.sendAt == "" {
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339, o.sendAt)
+	if err != nil {
+		return usagef("--send-at %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", o.sendAt)
+	}
+	o.sendAt = t.Format(time.RFC3339Nano)
+	return nil
+}
+
+// submit hands the composed message to the daemon and prints its id.
+func (o *sendOptions) submit(ctx context.Context, m *message.Message, stdout io.Writer) error {
+	c, err := o.daemon.client()
+	if err != nil {
+		return err
+	}
+	from, rcpts := m.Envelope()
+	id, err := c.submit(ctx, submission{
+		from: from, to: rcpts, sendAt: o.sendAt, idempotencyKey: o.idempotencyKey,
+		compose: func(w io.Writer) error { _, err := m.WriteTo(w); return err },
+	})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, clean(id))
+	return err
 }
 
 // message builds the Message from the flags, opening every file it
