@@ -50,6 +50,9 @@ type Config struct {
 	Events func(c *queue.Claimed, r *queue.Result) []queue.NewEvent
 	// OnResult is called after each attempt's result is committed.
 	OnResult func(c *queue.Claimed, r *queue.Result)
+	// OnCancel is called after a message is cancelled, e.g. to record the
+	// webhook events of the cancellation; its error is Cancel's.
+	OnCancel func(ctx context.Context, m *queue.Message) error
 	// OnEnqueue is called after a message is durably accepted, with its
 	// tags (e.g. "source"). It must not block.
 	OnEnqueue func(id string, tags map[string]string)
@@ -134,7 +137,17 @@ func (c *Client) Retry(ctx context.Context, id string, includeFailed bool) error
 
 // Cancel stops delivery of a message that is not yet final.
 func (c *Client) Cancel(ctx context.Context, id string) error {
-	return c.cfg.Store.Cancel(ctx, id)
+	if err := c.cfg.Store.Cancel(ctx, id); err != nil {
+		return err
+	}
+	if c.cfg.OnCancel == nil {
+		return nil
+	}
+	m, err := c.cfg.Store.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	return c.cfg.OnCancel(ctx, m)
 }
 
 // Enqueue composes m and stores it; it returns the message id once the

@@ -172,14 +172,14 @@ func (h *Handler) retryMessage(w http.ResponseWriter, r *http.Request) {
 		includeFailed = b
 	}
 	h.steer(w, r, id, func(ctx context.Context) error {
-		return h.client.Store().Retry(ctx, id, includeFailed)
+		return h.client.Retry(ctx, id, includeFailed)
 	})
 }
 
 func (h *Handler) cancelMessage(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	h.steer(w, r, id, func(ctx context.Context) error {
-		return h.client.Store().Cancel(ctx, id)
+		return h.client.Cancel(ctx, id)
 	})
 }
 
