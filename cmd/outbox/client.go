@@ -291,3 +291,48 @@ func safeJSON(w io.Writer, data []byte) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// messageView is a message as the API shows it (api's messageView).
+type messageView struct {
+	ID             string            `json:"id"`
+	Status         string            `json:"status"`
+	From           string            `json:"from"`
+	Subject        string            `json:"subject"`
+	Size           int64             `json:"size"`
+	AttemptCount   int               `json:"attempt_count"`
+	IdempotencyKey string            `json:"idempotency_key"`
+	Tags           map[string]string `json:"tags"`
+	CreatedAt      time.Time         `json:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
+	NextAttemptAt  *time.Time        `json:"next_attempt_at"`
+	ExpiresAt      *time.Time        `json:"expires_at"`
+	Recipients     []recipientView   `json:"recipients"`
+	Attempts       []attemptView     `json:"attempts"`
+}
+
+// recipientView is one recipient's status with the last SMTP reply.
+type recipientView struct {
+	Address       string     `json:"address"`
+	Status        string     `json:"status"`
+	Attempts      int        `json:"attempts"`
+	Code          int        `json:"code"`
+	EnhancedCode  string     `json:"enhanced_code"`
+	Text          string     `json:"text"`
+	LastAttemptAt *time.Time `json:"last_attempt_at"`
+}
+
+// attemptView is one delivery attempt.
+type attemptView struct {
+	Number     int        `json:"number"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	Route      string     `json:"route"`
+	Error      string     `json:"error"`
+	Transcript string     `json:"transcript"`
+}
+
+// listPage is one page of GET /v1/messages.
+type listPage struct {
+	Messages   []messageView `json:"messages"`
+	NextCursor string        `json:"next_cursor"`
+}
