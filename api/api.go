@@ -158,6 +158,12 @@ func (h *Handler) requireToken(next http.HandlerFunc) http.Handler {
 	})
 }
 
+// Protect requires the API's bearer token for next too (the daemon's
+// /metrics), so one set of tokens guards everything on the HTTP port.
+func (h *Handler) Protect(next http.Handler) http.Handler {
+	return h.requireToken(next.ServeHTTP)
+}
+
 // validToken checks an Authorization header against every configured
 // token in constant time, without stopping at the first match.
 func (h *Handler) validToken(header string) bool {

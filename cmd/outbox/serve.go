@@ -2,10 +2,382 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/outbox-mail/outbox"
+	"github.com/outbox-mail/outbox/api"
+	"github.com/outbox-mail/outbox/delivery"
+	"github.com/outbox-mail/outbox/metrics"
+	"github.com/outbox-mail/outbox/queue"
+	"github.com/outbox-mail/outbox/smtp"
+	smtpsubmit "github.com/outbox-mail/outbox/submission"
+	"github.com/outbox-mail/outbox/templates"
+	"github.com/outbox-mail/outbox/webhook"
 )
 
-// runServe implements 'outbox serve'. (Being written.)
+// runServe implements 'outbox serve': it runs until ctx is cancelled
+// (SIGINT or SIGTERM), then shuts down gracefully.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return usagef("serve: not implemented yet")
+	cfg, err := parseServeConfig(args)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	d, err := newService(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return d.run(ctx)
+}
+
+func newLogger(cfg *serveConfig, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
+		return nil, usagef("--log-level: %q is not debug, info, warn or error", cfg.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch cfg.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usagef("--log-format: %q is not text or json", cfg.logFormat)
+}
+
+// service is a running 'outbox serve': the store, the delivery workers, the
+// webhook dispatcher and the two listeners.
+type service struct {
+	cfg        *serveConfig
+	log        *slog.Logger
+	store      queue.Store
+	transport  delivery.Transport
+	client     *outbox.Client
+	hooks      *webhook.Dispatcher
+	httpServer *http.Server
+	httpLn     net.Listener
+	smtpServer *smtpsubmit.Server
+	smtpLn     net.Listener
+}
+
+func newService(ctx context.Context, cfg *serveConfig, log *slog.Logger) (*service, error) {
+	d := &service{cfg: cfg, log: log}
+	if err := d.checkAccess(); err != nil {
+		return nil, err
+	}
+	tr, err := newTransport(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	d.transport = tr
+	if d.store, err = openStore(ctx, cfg.db, cfg.maxLifetime, log); err != nil {
+		return nil, err
+	}
+	if err := d.build(); err != nil {
+		d.store.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// checkAccess enforces the no-open-relay rule: a listener goes without
+// authentication only on loopback, and only when no credentials are set.
+func (d *service) checkAccess() error {
+	if len(d.cfg.apiTokens) == 0 && !isLoopbackAddr(d.cfg.httpAddr) {
+		return usagef("--http %s is not a loopback address: set --api-token (or OUTBOX_API_TOKEN) to protect the API", d.cfg.httpAddr)
+	}
+	if d.cfg.smtpAddr != "off" && len(d.cfg.smtpUsers) == 0 && !isLoopbackAddr(d.cfg.smtpAddr) {
+		return usagef("--smtp %s is not a loopback address: set --smtp-user NAME:PASSWORD (or OUTBOX_SMTP_USER) so it is not an open relay", d.cfg.smtpAddr)
+	}
+	for _, u := range d.cfg.smtpUsers {
+		if name, pass, ok := strings.Cut(u, ":"); !ok || name == "" || pass == "" {
+			return usagef("--smtp-user wants NAME:PASSWORD, got %q", redactUser(u))
+		}
+	}
+	for _, t := range d.cfg.apiTokens {
+		if len(t) < 16 {
+			return usagef("--api-token: a token must be at least 16 characters")
+		}
+	}
+	return nil
+}
+
+func redactUser(u string) string {
+	if name, _, ok := strings.Cut(u, ":"); ok {
+		return name + ":***"
+	}
+	return u
+}
+
+// isLoopbackAddr reports whether a listen address binds loopback only.
+func isLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func newTransport(cfg *serveConfig, log *slog.Logger) (delivery.Transport, error) {
+	if cfg.relay == "" {
+		return delivery.Capture{}, nil
+	}
+	r, err := smtp.ParseRelayURL(cfg.relay)
+	if err != nil {
+		return nil, usagef("--relay: %v", err)
+	}
+	base := &smtp.Options{LocalName: hostname(cfg)}
+	return delivery.NewSMTPRelay(r, base, smtp.PoolOptions{MaxConns: cfg.workers}), nil
+}
+
+func hostname(cfg *serveConfig) string {
+	if cfg.hostname != "" {
+		return cfg.hostname
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
+}
+
+// build wires the client, webhooks, metrics, API and submission listener.
+func (d *service) build() error {
+	cfg := d.cfg
+	hooks, err := newWebhooks(d.store, cfg.webhooks, d.log)
+	if err != nil {
+		return err
+	}
+	d.hooks = hooks
+	m := metrics.New(d.store)
+	occ := outbox.Config{Store: d.store, Transport: d.transport, Workers: cfg.workers,
+		Retry:    delivery.RetryPolicy{Initial: cfg.retryInitial, Max: cfg.retryMax},
+		Lifetime: cfg.maxLifetime, OnEnqueue: m.Accepted, OnResult: m.Result, Logger: d.log}
+	if hooks != nil {
+		occ.Events = hooks.EventsFor
+		occ.OnCancel = hooks.Cancelled
+		occ.OnResult = func(c *queue.Claimed, r *queue.Result) {
+			m.Result(c, r)
+			if len(r.Events) > 0 {
+				hooks.Notify()
+			}
+		}
+	}
+	if d.client, err = outbox.New(occ); err != nil {
+		return err
+	}
+	tmpl := templates.Builtin()
+	if cfg.templates != "" {
+		if tmpl, err = templates.Load(cfg.templates); err != nil {
+			return usagef("--templates: %v", err)
+		}
+	}
+	h, err := api.New(api.Config{Client: d.client, Tokens: cfg.apiTokens, Templates: tmpl,
+		MaxMessageSize: int64(cfg.maxMessageSize), Logger: d.log})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", h.Protect(m.Handler()))
+	mux.Handle("/", h)
+	d.httpServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	return d.buildSubmission()
+}
+
+func newWebhooks(st queue.Store, cfgs []webhookConfig, log *slog.Logger) (*webhook.Dispatcher, error) {
+	if len(cfgs) == 0 {
+		return nil, nil
+	}
+	eps := make([]webhook.Endpoint, len(cfgs))
+	for i, c := range cfgs {
+		eps[i] = webhook.Endpoint{URL: c.URL, Secret: c.Secret, Events: c.Events}
+	}
+	hooks, err := webhook.New(webhook.Config{Store: st, Endpoints: eps, Logger: log})
+	if err != nil {
+		return nil, usagef("webhooks: %v", err)
+	}
+	return hooks, nil
+}
+
+func (d *service) buildSubmission() error {
+	cfg := d.cfg
+	if cfg.smtpAddr == "off" {
+		return nil
+	}
+	users := make(map[string]string, len(cfg.smtpUsers))
+	for _, u := range cfg.smtpUsers {
+		name, pass, _ := strings.Cut(u, ":")
+		users[name] = pass
+	}
+	var tlsConfig *tls.Config
+	if cfg.tlsCert != "" || cfg.tlsKey != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
+		if err != nil {
+			return usagef("--tls-cert/--tls-key: %v", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	var err error
+	d.smtpServer, err = smtpsubmit.New(smtpsubmit.Config{Enqueuer: d.client, Users: users,
+		TLSConfig: tlsConfig, AllowNoAuthOnLoopback: len(users) == 0,
+		MaxMessageSize: int64(cfg.maxMessageSize), Hostname: hostname(cfg), Logger: d.log})
+	return err
+}
+
+// run listens, delivers until ctx is done, then shuts everything down in
+// order: listeners first (nothing new is accepted), then delivery, then
+// webhooks, then the store.
+func (d *service) run(ctx context.Context) error {
+	defer d.store.Close()
+	if err := d.listen(); err != nil {
+		return err
+	}
+	if err := d.client.Start(); err != nil {
+		return err
+	}
+	if d.hooks != nil {
+		d.hooks.Start()
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- serveHTTP(d.httpServer, d.httpLn) }()
+	if d.smtpServer != nil {
+		go func() { errc <- d.smtpServer.Serve(d.smtpLn) }()
+	}
+	go d.housekeep(ctx)
+	d.announce()
+	var err error
+	select {
+	case <-ctx.Done():
+		d.log.Info("shutting down")
+	case err = <-errc:
+		d.log.Error("listener failed; shutting down", "err", err)
+	}
+	d.shutdown()
+	return err
+}
+
+func serveHTTP(s *http.Server, l net.Listener) error {
+	if err := s.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (d *service) listen() error {
+	var err error
+	if d.httpLn, err = net.Listen("tcp", d.cfg.httpAddr); err != nil {
+		return fmt.Errorf("--http: %w", err)
+	}
+	if d.smtpServer != nil {
+		if d.smtpLn, err = net.Listen("tcp", d.cfg.smtpAddr); err != nil {
+			d.httpLn.Close()
+			return fmt.Errorf("--smtp: %w", err)
+		}
+	}
+	return nil
+}
+
+// announce logs what runs where, and says loudly what an operator must
+// know: mail is only captured, or a listener has no authentication.
+func (d *service) announce() {
+	d.log.Info("outbox is running", "http", d.httpLn.Addr().String(), "smtp", addrOf(d.smtpLn),
+		"store", redactDSN(d.cfg.db), "transport", d.transportName())
+	if _, capture := d.transport.(delivery.Capture); capture {
+		d.log.Warn("NO RELAY CONFIGURED: mail is captured locally and NOT sent anywhere; set --relay smtp://user:pass@host:587 to deliver")
+	}
+	if len(d.cfg.apiTokens) == 0 {
+		d.log.Warn("the HTTP API has no authentication (loopback only); set --api-token to require one")
+	}
+	if d.smtpServer != nil && len(d.cfg.smtpUsers) == 0 {
+		d.log.Warn("SMTP submission accepts mail without authentication from loopback only; set --smtp-user to require it")
+	}
+}
+
+func (d *service) transportName() string {
+	if r, ok := d.transport.(*delivery.SMTPRelay); ok {
+		parsed, _ := smtp.ParseRelayURL(d.cfg.relay)
+		return r.Route() + " (" + parsed.String() + ")"
+	}
+	return d.transport.Route()
+}
+
+func addrOf(l net.Listener) string {
+	if l == nil {
+		return "off"
+	}
+	return l.Addr().String()
+}
+
+// redactDSN hides a password in a postgres:// store URL.
+func redactDSN(dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		if at := strings.LastIndex(dsn, "@"); at > i {
+			if c := strings.Index(dsn[i+3:at], ":"); c >= 0 {
+				return dsn[:i+3+c+1] + "***" + dsn[at:]
+			}
+		}
+	}
+	return dsn
+}
+
+func (d *service) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.httpServer.Shutdown(ctx); err != nil {
+		d.log.Warn("HTTP shutdown", "err", err)
+	}
+	if d.smtpServer != nil {
+		if err := d.smtpServer.Shutdown(ctx); err != nil {
+			d.log.Warn("SMTP shutdown", "err", err)
+		}
+	}
+	if err := d.client.Shutdown(ctx); err != nil {
+		d.log.Warn("delivery shutdown cut in-flight sends short; they are due again", "err", err)
+	}
+	if d.hooks != nil {
+		d.hooks.Shutdown(ctx)
+	}
+	if c, ok := d.transport.(io.Closer); ok {
+		c.Close()
+	}
+	d.log.Info("stopped")
+}
+
+// housekeep deletes finished messages older than the retention, hourly.
+func (d *service) housekeep(ctx context.Context) {
+	if d.cfg.retention <= 0 {
+		return
+	}
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := d.store.Purge(ctx, time.Now().Add(-d.cfg.retention))
+		if err != nil && ctx.Err() == nil {
+			d.log.Error("housekeeping", "err", err)
+		} else if n > 0 {
+			d.log.Info("housekeeping: deleted finished messages", "messages", n, "older_than", d.cfg.retention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// serveConfig is everything 'outbox serve' is configured with. Each field
+// is a flag with an OUTBOX_* environment twin and a key in the optional
+// JSON config file; precedence is flag, then environment, then file.
+type serveConfig struct {
+	db, httpAddr, smtpAddr, relay string
+	apiTokens, smtpUsers          listFlag // environment twins are comma-separated
+	retryInitial, retryMax        time.Duration
+	maxLifetime, retention        time.Duration
+	maxMessageSize                sizeFlag
+	workers                       int
+	hostname, templates           string
+	tlsCert, tlsKey               string
+	logFormat, logLevel           string
+	configFile                    string
+	webhooks                      []webhookConfig
+}
+
+// webhookConfig is one webhook endpoint from the config file.
+type webhookConfig struct {
+	URL    string   `json:"url"`
+	Secret string   `json:"secret"`
+	Events []string `json:"events"`
+}
+
+// sizeFlag is a byte count with an optional unit: 25MiB, 10MB, 1048576.
+type sizeFlag int64
+
+func (s *sizeFlag) String() string { return strconv.FormatInt(int64(*s), 10) }
+func (s *sizeFlag) Set(v string) error {
+	n, err := parseSize(v)
+	if err != nil {
+		return err
+	}
+	*s = sizeFlag(n)
+	return nil
+}
+
+var sizeUnits = map[string]int64{"": 1, "B": 1, "KB": 1000, "MB": 1000 * 1000, "GB": 1000 * 1000 * 1000,
+	"KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+func parseSize(v string) (int64, error) {
+	v = strings.TrimSpace(v)
+	i := strings.IndexFunc(v, func(r rune) bool { return !unicode.IsDigit(r) })
+	if i < 0 {
+		i = len(v)
+	}
+	n, err := strconv.ParseInt(v[:i], 10, 64)
+	unit, ok := sizeUnits[strings.ToUpper(strings.TrimSpace(v[i:]))]
+	if err != nil || !ok || n <= 0 || n > (1<<40)/unit {
+		return 0, fmt.Errorf("%q is not a size (e.g. 25MiB, 10MB, 1048576)", v)
+	}
+	return n * unit, nil
+}
+
+func serveFlags(c *serveConfig) *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.db, "db", "sqlite:outbox-data/outbox.db", "store: sqlite:PATH or postgres://…")
+	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:8025", "HTTP API and metrics listen address")
+	fs.StringVar(&c.smtpAddr, "smtp", "127.0.0.1:2525", "SMTP submission listen address (\"off\" disables)")
+	fs.StringVar(&c.relay, "relay", "", "relay URL smtp://user:pass@host:port (smtps:// for implicit TLS); none: capture mail locally")
+	fs.Var(&c.apiTokens, "api-token", "bearer token for the API (repeatable)")
+	fs.Var(&c.smtpUsers, "smtp-user", "NAME:PASSWORD allowed to submit over SMTP (repeatable)")
+	fs.DurationVar(&c.retryInitial, "retry-initial", 5*time.Minute, "first retry delay after a temporary failure")
+	fs.DurationVar(&c.retryMax, "retry-max", 67*time.Minute, "longest delay between retries")
+	fs.DurationVar(&c.maxLifetime, "max-lifetime", 120*time.Hour, "give up on a message after this long")
+	fs.DurationVar(&c.retention, "retention", 7*24*time.Hour, "delete finished messages after this long (0 keeps them)")
+	c.maxMessageSize = 25 << 20
+	fs.Var(&c.maxMessageSize, "max-message-size", "largest accepted message, e.g. 25MiB")
+	fs.IntVar(&c.workers, "workers", 8, "concurrent deliveries")
+	fs.StringVar(&c.hostname, "hostname", "", "name in SMTP greetings and Received headers (default: the host name)")
+	fs.StringVar(&c.templates, "templates", "", "directory of message templates (NAME.subject.tmpl, NAME.txt.tmpl, NAME.html.tmpl)")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate file for SMTP STARTTLS (default: self-signed)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "key file for --tls-cert")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.configFile, "config", "", "JSON config file (keys as flags with _ for -, plus webhooks)")
+	return fs
+}
+
+// parseServeConfig reads flags, then fills what they left unset from the
+// environment and then from the config file.
+func parseServeConfig(args []string) (*serveConfig, error) {
+	c := &serveConfig{}
+	fs := serveFlags(c)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errHelpShown
+		}
+		return nil, usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, usagef("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := applyEnv(fs, set); err != nil {
+		return nil, err
+	}
+	if c.configFile != "" {
+		if err := applyFile(fs, set, c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// envName is a flag's environment twin: --max-lifetime → OUTBOX_MAX_LIFETIME.
+func envName(flagName string) string {
+	return "OUTBOX_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func applyEnv(fs *flag.FlagSet, set map[string]bool) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		v, ok := os.LookupEnv(envName(f.Name))
+		if !ok || set[f.Name] || err != nil {
+			return
+		}
+		set[f.Name] = true
+		values := []string{v}
+		if _, isList := f.Value.(*listFlag); isList {
+			values = strings.Split(v, ",")
+		}
+		for _, one := range values {
+			if e := f.Value.Set(strings.TrimSpace(one)); e != nil {
+				err = usagef("%s: %v", envName(f.Name), e)
+				return
+			}
+		}
+	})
+	return err
+}
+
+// applyFile reads the JSON config file: every key is a flag name with _
+// for -, holding a string, a number, a boolean or (for repeatable flags) a
+// list; "webhooks" holds the webhook endpoints.
+func applyFile(fs *flag.FlagSet, set map[string]bool, c *serveConfig) error {
+	data, err := os.ReadFile(c.configFile)
+	if err != nil {
+		return usagef("--config: %v", err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return usagef("--config %s: %v", c.configFile, err)
+	}
+	for key, val := range raw {
+		if key == "webhooks" {
+			if err := json.Unmarshal(val, &c.webhooks); err != nil {
+				return usagef("--config %s: webhooks: %v", c.configFile, err)
+			}
+			continue
+		}
+		name := strings.ReplaceAll(key, "_", "-")
+		f := fs.Lookup(name)
+		if f == nil || name == "config" {
+			return usagef("--config %s: unknown key %q", c.configFile, key)
+		}
+		if set[name] {
+			continue
+		}
+		if err := setFromJSON(f, val); err != nil {
+			return usagef("--config %s: %s: %v", c.configFile, key, err)
+		}
+	}
+	return nil
+}
+
+func setFromJSON(f *flag.Flag, val json.RawMessage) error {
+	var list []string
+	if err := json.Unmarshal(val, &list); err == nil {
+		if _, isList := f.Value.(*listFlag); !isList {
+			return errors.New("takes one value, not a list")
+		}
+		for _, v := range list {
+			if err := f.Value.Set(v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(val, &s); err != nil {
+		var n json.Number
+		if err := json.Unmarshal(val, &n); err != nil {
+			var b bool
+			if err := json.Unmarshal(val, &b); err != nil {
+				return errors.New("must be a string, number, boolean or list of strings")
+			}
+			s = strconv.FormatBool(b)
+		} else {
+			s = n.String()
+		}
+	}
+	return f.Value.Set(s)
+}
