@@ -1,0 +1,309 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/outbox-mail/outbox/queue"
+)
+
+// pending is a validated message ready for insertion, its body spooled.
+type pending struct {
+	id       string
+	m        queue.NewMessage // Body is not used once spooled
+	lifetime time.Duration    // applies when m.ExpiresAt is zero
+	tags     string
+	size     int64
+	mem      []byte   // the body, when it fit in one chunk
+	file     *os.File // the spooled body otherwise
+}
+
+// discard removes the spool file, if any.
+func (p *pending) discard() {
+	if p.file != nil {
+		p.file.Close()
+		os.Remove(p.file.Name())
+		p.file = nil
+	}
+}
+
+// enqueueReq is one Enqueue waiting for the writer's commit.
+type enqueueReq struct {
+	p    *pending
+	done chan enqueueResult
+}
+
+type enqueueResult struct {
+	id  string
+	err error
+}
+
+// Enqueue validates m, spools its body, and hands it to the writer; it
+// returns once the commit that holds it has succeeded (with PostgreSQL's
+// default synchronous_commit=on, once it is on disk). After the hand-off it
+// waits for the commit even if ctx ends, so that its answer is never a lie.
+func (s *Store) Enqueue(ctx context.Context, m queue.NewMessage) (string, error) {
+	if err := s.check(); err != nil {
+		return "", err
+	}
+	p, err := prepare(m, s.opts.DefaultLifetime)
+	if err != nil {
+		return "", err
+	}
+	if err := s.spool(p, m.Body); err != nil {
+		p.discard()
+		return "", err
+	}
+	if err := ctx.Err(); err != nil {
+		p.discard()
+		return "", err
+	}
+	req := &enqueueReq{p: p, done: make(chan enqueueResult, 1)}
+	s.mu.RLock()
+	if s.closed.Load() {
+		s.mu.RUnlock()
+		p.discard()
+		return "", queue.ErrClosed
+	}
+	s.reqs <- req
+	s.mu.RUnlock()
+	res := <-req.done
+	return res.id, res.err
+}
+
+// checkText rejects what a PostgreSQL text column cannot hold (NUL bytes,
+// invalid UTF-8) and header-breaking line ends where lines matter.
+func checkText(field, v string, noLines bool) error {
+	switch {
+	case strings.IndexByte(v, 0) >= 0:
+		return fmt.Errorf("%w: %s contains a NUL byte", queue.ErrInvalid, field)
+	case !utf8.ValidString(v):
+		return fmt.Errorf("%w: %s is not valid UTF-8", queue.ErrInvalid, field)
+	case noLines && strings.ContainsAny(v, "\r\n"):
+		return fmt.Errorf("%w: %s contains CR or LF", queue.ErrInvalid, field)
+	}
+	return nil
+}
+
+// validate rejects what no store can accept, naming the field.
+func validate(m queue.NewMessage, now time.Time) error {
+	if err := checkText("From", m.From, true); err != nil {
+		return err
+	}
+	if len(m.Recipients) == 0 {
+		return fmt.Errorf("%w: Recipients is empty; at least one is required", queue.ErrInvalid)
+	}
+	for i, r := range m.Recipients {
+		if strings.TrimSpace(r) == "" {
+			return fmt.Errorf("%w: Recipients[%d] is empty", queue.ErrInvalid, i)
+		}
+		if err := checkText(fmt.Sprintf("Recipients[%d]", i), r, true); err != nil {
+			return err
+		}
+	}
+	if err := checkText("Subject", m.Subject, false); err != nil {
+		return err
+	}
+	if err := checkText("IdempotencyKey", m.IdempotencyKey, false); err != nil {
+		return err
+	}
+	for k, v := range m.Tags {
+		if err := errors.Join(checkText("Tags key", k, false), checkText("Tags["+k+"]", v, false)); err != nil {
+			return err
+		}
+	}
+	if m.Body == nil {
+		return fmt.Errorf("%w: Body is nil", queue.ErrInvalid)
+	}
+	if !m.ExpiresAt.IsZero() && !m.ExpiresAt.After(now) {
+		return fmt.Errorf("%w: ExpiresAt is in the past", queue.ErrInvalid)
+	}
+	return nil
+}
+
+// prepare validates m and fills in the id and the derived columns.
+func prepare(m queue.NewMessage, lifetime time.Duration) (*pending, error) {
+	if err := validate(m, time.Now()); err != nil {
+		return nil, err
+	}
+	tags := "{}"
+	if len(m.Tags) > 0 {
+		b, err := json.Marshal(m.Tags)
+		if err != nil {
+			return nil, fmt.Errorf("%w: Tags: %v", queue.ErrInvalid, err)
+		}
+		tags = string(b)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("postgres: new id: %w", err)
+	}
+	p := &pending{id: id.String(), m: m, lifetime: lifetime, tags: tags}
+	p.m.Body = nil
+	return p, nil
+}
+
+// spool reads the body before the writer sees the message, so a slow
+// producer never holds a batch open: in memory when it fits one chunk, else
+// in a temporary file. The spool needs no fsync; durability comes from the
+// commit that copies it into the database.
+func (s *Store) spool(p *pending, body io.Reader) error {
+	var buf bytes.Buffer
+	n, err := io.CopyN(&buf, body, int64(s.opts.ChunkSize)+1)
+	if errors.Is(err, io.EOF) {
+		p.mem, p.size = buf.Bytes(), n
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: enqueue: read body: %w", err)
+	}
+	f, err := os.CreateTemp(s.opts.SpoolDir, "outbox-body-*")
+	if err != nil {
+		return fmt.Errorf("postgres: enqueue: spool body: %w", err)
+	}
+	p.file = f
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("postgres: enqueue: spool body: %w", err)
+	}
+	rest, err := io.Copy(f, body)
+	if err != nil {
+		return fmt.Errorf("postgres: enqueue: read body: %w", err)
+	}
+	p.size = n + rest
+	return nil
+}
+
+// insertSQL inserts a message, its recipients and (when the body fits one
+// chunk) its body in one statement, unless the idempotency key is taken:
+// then ON CONFLICT makes the whole statement insert nothing and return no
+// row. An insert racing an uncommitted one with the same key waits for it.
+const insertSQL = `
+WITH m AS (
+	INSERT INTO outbox_messages (id, sender, subject, status, created_at,
+		updated_at, next_attempt_at, expires_at, idempotency_key, size, tags)
+	VALUES ($1, $2, $3, 'queued', now(), now(), coalesce($4, now()),
+		coalesce($5, now() + $6::interval), $7, $8, $9::jsonb)
+	ON CONFLICT (idempotency_key) DO NOTHING
+	RETURNING id
+), r AS (
+	INSERT INTO outbox_recipients (message_id, idx, address, status)
+	SELECT m.id, a.ord - 1, a.addr, 'pending'
+	FROM m, unnest($10::text[]) WITH ORDINALITY AS a(addr, ord)
+), c AS (
+	INSERT INTO outbox_body_chunks (message_id, seq, data)
+	SELECT m.id, 0, $11::bytea FROM m WHERE length($11::bytea) > 0
+)
+SELECT id FROM m`
+
+// insertArgs are insertSQL's arguments for p; inline is the body to store
+// with the row (nil when it is streamed separately).
+func insertArgs(p *pending, inline []byte) []any {
+	var key any
+	if p.m.IdempotencyKey != "" {
+		key = p.m.IdempotencyKey
+	}
+	return []any{p.id, p.m.From, p.m.Subject, timeOrNil(p.m.SendAt),
+		timeOrNil(p.m.ExpiresAt), p.lifetime, key, max(p.size, 0), p.tags,
+		p.m.Recipients, inline}
+}
+
+// existingSQL finds the message holding an idempotency key. As a statement
+// of its own it takes a fresh snapshot, so it sees the concurrent commit
+// that made insertSQL's ON CONFLICT fire.
+const existingSQL = `SELECT id FROM outbox_messages WHERE idempotency_key = $1`
+
+// notifySQL wakes every node's watchers once the transaction commits. The
+// payload names the schema, so stores of other schemas sharing the
+// database can ignore it.
+const notifySQL = `SELECT pg_notify('` + notifyChannel + `', current_schema())`
+
+// EnqueueTx is the transactional outbox: it writes m, its recipients and
+// its body into the caller's transaction tx, on a database whose schema
+// Migrate has created (in the schema tx's search_path selects). Nothing is
+// visible until the caller commits, and a rollback leaves nothing behind;
+// the commit also wakes every node's watchers. The body is streamed in
+// chunks straight from m.Body. Messages without ExpiresAt get
+// DefaultLifetime. If EnqueueTx fails, tx is unusable and must be rolled
+// back, as after any failed statement in PostgreSQL.
+func EnqueueTx(ctx context.Context, tx pgx.Tx, m queue.NewMessage) (string, error) {
+	return enqueueTx(ctx, tx, m, DefaultLifetime, DefaultChunkSize)
+}
+
+// EnqueueTx is the package's EnqueueTx with this store's default lifetime
+// and chunk size, so that code holding a store can enqueue within a
+// caller's transaction.
+func (s *Store) EnqueueTx(ctx context.Context, tx pgx.Tx, m queue.NewMessage) (string, error) {
+	return enqueueTx(ctx, tx, m, s.opts.DefaultLifetime, s.opts.ChunkSize)
+}
+
+func enqueueTx(ctx context.Context, tx pgx.Tx, m queue.NewMessage, lifetime time.Duration, chunk int) (string, error) {
+	p, err := prepare(m, lifetime)
+	if err != nil {
+		return "", err
+	}
+	id, inserted, err := insertRow(ctx, tx, p, nil)
+	if err != nil || !inserted {
+		return id, err
+	}
+	n, err := writeChunks(ctx, tx, id, 0, m.Body, make([]byte, chunk))
+	if err != nil {
+		return "", fmt.Errorf("postgres: enqueue: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE outbox_messages SET size = $1 WHERE id = $2`, n, id); err != nil {
+		return "", fmt.Errorf("postgres: enqueue: %w", err)
+	}
+	if _, err := tx.Exec(ctx, notifySQL); err != nil {
+		return "", fmt.Errorf("postgres: enqueue: notify: %w", err)
+	}
+	return id, nil
+}
+
+// insertRow runs insertSQL for p and, when its key was taken, finds the
+// earlier message's id instead (inserted false).
+func insertRow(ctx context.Context, tx pgx.Tx, p *pending, inline []byte) (id string, inserted bool, err error) {
+	err = tx.QueryRow(ctx, insertSQL, insertArgs(p, inline)...).Scan(&id)
+	if err == nil {
+		return id, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return "", false, fmt.Errorf("postgres: enqueue: %w", err)
+	}
+	if err := tx.QueryRow(ctx, existingSQL, p.m.IdempotencyKey).Scan(&id); err != nil {
+		return "", false, fmt.Errorf("postgres: enqueue: find idempotency key: %w", err)
+	}
+	return id, false, nil
+}
+
+// writeChunks streams body into outbox_body_chunks one chunk at a time,
+// starting at sequence number seq, and returns the bytes written.
+func writeChunks(ctx context.Context, tx pgx.Tx, id string, seq int, body io.Reader, buf []byte) (int64, error) {
+	var total int64
+	for ; ; seq++ {
+		n, err := io.ReadFull(body, buf)
+		if n > 0 {
+			_, err := tx.Exec(ctx, `INSERT INTO outbox_body_chunks (message_id, seq, data)
+				VALUES ($1, $2, $3)`, id, seq, buf[:n])
+			if err != nil {
+				return total, err
+			}
+			total += int64(n)
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return total, nil
+		}
+		if err != nil {
+			return total, fmt.Errorf("read body: %w", err)
+		}
+	}
+}

@@ -1,0 +1,160 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Advisory lock classes (the first key of the two-key form). The second key
+// is a hash of the current schema, so stores in different schemas of one
+// database (tests, or several tenants) never wait on each other.
+const (
+	migrateLockClass   = 0x6f627831 // "obx1"
+	housekeepLockClass = 0x6f627832 // "obx2"
+)
+
+// schemaKey is the SQL for the second advisory lock key.
+const schemaKey = `hashtext(coalesce(current_schema(), ''))`
+
+// migrations are applied in order; migration i brings the schema to
+// version i+1. Never edit one that has shipped: append a new one.
+var migrations = []string{
+	// 1: the initial schema. "No time" is NULL: a final message has no next
+	// attempt, a message nobody holds no lease expiry.
+	`
+CREATE TABLE outbox_messages (
+	id               text PRIMARY KEY,
+	sender           text NOT NULL,
+	subject          text NOT NULL DEFAULT '',
+	status           text NOT NULL,
+	created_at       timestamptz NOT NULL,
+	updated_at       timestamptz NOT NULL,
+	next_attempt_at  timestamptz,
+	attempts         integer NOT NULL DEFAULT 0,
+	expires_at       timestamptz NOT NULL,
+	idempotency_key  text UNIQUE,
+	size             bigint NOT NULL DEFAULT 0,
+	tags             jsonb NOT NULL DEFAULT '{}',
+	lease_owner      text NOT NULL DEFAULT '',
+	lease_expires_at timestamptz
+);
+
+-- Claiming and NextDue read only the due part of each waiting status, and
+-- expired leases are found without scanning finished mail.
+CREATE INDEX outbox_messages_due ON outbox_messages (status, next_attempt_at);
+CREATE INDEX outbox_messages_lease ON outbox_messages (status, lease_expires_at);
+-- Listing by status, newest first (ids are UUIDv7, so id order is time order).
+CREATE INDEX outbox_messages_status_id ON outbox_messages (status, id);
+-- Purge finds old final messages per status.
+CREATE INDEX outbox_messages_updated ON outbox_messages (status, updated_at);
+
+CREATE TABLE outbox_recipients (
+	message_id      text NOT NULL REFERENCES outbox_messages (id) ON DELETE CASCADE,
+	idx             integer NOT NULL,
+	address         text NOT NULL,
+	status          text NOT NULL,
+	attempts        integer NOT NULL DEFAULT 0,
+	code            integer NOT NULL DEFAULT 0,
+	enhanced_code   text NOT NULL DEFAULT '',
+	text            text NOT NULL DEFAULT '',
+	last_attempt_at timestamptz,
+	PRIMARY KEY (message_id, idx)
+);
+
+CREATE TABLE outbox_attempts (
+	message_id  text NOT NULL REFERENCES outbox_messages (id) ON DELETE CASCADE,
+	number      integer NOT NULL,
+	started_at  timestamptz NOT NULL,
+	finished_at timestamptz NOT NULL,
+	route       text NOT NULL DEFAULT '',
+	error       text NOT NULL DEFAULT '',
+	transcript  text NOT NULL DEFAULT '',
+	PRIMARY KEY (message_id, number)
+);
+
+CREATE TABLE outbox_body_chunks (
+	message_id text NOT NULL REFERENCES outbox_messages (id) ON DELETE CASCADE,
+	seq        integer NOT NULL,
+	data       bytea NOT NULL,
+	PRIMARY KEY (message_id, seq)
+);
+
+-- Webhook events. status is pending (due at next_attempt_at), sending
+-- (leased until lease_expires_at) or abandoned (kept for inspection until
+-- Purge). Payload is bytea so the JSON is posted byte for byte as given.
+CREATE TABLE outbox_events (
+	id               text PRIMARY KEY,
+	endpoint         text NOT NULL,
+	type             text NOT NULL,
+	message_id       text NOT NULL DEFAULT '',
+	payload          bytea NOT NULL,
+	status           text NOT NULL DEFAULT 'pending',
+	attempts         integer NOT NULL DEFAULT 0,
+	created_at       timestamptz NOT NULL,
+	next_attempt_at  timestamptz,
+	last_error       text NOT NULL DEFAULT '',
+	lease_owner      text NOT NULL DEFAULT '',
+	lease_expires_at timestamptz
+);
+CREATE INDEX outbox_events_due ON outbox_events (status, next_attempt_at);
+CREATE INDEX outbox_events_lease ON outbox_events (status, lease_expires_at);
+CREATE INDEX outbox_events_created ON outbox_events (status, created_at);
+`,
+}
+
+// SchemaVersion is the schema version this package's migrations produce.
+var SchemaVersion = len(migrations)
+
+// Beginner starts transactions: *pgxpool.Pool, *pgx.Conn and pgx.Tx all
+// qualify.
+type Beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// Migrate creates or upgrades the outbox schema (tables prefixed
+// "outbox_") in the first schema of db's search_path, so that an
+// application can call EnqueueTx on its own database. Open runs it too.
+//
+// All pending migrations run in one transaction that first takes a
+// transaction-level advisory lock, so any number of processes may migrate
+// the same database at once: the first applies the steps, the others wait
+// for its commit and then find nothing to do. The lock is released by the
+// commit or rollback, even if the process dies.
+func Migrate(ctx context.Context, db Beginner) error {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	defer rollback(tx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, `+schemaKey+`)`, migrateLockClass); err != nil {
+		return fmt.Errorf("postgres: migrate: lock: %w", err)
+	}
+	_, err = tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS outbox_schema_migrations (
+		version    integer PRIMARY KEY,
+		applied_at timestamptz NOT NULL DEFAULT now())`)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	var version int
+	err = tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM outbox_schema_migrations`).Scan(&version)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: read version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("postgres: migrate: database schema version %d is newer than this program's %d", version, len(migrations))
+	}
+	for v := version; v < len(migrations); v++ {
+		if _, err := tx.Exec(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("postgres: migrate to version %d: %w", v+1, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO outbox_schema_migrations (version) VALUES ($1)`, v+1); err != nil {
+			return fmt.Errorf("postgres: migrate: record version %d: %w", v+1, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: migrate: commit: %w", err)
+	}
+	return nil
+}
