@@ -209,11 +209,16 @@ func (c *apiClient) submit(ctx context.Context, s submission) (string, error) {
 		h.Set("Idempotency-Key", s.idempotencyKey)
 	}
 	pr, pw := io.Pipe()
+	out := &pipeWriter{w: pw}
 	composed := make(chan error, 1)
 	go func() {
-		err := s.compose(pw)
+		err := s.compose(out)
 		// An error aborts the upload, so the daemon stores nothing.
 		pw.CloseWithError(err)
+		if out.err != nil {
+			// The request ended first; its error is the one to report.
+			err = nil
+		}
 		composed <- err
 	}()
 	body, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/messages/raw", query: q, header: h, body: pr})
@@ -237,6 +242,21 @@ func (c *apiClient) submit(ctx context.Context, s submission) (string, error) {
 		return "", fmt.Errorf("the daemon at %s accepted the message but did not say its id", c.base)
 	}
 	return acc.ID, nil
+}
+
+// pipeWriter remembers whether writing into the request failed, which
+// tells a failure to compose from the request ending under it.
+type pipeWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (p *pipeWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	if err != nil && p.err == nil {
+		p.err = err
+	}
+	return n, err
 }
 
 // clean makes text from the daemon (which may come from a message's
@@ -281,7 +301,8 @@ func safeJSON(w io.Writer, data []byte) error {
 	}
 	var b strings.Builder
 	for _, r := range buf.String() {
-		if unsafeRune(r) {
+		// Below space, valid JSON has only its own white space.
+		if r >= 0x20 && unsafeRune(r) {
 			fmt.Fprintf(&b, `\u%04x`, r)
 			continue
 		}
