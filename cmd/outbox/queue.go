@@ -82,6 +82,8 @@ func oneID(fs *flag.FlagSet, args []string, stderr io.Writer, synopsis string) (
 		return "", usagef("%s: a message ID is required (usage: outbox queue %s)", fs.Name(), synopsis)
 	case len(rest) > 1:
 		return "", usagef("%s: unexpected argument %q", fs.Name(), rest[1])
+	case rest[0] == "." || rest[0] == "..":
+		return "", usagef("%s: %q is not a message ID", fs.Name(), rest[0])
 	}
 	return rest[0], nil
 }
@@ -222,11 +224,18 @@ func lookupError(err error, id string) error {
 	return err
 }
 
-// Layouts of times shown in local time: short in tables, full in show.
-const (
-	shortTime = "01-02 15:04"
-	fullTime  = "2006-01-02 15:04:05 MST"
-)
+// fullTime is the layout of times in 'queue show', in local time.
+const fullTime = "2006-01-02 15:04:05 MST"
+
+// shortTime formats t for a table in local time: the year only when it
+// is not this one.
+func shortTime(t time.Time) string {
+	t = t.Local()
+	if t.Year() == time.Now().Year() {
+		return t.Format("Jan 02 15:04")
+	}
+	return t.Format("2006-01-02 15:04")
+}
 
 // maxSubject is how many runes of a subject a table shows.
 const maxSubject = 40
@@ -239,7 +248,7 @@ func printList(w io.Writer, page *listPage) error {
 	for _, m := range page.Messages {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n",
 			cleanCell(m.ID), cleanCell(m.Status), m.AttemptCount,
-			m.CreatedAt.Local().Format(shortTime), optTime(m.NextAttemptAt, shortTime),
+			shortTime(m.CreatedAt), optTime(m.NextAttemptAt, shortTime),
 			orDash(cleanCell(m.From)), recipientsCell(m.Recipients),
 			truncate(cleanCell(m.Subject), maxSubject))
 	}
@@ -269,8 +278,8 @@ func printMessage(w io.Writer, m *messageView, verbose bool) error {
 	field("Attempts", strconv.Itoa(m.AttemptCount))
 	field("Created", m.CreatedAt.Local().Format(fullTime))
 	field("Updated", m.UpdatedAt.Local().Format(fullTime))
-	field("Next attempt", optTime(m.NextAttemptAt, fullTime))
-	field("Expires", optTime(m.ExpiresAt, fullTime))
+	field("Next attempt", optTime(m.NextAttemptAt, longTime))
+	field("Expires", optTime(m.ExpiresAt, longTime))
 	if m.IdempotencyKey != "" {
 		field("Idempotency key", cleanCell(m.IdempotencyKey))
 	}
@@ -340,13 +349,16 @@ func recipientsCell(rs []recipientView) string {
 	return fmt.Sprintf("%s +%d", cleanCell(rs[0].Address), len(rs)-1)
 }
 
-// optTime formats an optional time in local time, or a dash.
-func optTime(t *time.Time, layout string) string {
+// optTime formats an optional time with format, or gives a dash.
+func optTime(t *time.Time, format func(time.Time) string) string {
 	if t == nil || t.IsZero() {
 		return "-"
 	}
-	return t.Local().Format(layout)
+	return format(*t)
 }
+
+// longTime formats t for 'queue show' in local time.
+func longTime(t time.Time) string { return t.Local().Format(fullTime) }
 
 func orDash(s string) string {
 	if s == "" {
