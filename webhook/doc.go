@@ -49,7 +49,17 @@
 // with the v1 value in constant time; then it rejects timestamps too far from
 // its own clock, which stops an old captured request being replayed. Verify
 // does exactly this. The timestamp is inside the signed text, so it cannot be
-// changed without breaking the signature.
+// changed without breaking the signature. In a Go receiver:
+//
+//	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+//	if err != nil || webhook.Verify(secret, r.Header, body, 5*time.Minute) != nil {
+//		http.Error(w, "bad signature", http.StatusUnauthorized)
+//		return
+//	}
+//	// Deduplicate on Outbox-Event-Id, then handle the event; answer 2xx.
+//
+// Secrets are only ever used to sign; they are never logged, and endpoint
+// URLs appear in logs and errors with any password and query hidden.
 //
 // # Retries
 //
@@ -59,5 +69,7 @@
 // is abandoned — kept in the store with its last error, never sent again —
 // after MaxAttempts (20) attempts or when its next attempt would fall more
 // than MaxAge (24h) after it was created, or at once when its endpoint is no
-// longer configured.
+// longer configured. A POST cut short by Shutdown is made due again at
+// once (it still counts as an attempt), so a restart resends it without
+// waiting for its lease.
 package webhook
