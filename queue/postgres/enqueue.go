@@ -27,13 +27,16 @@ type pending struct {
 	size     int64
 	mem      []byte   // the body, when it fit in one chunk
 	file     *os.File // the spooled body otherwise
+	unlinked bool     // file's name was removed at creation
 }
 
 // discard removes the spool file, if any.
 func (p *pending) discard() {
 	if p.file != nil {
 		p.file.Close()
-		os.Remove(p.file.Name())
+		if !p.unlinked {
+			os.Remove(p.file.Name())
+		}
 		p.file = nil
 	}
 }
@@ -173,6 +176,11 @@ func (s *Store) spool(p *pending, body io.Reader) error {
 		return fmt.Errorf("postgres: enqueue: spool body: %w", err)
 	}
 	p.file = f
+	// The spool directory may be shared (the system temp directory), so
+	// Open cannot sweep it. Unlinking the file now, while it stays open,
+	// means a crash leaves nothing behind; where the system refuses to
+	// remove an open file, discard removes it instead.
+	p.unlinked = os.Remove(f.Name()) == nil
 	if _, err := f.Write(buf.Bytes()); err != nil {
 		return fmt.Errorf("postgres: enqueue: spool body: %w", err)
 	}

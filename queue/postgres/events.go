@@ -101,7 +101,7 @@ func (s *Store) ClaimEvents(ctx context.Context, owner string, limit int, lease 
 		FROM (SELECT id, due FROM (`+dueEventsQuery+`) d ORDER BY due LIMIT $3) d
 		WHERE e.id = d.id
 		RETURNING e.id, endpoint, type, message_id, payload, attempts, created_at,
-			d.due, last_error`, owner, lease, limit)
+			next_attempt_at, last_error`, owner, lease, limit)
 	if err != nil {
 		return nil, s.wrap("claim events", err)
 	}
@@ -118,7 +118,7 @@ func (s *Store) ClaimEvents(ctx context.Context, owner string, limit int, lease 
 	return out, nil
 }
 
-// sortEvents orders events oldest due first (RETURNING has no order).
+// sortEvents orders events by next attempt (RETURNING has no order).
 func sortEvents(es []queue.Event) {
 	for i := 1; i < len(es); i++ {
 		for j := i; j > 0 && es[j].NextAttemptAt.Before(es[j-1].NextAttemptAt); j-- {

@@ -104,9 +104,6 @@ CREATE INDEX outbox_events_created ON outbox_events (status, created_at);
 `,
 }
 
-// SchemaVersion is the schema version this package's migrations produce.
-var SchemaVersion = len(migrations)
-
 // Beginner starts transactions: *pgxpool.Pool, *pgx.Conn and pgx.Tx all
 // qualify.
 type Beginner interface {

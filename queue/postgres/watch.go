@@ -116,16 +116,16 @@ func (w *watcher) fire() {
 func (w *watcher) run(ctx context.Context) {
 	defer close(w.done)
 	backoff := minBackoff
-	first := true
-	for ctx.Err() == nil {
+	var readyOnce sync.Once
+	for attempt := 1; ctx.Err() == nil; attempt++ {
 		err := w.listen(ctx, func() {
 			backoff = minBackoff
-			if first {
-				first = false
-				close(w.ready)
-				return
+			readyOnce.Do(func() { close(w.ready) })
+			// The first Watch waited for the first connection; any later
+			// one may have missed notifications while it was down.
+			if attempt > 1 {
+				w.fire()
 			}
-			w.fire()
 		})
 		if ctx.Err() != nil {
 			return
