@@ -214,6 +214,38 @@ func TestWatchAcrossNodes(t *testing.T) {
 	}
 }
 
+// A callback that blocks must not hold up the listener or other watchers.
+func TestWatchSlowCallback(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn, _ := freshSchema(t)
+	s := openStore(t, dsn, Options{})
+	block := make(chan struct{})
+	defer close(block)
+	entered := make(chan struct{}, 1)
+	stopSlow := s.Watch(func() {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-block
+	})
+	defer stopSlow()
+	woke := make(chan struct{}, 16)
+	defer s.Watch(func() { woke <- struct{}{} })()
+	for i := range 3 {
+		if _, err := s.Enqueue(ctx, newMsg("b@x.test")); err != nil {
+			t.Fatal(err)
+		}
+		if !waitCall(woke, 5*time.Second) {
+			t.Fatalf("enqueue %d: fast watcher not woken while another callback blocks", i)
+		}
+	}
+	if !waitCall(entered, time.Second) {
+		t.Error("the slow watcher was never called")
+	}
+}
+
 func TestWatchReconnects(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
