@@ -242,8 +242,9 @@ const notifySQL = `SELECT pg_notify('` + notifyChannel + `', current_schema())`
 // visible until the caller commits, and a rollback leaves nothing behind;
 // the commit also wakes every node's watchers. The body is streamed in
 // chunks straight from m.Body. Messages without ExpiresAt get
-// DefaultLifetime. If EnqueueTx fails, tx is unusable and must be rolled
-// back, as after any failed statement in PostgreSQL.
+// DefaultLifetime. The writes run inside a savepoint, so if EnqueueTx fails
+// (bad input, a body that fails half-way) it leaves nothing of the message
+// in tx and tx stays usable.
 func EnqueueTx(ctx context.Context, tx pgx.Tx, m queue.NewMessage) (string, error) {
 	return enqueueTx(ctx, tx, m, DefaultLifetime, DefaultChunkSize)
 }
@@ -260,19 +261,29 @@ func enqueueTx(ctx context.Context, tx pgx.Tx, m queue.NewMessage, lifetime time
 	if err != nil {
 		return "", err
 	}
-	id, inserted, err := insertRow(ctx, tx, p, nil)
-	if err != nil || !inserted {
-		return id, err
-	}
-	n, err := writeChunks(ctx, tx, id, 0, m.Body, make([]byte, chunk))
+	sp, err := tx.Begin(ctx) // a savepoint
 	if err != nil {
 		return "", fmt.Errorf("postgres: enqueue: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE outbox_messages SET size = $1 WHERE id = $2`, n, id); err != nil {
-		return "", fmt.Errorf("postgres: enqueue: %w", err)
+	defer rollback(sp) // to the savepoint; a no-op once released
+	id, inserted, err := insertRow(ctx, sp, p, nil)
+	if err != nil {
+		return "", err
 	}
-	if _, err := tx.Exec(ctx, notifySQL); err != nil {
-		return "", fmt.Errorf("postgres: enqueue: notify: %w", err)
+	if inserted {
+		n, err := writeChunks(ctx, sp, id, 0, m.Body, make([]byte, chunk))
+		if err != nil {
+			return "", fmt.Errorf("postgres: enqueue: %w", err)
+		}
+		if _, err := sp.Exec(ctx, `UPDATE outbox_messages SET size = $1 WHERE id = $2`, n, id); err != nil {
+			return "", fmt.Errorf("postgres: enqueue: %w", err)
+		}
+		if _, err := sp.Exec(ctx, notifySQL); err != nil {
+			return "", fmt.Errorf("postgres: enqueue: notify: %w", err)
+		}
+	}
+	if err := sp.Commit(ctx); err != nil {
+		return "", fmt.Errorf("postgres: enqueue: %w", err)
 	}
 	return id, nil
 }

@@ -65,6 +65,45 @@ func TestEnqueueTxRollback(t *testing.T) {
 	}
 }
 
+// A body that fails half-way leaves nothing in the caller's transaction,
+// which stays usable: its own work still commits.
+func TestEnqueueTxBodyFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn, _ := freshSchema(t)
+	s := openStore(t, dsn, Options{ChunkSize: 1024})
+	if _, err := s.Pool().Exec(ctx, `CREATE TABLE app_orders (n int)`); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `INSERT INTO app_orders VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	m := newMsg("b@x.test")
+	m.Body = io.MultiReader(io.LimitReader(&counter{}, 5000), failing{})
+	if _, err := s.EnqueueTx(ctx, tx, m); err == nil {
+		t.Fatal("EnqueueTx with a failing body succeeded")
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("the caller's transaction is unusable after a failed EnqueueTx: %v", err)
+	}
+	var orders, rows int
+	err = s.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM app_orders),
+		(SELECT count(*) FROM outbox_body_chunks) + (SELECT count(*) FROM outbox_messages)`).Scan(&orders, &rows)
+	if err != nil || orders != 1 || rows != 0 {
+		t.Errorf("after commit: %d orders, %d outbox rows (%v); want 1 and 0", orders, rows, err)
+	}
+}
+
+// failing is a reader whose every read fails.
+type failing struct{}
+
+func (failing) Read([]byte) (int, error) { return 0, errors.New("client went away") }
+
 func TestEnqueueTxCommit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
