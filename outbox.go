@@ -14,6 +14,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -77,9 +78,10 @@ type EnqueueOptions struct {
 }
 
 // TxEnqueuer is implemented by stores that can enqueue within a caller's
-// own database transaction.
-type TxEnqueuer interface {
-	EnqueueTx(ctx context.Context, tx *sql.Tx, m queue.NewMessage) (string, error)
+// own database transaction: queue/sqlite with a *sql.Tx, queue/postgres
+// with a pgx.Tx.
+type TxEnqueuer[Tx any] interface {
+	EnqueueTx(ctx context.Context, tx Tx, m queue.NewMessage) (string, error)
 }
 
 // New returns a Client; call Start to begin delivering.
@@ -169,11 +171,19 @@ func (c *Client) Enqueue(ctx context.Context, m *message.Message, opts *EnqueueO
 // exists if and only if tx commits (the transactional outbox). The store
 // must support it (queue/sqlite does, on the database tx belongs to). Call
 // Notify after the commit to deliver at once; otherwise delivery starts
-// within PollInterval.
+// within PollInterval. For PostgreSQL's pgx.Tx use the function
+// EnqueueInTx.
 func (c *Client) EnqueueTx(ctx context.Context, tx *sql.Tx, m *message.Message, opts *EnqueueOptions) (string, error) {
-	te, ok := c.cfg.Store.(TxEnqueuer)
+	return EnqueueInTx(ctx, c, tx, m, opts)
+}
+
+// EnqueueInTx is Client.EnqueueTx for any transaction type the client's
+// store accepts, e.g. a pgx.Tx with queue/postgres, whose commit also
+// wakes the workers of every node.
+func EnqueueInTx[Tx any](ctx context.Context, c *Client, tx Tx, m *message.Message, opts *EnqueueOptions) (string, error) {
+	te, ok := c.cfg.Store.(TxEnqueuer[Tx])
 	if !ok {
-		return "", errors.New("outbox: this store cannot enqueue within a caller's transaction")
+		return "", fmt.Errorf("outbox: this store cannot enqueue within a %T transaction", tx)
 	}
 	nm, finish, err := c.prepare(m, opts)
 	if err != nil {

@@ -368,7 +368,7 @@ func (d *service) housekeep(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		n, err := d.store.Purge(ctx, time.Now().Add(-d.cfg.retention))
+		n, err := purgeOld(ctx, d.store, d.cfg.retention)
 		if err != nil && ctx.Err() == nil {
 			d.log.Error("housekeeping", "err", err)
 		} else if n > 0 {

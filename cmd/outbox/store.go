@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/outbox-mail/outbox/queue"
+	"github.com/outbox-mail/outbox/queue/postgres"
 	"github.com/outbox-mail/outbox/queue/sqlite"
 )
 
@@ -20,6 +22,29 @@ func openStore(ctx context.Context, db string, lifetime time.Duration, log *slog
 			return nil, usagef("--db sqlite: needs a path, e.g. sqlite:outbox-data/outbox.db")
 		}
 		return sqlite.Open(path, sqlite.Options{DefaultLifetime: lifetime, Logger: log})
+	case strings.HasPrefix(db, "postgres://"), strings.HasPrefix(db, "postgresql://"):
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		return postgres.Open(ctx, db, postgres.Options{DefaultLifetime: lifetime, Logger: log})
 	}
 	return nil, usagef("--db %q: want sqlite:PATH or postgres://…", redactDSN(db))
+}
+
+// housekeeper is a store whose housekeeping must run on one node at a time
+// (PostgreSQL takes an advisory lock for it).
+type housekeeper interface {
+	Housekeep(ctx context.Context, retention time.Duration) (int, error)
+}
+
+// purgeOld deletes finished messages older than retention, on one node at
+// a time when the store is shared.
+func purgeOld(ctx context.Context, st queue.Store, retention time.Duration) (int, error) {
+	if h, ok := st.(housekeeper); ok {
+		n, err := h.Housekeep(ctx, retention)
+		if errors.Is(err, postgres.ErrHousekeepBusy) {
+			return 0, nil
+		}
+		return n, err
+	}
+	return st.Purge(ctx, time.Now().Add(-retention))
 }
