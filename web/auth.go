@@ -1,0 +1,258 @@
+package web
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// cookieName is the session cookie.
+const cookieName = "outbox_session"
+
+// authenticator issues and checks session cookies and CSRF tokens.
+//
+// A cookie holds a random session id and its expiry, signed with
+// HMAC-SHA256 over the id, the expiry and the digest of the token that
+// logged in: the token itself never leaves the login request, and removing
+// a token from the configuration ends its sessions. The CSRF token is an
+// HMAC of the session id under a separate label, so it needs no storage.
+type authenticator struct {
+	key    []byte
+	tokens [][sha256.Size]byte
+	ttl    time.Duration
+}
+
+// session is a verified cookie.
+type session struct {
+	id   []byte
+	csrf string
+}
+
+func newAuthenticator(tokens []string, key []byte, ttl time.Duration) (*authenticator, error) {
+	a := &authenticator{key: key, ttl: ttl}
+	if len(a.key) == 0 {
+		a.key = make([]byte, 32)
+		rand.Read(a.key)
+	}
+	for _, t := range tokens {
+		if t == "" {
+			return nil, errors.New("web: empty API token")
+		}
+		a.tokens = append(a.tokens, sha256.Sum256([]byte(t)))
+	}
+	return a, nil
+}
+
+// open reports whether no login is needed (no tokens configured).
+func (a *authenticator) open() bool { return len(a.tokens) == 0 }
+
+// checkToken compares a submitted token with every configured one in
+// constant time; it returns the matching digest.
+func (a *authenticator) checkToken(token string) ([sha256.Size]byte, bool) {
+	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	match := 0
+	for i := range a.tokens {
+		match |= subtle.ConstantTimeCompare(sum[:], a.tokens[i][:])
+	}
+	return sum, match == 1
+}
+
+func (a *authenticator) mac(label string, parts ...[]byte) []byte {
+	m := hmac.New(sha256.New, a.key)
+	m.Write([]byte(label))
+	for _, p := range parts {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
+		m.Write(n[:])
+		m.Write(p)
+	}
+	return m.Sum(nil)
+}
+
+// issue sets a new session cookie bound to the token digest (zero when no
+// tokens are configured) and returns the session.
+func (a *authenticator) issue(w http.ResponseWriter, r *http.Request, digest [sha256.Size]byte) *session {
+	id := make([]byte, 16)
+	rand.Read(id)
+	exp := make([]byte, 8)
+	binary.BigEndian.PutUint64(exp, uint64(time.Now().Add(a.ttl).Unix()))
+	payload := append(append([]byte{}, id...), exp...)
+	sig := a.mac("session", id, exp, digest[:])
+	http.SetCookie(w, &http.Cookie{Name: cookieName,
+		Value: base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(sig),
+		Path:  "/", MaxAge: int(a.ttl / time.Second), HttpOnly: true, Secure: r.TLS != nil,
+		SameSite: http.SameSiteStrictMode})
+	return a.sessionFor(id)
+}
+
+func (a *authenticator) sessionFor(id []byte) *session {
+	return &session{id: id, csrf: base64.RawURLEncoding.EncodeToString(a.mac("csrf", id))}
+}
+
+// verify returns the session of a valid, unexpired cookie, or nil.
+func (a *authenticator) verify(r *http.Request) *session {
+	c, err := r.Cookie(cookieName)
+	if err != nil {
+		return nil
+	}
+	p64, s64, ok := strings.Cut(c.Value, ".")
+	payload, err1 := base64.RawURLEncoding.DecodeString(p64)
+	sig, err2 := base64.RawURLEncoding.DecodeString(s64)
+	if !ok || err1 != nil || err2 != nil || len(payload) != 24 {
+		return nil
+	}
+	id, exp := payload[:16], payload[16:]
+	if time.Now().Unix() > int64(binary.BigEndian.Uint64(exp)) {
+		return nil
+	}
+	// Check against every digest the session could be bound to, without
+	// stopping early, so timing says nothing about which one matched.
+	digests := a.tokens
+	if a.open() {
+		digests = [][sha256.Size]byte{{}}
+	}
+	match := 0
+	for i := range digests {
+		match |= subtle.ConstantTimeCompare(sig, a.mac("session", id, exp, digests[i][:]))
+	}
+	if match != 1 {
+		return nil
+	}
+	return a.sessionFor(id)
+}
+
+// sameOrigin refuses cross-site requests: Sec-Fetch-Site, when the browser
+// sends it, must be same-origin, and Origin, when sent, must be ours.
+func sameOrigin(r *http.Request) bool {
+	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" {
+		return false
+	}
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	if err != nil {
+		return false
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return u.Scheme == scheme && strings.EqualFold(u.Host, r.Host)
+}
+
+// current returns the request's session; when no login is needed, a
+// visitor without a cookie gets one, so CSRF tokens still work.
+func (h *handler) current(w http.ResponseWriter, r *http.Request) *session {
+	if s := h.auth.verify(r); s != nil {
+		return s
+	}
+	if h.auth.open() && w != nil {
+		return h.auth.issue(w, r, [sha256.Size]byte{})
+	}
+	return nil
+}
+
+// page wraps a page handler: visitors without a session go to the login.
+func (h *handler) page(fn func(http.ResponseWriter, *http.Request, *session)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := h.current(w, r)
+		if s == nil {
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		fn(w, r, s)
+	})
+}
+
+// fragment wraps what scripts and frames fetch: no session is a plain 401.
+func (h *handler) fragment(fn func(http.ResponseWriter, *http.Request, *session)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := h.auth.verify(r)
+		if s == nil && h.auth.open() {
+			s = h.current(w, r)
+		}
+		if s == nil {
+			http.Error(w, "Log in first.", http.StatusUnauthorized)
+			return
+		}
+		fn(w, r, s)
+	})
+}
+
+// action wraps a state-changing POST: it needs a session, a same-origin
+// request and the session's CSRF token, compared in constant time.
+func (h *handler) action(fn func(http.ResponseWriter, *http.Request, *session)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := h.auth.verify(r)
+		if s == nil {
+			http.Error(w, "Log in first.", http.StatusUnauthorized)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		if !sameOrigin(r) || subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(s.csrf)) != 1 {
+			http.Error(w, "This form has expired or came from another site; reload the page and try again.", http.StatusForbidden)
+			return
+		}
+		fn(w, r, s)
+	})
+}
+
+// safeNext keeps a post-login redirect on this site: a local path only.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/"
+	}
+	return next
+}
+
+func (h *handler) loginPage(w http.ResponseWriter, r *http.Request) {
+	if h.auth.open() || h.auth.verify(r) != nil {
+		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
+		return
+	}
+	h.render(w, r, http.StatusOK, "login", &view{Title: "Log in", Data: loginData{Next: safeNext(r.URL.Query().Get("next"))}})
+}
+
+// loginData is the login form's state.
+type loginData struct {
+	Next  string
+	Error string
+}
+
+func (h *handler) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	next := safeNext(r.PostFormValue("next"))
+	if !sameOrigin(r) {
+		http.Error(w, "Cross-site login refused.", http.StatusForbidden)
+		return
+	}
+	if h.auth.open() {
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	digest, ok := h.auth.checkToken(r.PostFormValue("token"))
+	if !ok {
+		h.log.Warn("web: failed dashboard login", "remote", r.RemoteAddr)
+		h.render(w, r, http.StatusUnauthorized, "login", &view{Title: "Log in",
+			Data: loginData{Next: next, Error: "That token is not valid."}})
+		return
+	}
+	h.auth.issue(w, r, digest)
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (h *handler) logout(w http.ResponseWriter, r *http.Request, _ *session) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}

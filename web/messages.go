@@ -1,0 +1,193 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/outbox-mail/outbox/queue"
+)
+
+// listData is the message list page.
+type listData struct {
+	Filter   queue.Filter
+	Since    string // the filter's times as typed, for the form
+	Until    string
+	Statuses []queue.Status
+	Messages []queue.Message
+	Next     string // query string of the next page, empty on the last
+	Error    string
+}
+
+// timeForm is the HTML datetime-local format; times are UTC.
+const timeForm = "2006-01-02T15:04"
+
+func (h *handler) messageList(w http.ResponseWriter, r *http.Request, s *session) {
+	q := r.URL.Query()
+	d := &listData{Statuses: statusOrder, Since: q.Get("since"), Until: q.Get("until")}
+	d.Filter = queue.Filter{Status: queue.Status(q.Get("status")), Recipient: q.Get("rcpt"),
+		From: q.Get("from"), Subject: q.Get("subject"), Cursor: q.Get("cursor"), Limit: 50}
+	status := http.StatusOK
+	var err error
+	if d.Filter.Since, err = parseFormTime(d.Since); err != nil {
+		d.Error, status = "Since: "+err.Error(), http.StatusBadRequest
+	} else if d.Filter.Until, err = parseFormTime(d.Until); err != nil {
+		d.Error, status = "Until: "+err.Error(), http.StatusBadRequest
+	} else if page, err := h.store.List(r.Context(), d.Filter); errors.Is(err, queue.ErrInvalid) {
+		d.Error, status = "That filter is not valid: "+err.Error(), http.StatusBadRequest
+	} else if err != nil {
+		h.serverError(w, r, err)
+		return
+	} else {
+		d.Messages = page.Messages
+		if page.Next != "" {
+			q.Set("cursor", page.Next)
+			d.Next = q.Encode()
+		}
+	}
+	h.render(w, r, status, "list", &view{Title: "Messages", Nav: "messages", Data: d})
+}
+
+func parseFormTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(timeForm, s)
+	if err != nil {
+		return time.Time{}, errors.New("use the form YYYY-MM-DDTHH:MM (UTC)")
+	}
+	return t, nil
+}
+
+// detailData is the message page; its live part is re-fetched while the
+// message is not final.
+type detailData struct {
+	Message  *queue.Message
+	Attempts []queue.Attempt
+	Content  *content
+	Remote   bool // the user asked for remote images
+}
+
+func (h *handler) loadDetail(w http.ResponseWriter, r *http.Request) (*detailData, bool) {
+	id := r.PathValue("id")
+	m, err := h.store.Get(r.Context(), id)
+	if errors.Is(err, queue.ErrNotFound) {
+		h.notFound(w, r, "There is no message with that id; it may have been purged.")
+		return nil, false
+	}
+	if err != nil {
+		h.serverError(w, r, err)
+		return nil, false
+	}
+	attempts, err := h.store.Attempts(r.Context(), id)
+	if err != nil && !errors.Is(err, queue.ErrNotFound) {
+		h.serverError(w, r, err)
+		return nil, false
+	}
+	return &detailData{Message: m, Attempts: attempts}, true
+}
+
+func (h *handler) messageDetail(w http.ResponseWriter, r *http.Request, s *session) {
+	d, ok := h.loadDetail(w, r)
+	if !ok {
+		return
+	}
+	d.Remote = r.URL.Query().Get("remote") == "1"
+	c, err := h.readContent(r.Context(), d.Message.ID)
+	if err != nil {
+		h.serverError(w, r, err)
+		return
+	}
+	d.Content = c
+	h.render(w, r, http.StatusOK, "detail", &view{Title: "Message " + d.Message.Subject, Nav: "messages", Data: d})
+}
+
+func (h *handler) detailLive(w http.ResponseWriter, r *http.Request, s *session) {
+	d, ok := h.loadDetail(w, r)
+	if !ok {
+		return
+	}
+	h.renderFragment(w, "detail", "live", &view{Data: d, CSRF: s.csrf})
+}
+
+func (h *handler) retry(w http.ResponseWriter, r *http.Request, s *session) {
+	h.steer(w, r, "Retry requested.", func(id string) error { return h.client.Retry(r.Context(), id, false) })
+}
+
+func (h *handler) requeue(w http.ResponseWriter, r *http.Request, s *session) {
+	h.steer(w, r, "Requeued, failed recipients included.", func(id string) error { return h.client.Retry(r.Context(), id, true) })
+}
+
+func (h *handler) cancel(w http.ResponseWriter, r *http.Request, s *session) {
+	h.steer(w, r, "Cancelled.", func(id string) error { return h.client.Cancel(r.Context(), id) })
+}
+
+// steer runs an action on the message and answers the script (a short
+// text) or, without a script, redirects back to the message.
+func (h *handler) steer(w http.ResponseWriter, r *http.Request, done string, fn func(id string) error) {
+	id := r.PathValue("id")
+	status, msg := http.StatusOK, done
+	switch err := fn(id); {
+	case err == nil:
+	case errors.Is(err, queue.ErrNotFound):
+		status, msg = http.StatusNotFound, "There is no message with that id."
+	case errors.Is(err, queue.ErrFinal):
+		status, msg = http.StatusConflict, "The message is already final; nothing to do."
+	case errors.Is(err, queue.ErrSending):
+		status, msg = http.StatusConflict, "The message is being delivered right now; try again in a moment."
+	default:
+		h.log.Error("web: steer message", "id", id, "path", r.URL.Path, "err", err)
+		status, msg = http.StatusInternalServerError, "The action failed; the error is in the server log."
+	}
+	if r.Header.Get("X-Outbox-Fetch") == "1" {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(status)
+		w.Write([]byte(msg))
+		return
+	}
+	if status != http.StatusOK {
+		h.errorPage(w, r, status, msg)
+		return
+	}
+	http.Redirect(w, r, "/messages/"+url.PathEscape(id), http.StatusSeeOther)
+}
+
+// inboxData is the captured-mail inbox.
+type inboxData struct {
+	Subject  string
+	Messages []queue.Message
+	Next     string
+}
+
+// inbox lists delivered mail whose last attempt went to the capture
+// transport, newest first, paging on the store's keyset cursor.
+func (h *handler) inbox(w http.ResponseWriter, r *http.Request, s *session) {
+	q := r.URL.Query()
+	d := &inboxData{Subject: q.Get("subject")}
+	page, err := h.store.List(r.Context(), queue.Filter{Status: queue.StatusDelivered,
+		Subject: d.Subject, Cursor: q.Get("cursor"), Limit: 50})
+	if errors.Is(err, queue.ErrInvalid) {
+		h.errorPage(w, r, http.StatusBadRequest, "That page cursor is not valid.")
+		return
+	}
+	if err != nil {
+		h.serverError(w, r, err)
+		return
+	}
+	for _, m := range page.Messages {
+		attempts, err := h.store.Attempts(r.Context(), m.ID)
+		if err != nil && !errors.Is(err, queue.ErrNotFound) {
+			h.serverError(w, r, err)
+			return
+		}
+		if len(attempts) > 0 && attempts[len(attempts)-1].Route == CaptureRoute {
+			d.Messages = append(d.Messages, m)
+		}
+	}
+	if page.Next != "" {
+		q.Set("cursor", page.Next)
+		d.Next = q.Encode()
+	}
+	h.render(w, r, http.StatusOK, "inbox", &view{Title: "Captured mail", Nav: "inbox", Data: d})
+}

@@ -1,0 +1,166 @@
+// Package web serves outbox's dashboard: an overview of the queue with live
+// charts, a searchable message list, each message's delivery history and
+// rendered content, and an inbox of captured mail.
+//
+// Pages are rendered on the server with html/template; the only script is a
+// small embedded poller that refreshes live regions. Access uses the API's
+// bearer tokens through a login form and a signed session cookie, every
+// state change is a POST with a CSRF token, and message HTML is served from
+// a separate endpoint under a sandboxing Content-Security-Policy, so it
+// never runs in the dashboard's origin.
+package web
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/outbox-mail/outbox"
+	"github.com/outbox-mail/outbox/queue"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Defaults for Config.
+const (
+	DefaultSessionTTL = 12 * time.Hour
+	DefaultRefresh    = 2 * time.Second
+	// CaptureRoute is the route name of the capture transport, whose mail
+	// the inbox lists.
+	CaptureRoute = "capture"
+)
+
+// Config configures the dashboard. Client is required.
+type Config struct {
+	// Client is the outbox the dashboard reads and steers.
+	Client *outbox.Client
+	// Tokens are the API tokens that also log in to the dashboard. Empty
+	// means no login (the daemon allows that on loopback only).
+	Tokens []string
+	// Logger receives server-side failures (default slog.Default()).
+	Logger *slog.Logger
+	// SessionKey signs session cookies; nil means a random key, so
+	// sessions end when the process restarts.
+	SessionKey []byte
+	// SessionTTL is how long a login lasts (default 12h).
+	SessionTTL time.Duration
+	// Refresh is how often live regions poll (default 2s).
+	Refresh time.Duration
+}
+
+// Insights is implemented by stores that can answer the overview's
+// time-series questions cheaply (queue/sqlite does). Without it the
+// overview shows counts only.
+type Insights interface {
+	// Activity counts per bucket since then the messages created
+	// ("created") and those that became final, keyed by final status.
+	Activity(ctx context.Context, since time.Time, bucket time.Duration) (map[string][]int64, error)
+	// RouteHealth counts attempts per route since then, and those that did
+	// not deliver every recipient.
+	RouteHealth(ctx context.Context, since time.Time) (attempts, failures map[string]int64, err error)
+	// OldestWaiting returns the oldest message not yet final, nil if none.
+	OldestWaiting(ctx context.Context) (*queue.Message, error)
+}
+
+// handler is the dashboard.
+type handler struct {
+	cfg      Config
+	client   *outbox.Client
+	store    queue.Store
+	insights Insights // nil when the store has none
+	log      *slog.Logger
+	auth     *authenticator
+	pages    map[string]*template.Template
+	mux      *http.ServeMux
+}
+
+// New returns the dashboard handler, to mount at "/" beside the API.
+func New(cfg Config) (http.Handler, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("web: Config.Client is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = DefaultRefresh
+	}
+	auth, err := newAuthenticator(cfg.Tokens, cfg.SessionKey, cfg.SessionTTL)
+	if err != nil {
+		return nil, err
+	}
+	h := &handler{cfg: cfg, client: cfg.Client, store: cfg.Client.Store(), log: cfg.Logger,
+		auth: auth, mux: http.NewServeMux()}
+	h.insights, _ = h.store.(Insights)
+	if h.pages, err = parsePages(); err != nil {
+		return nil, err
+	}
+	h.routes()
+	return h, nil
+}
+
+func (h *handler) routes() {
+	static, _ := fs.Sub(staticFS, "static")
+	h.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
+	h.mux.HandleFunc("GET /login", h.loginPage)
+	h.mux.HandleFunc("POST /login", h.login)
+	h.mux.Handle("POST /logout", h.action(h.logout))
+	h.mux.Handle("GET /{$}", h.page(h.overview))
+	h.mux.Handle("GET /live/overview", h.fragment(h.overviewLive))
+	h.mux.Handle("GET /messages", h.page(h.messageList))
+	h.mux.Handle("GET /messages/{id}", h.page(h.messageDetail))
+	h.mux.Handle("GET /live/messages/{id}", h.fragment(h.detailLive))
+	h.mux.Handle("GET /messages/{id}/html", h.fragment(h.messageHTML))
+	h.mux.Handle("GET /messages/{id}/attachments/{n}", h.fragment(h.attachment))
+	h.mux.Handle("POST /messages/{id}/retry", h.action(h.retry))
+	h.mux.Handle("POST /messages/{id}/requeue", h.action(h.requeue))
+	h.mux.Handle("POST /messages/{id}/cancel", h.action(h.cancel))
+	h.mux.Handle("GET /inbox", h.page(h.inbox))
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		h.notFound(w, r, "There is no page at this address.")
+	})
+}
+
+// ServeHTTP sets the security headers every response carries, then serves.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	// Pages load only our own script and style; nothing may frame them.
+	hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-src 'self'; "+
+		"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+	hd.Set("Cache-Control", "no-store")
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			h.log.Error("web: handler panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+			http.Error(w, "Internal error.", http.StatusInternalServerError)
+		}
+	}()
+	h.mux.ServeHTTP(w, r)
+}
+
+// cacheStatic lets browsers keep the embedded assets for a while; they
+// change only with the binary.
+func cacheStatic(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		next.ServeHTTP(w, r)
+	})
+}
