@@ -50,7 +50,7 @@ const (
 
 // daemonProc is a running 'outbox serve' process.
 type daemonProc struct {
-	t        *testing.T
+	t        testing.TB
 	cmd      *exec.Cmd
 	httpAddr string
 	smtpAddr string
@@ -73,7 +73,7 @@ var listenRe = regexp.MustCompile(`msg="outbox is running" http=(\S+) smtp=(\S+)
 
 // startDaemon runs outbox serve on free loopback ports with dataDir as its
 // SQLite store and waits until it listens.
-func startDaemon(t *testing.T, dataDir string, extra ...string) *daemonProc {
+func startDaemon(t testing.TB, dataDir string, extra ...string) *daemonProc {
 	t.Helper()
 	args := append([]string{"serve", "--http", "127.0.0.1:0", "--smtp", "127.0.0.1:0",
 		"--db", "sqlite:" + filepath.Join(dataDir, "outbox.db"),

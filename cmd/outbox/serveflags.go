@@ -20,7 +20,7 @@ type serveConfig struct {
 	db, httpAddr, smtpAddr, relay string
 	apiTokens, smtpUsers          listFlag // environment twins are comma-separated
 	retryInitial, retryMax        time.Duration
-	maxLifetime, retention        time.Duration
+	maxLifetime, retention, lease time.Duration
 	maxMessageSize                sizeFlag
 	workers                       int
 	hostname, templates           string
@@ -83,6 +83,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	c.maxMessageSize = 25 << 20
 	fs.Var(&c.maxMessageSize, "max-message-size", "largest accepted message, e.g. 25MiB")
 	fs.IntVar(&c.workers, "workers", 8, "concurrent deliveries")
+	fs.DurationVar(&c.lease, "lease", 2*time.Minute, "how long a claim on a message lasts unrenewed: a crashed node's messages are retried after this")
 	fs.StringVar(&c.hostname, "hostname", "", "name in SMTP greetings and Received headers (default: the host name)")
 	fs.StringVar(&c.templates, "templates", "", "directory of message templates (NAME.subject.tmpl, NAME.txt.tmpl, NAME.html.tmpl)")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate file for SMTP STARTTLS (default: self-signed)")
