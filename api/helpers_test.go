@@ -169,19 +169,19 @@ func (e *env) total() int64 {
 }
 
 // getView reads a message through the API.
-func (e *env) getView(id string) messageView {
+func (e *env) getView(id string) Message {
 	e.t.Helper()
 	r := e.do("GET", "/v1/messages/"+id, nil)
 	if r.Status != http.StatusOK {
 		e.t.Fatalf("GET %s: %d %s", id, r.Status, r.Body)
 	}
-	var v messageView
+	var v Message
 	r.decode(e.t, &v)
 	return v
 }
 
 // waitStatus polls until message id has status want, or fails.
-func (e *env) waitStatus(id string, want queue.Status) messageView {
+func (e *env) waitStatus(id string, want queue.Status) Message {
 	e.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -10,8 +10,8 @@ import (
 	"github.com/outbox-mail/outbox/queue"
 )
 
-// messageView is a message as the API shows it.
-type messageView struct {
+// Message is a message as GET /v1/messages/{id} and the listing show it.
+type Message struct {
 	ID             string            `json:"id"`
 	Status         queue.Status      `json:"status"`
 	From           string            `json:"from"`
@@ -24,12 +24,13 @@ type messageView struct {
 	UpdatedAt      time.Time         `json:"updated_at"`
 	NextAttemptAt  *time.Time        `json:"next_attempt_at,omitempty"`
 	ExpiresAt      *time.Time        `json:"expires_at,omitempty"`
-	Recipients     []recipientView   `json:"recipients"`
+	Recipients     []Recipient   `json:"recipients"`
 	// Attempts is given by GET /v1/messages/{id} only, not in listings.
-	Attempts []attemptView `json:"attempts,omitempty"`
+	Attempts []Attempt `json:"attempts,omitempty"`
 }
 
-type recipientView struct {
+// Recipient is one recipient's status with its last SMTP reply.
+type Recipient struct {
 	Address       string                `json:"address"`
 	Status        queue.RecipientStatus `json:"status"`
 	Attempts      int                   `json:"attempts"`
@@ -39,7 +40,8 @@ type recipientView struct {
 	LastAttemptAt *time.Time            `json:"last_attempt_at,omitempty"`
 }
 
-type attemptView struct {
+// Attempt is one delivery attempt with its redacted transcript.
+type Attempt struct {
 	Number     int        `json:"number"`
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
@@ -57,16 +59,16 @@ func optTime(t time.Time) *time.Time {
 	return &t
 }
 
-func viewMessage(m *queue.Message) messageView {
-	v := messageView{
+func viewMessage(m *queue.Message) Message {
+	v := Message{
 		ID: m.ID, Status: m.Status, From: m.From, Subject: m.Subject, Size: m.Size,
 		AttemptCount: m.Attempts, IdempotencyKey: m.IdempotencyKey, Tags: m.Tags,
 		CreatedAt: m.CreatedAt.UTC(), UpdatedAt: m.UpdatedAt.UTC(),
 		NextAttemptAt: optTime(m.NextAttemptAt), ExpiresAt: optTime(m.ExpiresAt),
-		Recipients: make([]recipientView, 0, len(m.Recipients)),
+		Recipients: make([]Recipient, 0, len(m.Recipients)),
 	}
 	for _, r := range m.Recipients {
-		v.Recipients = append(v.Recipients, recipientView{
+		v.Recipients = append(v.Recipients, Recipient{
 			Address: r.Address, Status: r.Status, Attempts: r.Attempts, Code: r.Code,
 			EnhancedCode: r.EnhancedCode, Text: r.Text, LastAttemptAt: optTime(r.LastAttemptAt),
 		})
@@ -75,7 +77,7 @@ func viewMessage(m *queue.Message) messageView {
 }
 
 // fullView reads a message and its attempts.
-func (h *Handler) fullView(ctx context.Context, id string) (*messageView, *apiError) {
+func (h *Handler) fullView(ctx context.Context, id string) (*Message, *apiError) {
 	st := h.client.Store()
 	m, err := st.Get(ctx, id)
 	if err != nil {
@@ -87,7 +89,7 @@ func (h *Handler) fullView(ctx context.Context, id string) (*messageView, *apiEr
 	}
 	v := viewMessage(m)
 	for _, a := range atts {
-		v.Attempts = append(v.Attempts, attemptView{
+		v.Attempts = append(v.Attempts, Attempt{
 			Number: a.Number, StartedAt: a.StartedAt.UTC(), FinishedAt: optTime(a.FinishedAt),
 			Route: a.Route, Error: a.Error, Transcript: a.Transcript,
 		})
@@ -117,9 +119,9 @@ func (h *Handler) getMessage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-// listPage is the body of GET /v1/messages.
-type listPage struct {
-	Messages   []messageView `json:"messages"`
+// ListPage is the body of GET /v1/messages.
+type ListPage struct {
+	Messages   []Message `json:"messages"`
 	NextCursor string        `json:"next_cursor,omitempty"`
 }
 
@@ -151,7 +153,7 @@ func (h *Handler) listMessages(w http.ResponseWriter, r *http.Request) {
 		writeError(w, storeError(h.log, err))
 		return
 	}
-	out := listPage{Messages: make([]messageView, 0, len(page.Messages)), NextCursor: page.Next}
+	out := ListPage{Messages: make([]Message, 0, len(page.Messages)), NextCursor: page.Next}
 	for i := range page.Messages {
 		out.Messages = append(out.Messages, viewMessage(&page.Messages[i]))
 	}

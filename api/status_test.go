@@ -48,7 +48,7 @@ func TestListFilterAndPaging(t *testing.T) {
 		t.Errorf("listed %d queued messages in %d pages, want 20 in 3", len(seen), pages)
 	}
 
-	var page listPage
+	var page ListPage
 	r := e.do("GET", "/v1/messages?status=cancelled", nil)
 	r.decode(t, &page)
 	if len(page.Messages) != 3 || page.Messages[0].Recipients[0].Status != queue.RecipientFailed {
@@ -72,7 +72,7 @@ func TestListFilterAndPaging(t *testing.T) {
 }
 
 // listAll follows next_cursor through every page of a listing.
-func (e *env) listAll(query string) (all []messageView, pages int) {
+func (e *env) listAll(query string) (all []Message, pages int) {
 	e.t.Helper()
 	cursor := ""
 	for pages < 100 {
@@ -80,7 +80,7 @@ func (e *env) listAll(query string) (all []messageView, pages int) {
 		if r.Status != http.StatusOK {
 			e.t.Fatalf("list: %d %s", r.Status, r.Body)
 		}
-		var page listPage
+		var page ListPage
 		r.decode(e.t, &page)
 		pages++
 		all = append(all, page.Messages...)

@@ -18,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outbox-mail/outbox/api"
 	"github.com/outbox-mail/outbox/internal/smtpsink"
+	"github.com/outbox-mail/outbox/queue"
 )
 
 // binary is the outbox command built once for the end-to-end tests.
@@ -159,23 +161,11 @@ func (d *daemonProc) api(method, path, contentType string, body io.Reader, out a
 	return resp.StatusCode
 }
 
-// messageView is the part of the API's message JSON the tests read.
-type messageView struct {
-	ID         string `json:"id"`
-	Status     string `json:"status"`
-	Recipients []struct {
-		Address string `json:"address"`
-		Status  string `json:"status"`
-		Code    int    `json:"code"`
-		Text    string `json:"text"`
-	} `json:"recipients"`
-}
-
 // waitStatus polls the API until message id has status want.
-func (d *daemonProc) waitStatus(id, want string) messageView {
+func (d *daemonProc) waitStatus(id string, want queue.Status) api.Message {
 	d.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	var m messageView
+	var m api.Message
 	for time.Now().Before(deadline) {
 		if code := d.api("GET", "/v1/messages/"+id, "", nil, &m); code != 200 {
 			d.t.Fatalf("GET message %s: HTTP %d", id, code)

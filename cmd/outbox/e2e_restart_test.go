@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/outbox-mail/outbox/internal/smtpsink"
+	"github.com/outbox-mail/outbox/queue"
 )
 
 var restartSubjectRe = regexp.MustCompile(`Subject: restart (\d+)`)
@@ -44,7 +45,7 @@ func TestRestartMidDelivery(t *testing.T) {
 
 	d2 := startDaemon(t, dir, relay...)
 	for _, id := range ids {
-		m := d2.waitStatus(id, "delivered")
+		m := d2.waitStatus(id, queue.StatusDelivered)
 		if m.Recipients[0].Code != 250 {
 			t.Errorf("%s: %+v", id, m.Recipients[0])
 		}

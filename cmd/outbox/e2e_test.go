@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outbox-mail/outbox/api"
 	"github.com/outbox-mail/outbox/internal/smtpsink"
+	"github.com/outbox-mail/outbox/queue"
 )
 
 // submitSMTP sends raw through the daemon's submission port with Go's
@@ -88,12 +90,12 @@ func TestSubmissionAndAPIArriveByteExact(t *testing.T) {
 	if !bytes.Contains(viaAPI.Data, []byte("Hello over HTTP.")) || strings.Join(viaAPI.To, ",") != "bob@example.test" {
 		t.Errorf("API message relayed as %q to %v", viaAPI.Data, viaAPI.To)
 	}
-	m := d.waitStatus(accepted.ID, "delivered")
+	m := d.waitStatus(accepted.ID, queue.StatusDelivered)
 	if m.Recipients[0].Code != 250 || !strings.Contains(m.Recipients[0].Text, "queued") {
 		t.Errorf("status does not carry the sink's reply: %+v", m.Recipients[0])
 	}
 	var list struct {
-		Messages []messageView `json:"messages"`
+		Messages []api.Message `json:"messages"`
 	}
 	d.api("GET", "/v1/messages?status=delivered", "", nil, &list)
 	if len(list.Messages) != 2 {
@@ -157,7 +159,7 @@ func TestBadInputLeavesDaemonServing(t *testing.T) {
 		}
 	}
 	var counts struct {
-		Messages []messageView `json:"messages"`
+		Messages []api.Message `json:"messages"`
 	}
 	if code := d.api("GET", "/v1/messages", "", nil, &counts); code != 200 || len(counts.Messages) != 0 {
 		t.Errorf("after bad input: HTTP %d, %d messages stored", code, len(counts.Messages))

@@ -15,6 +15,8 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
+
+	"github.com/outbox-mail/outbox/api"
 )
 
 // queueUsage is the one-line synopsis of 'outbox queue'.
@@ -120,7 +122,7 @@ func queueList(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	var page listPage
+	var page api.ListPage
 	raw, err := c.getJSON(ctx, request{method: http.MethodGet, path: "/v1/messages", query: o.query()}, &page)
 	if err != nil {
 		return err
@@ -159,7 +161,7 @@ func queueShow(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	var m messageView
+	var m api.Message
 	raw, err := c.getJSON(ctx, request{method: http.MethodGet, path: "/v1/messages/" + url.PathEscape(id)}, &m)
 	if err != nil {
 		return lookupError(err, id)
@@ -202,7 +204,7 @@ func steer(ctx context.Context, d daemonOptions, id, action string, q url.Values
 	if err != nil {
 		return err
 	}
-	var m messageView
+	var m api.Message
 	path := "/v1/messages/" + url.PathEscape(id) + "/" + action
 	if _, err := c.getJSON(ctx, request{method: http.MethodPost, path: path, query: q}, &m); err != nil {
 		return lookupError(err, id)
@@ -242,12 +244,12 @@ const maxSubject = 40
 
 // printList writes a page of messages as a table, with the command for
 // the next page after it when there is one.
-func printList(w io.Writer, page *listPage) error {
+func printList(w io.Writer, page *api.ListPage) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATUS\tATTEMPTS\tCREATED\tNEXT ATTEMPT\tFROM\tTO\tSUBJECT")
 	for _, m := range page.Messages {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n",
-			cleanCell(m.ID), cleanCell(m.Status), m.AttemptCount,
+			cleanCell(m.ID), cleanCell(string(m.Status)), m.AttemptCount,
 			shortTime(m.CreatedAt), optTime(m.NextAttemptAt, shortTime),
 			orDash(cleanCell(m.From)), recipientsCell(m.Recipients),
 			truncate(cleanCell(m.Subject), maxSubject))
@@ -267,11 +269,11 @@ func printList(w io.Writer, page *listPage) error {
 
 // printMessage writes one message: its envelope and state, a table of
 // its recipients and its attempts, with transcripts when verbose.
-func printMessage(w io.Writer, m *messageView, verbose bool) error {
+func printMessage(w io.Writer, m *api.Message, verbose bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	field := func(name, value string) { fmt.Fprintf(tw, "%s:\t%s\n", name, value) }
 	field("ID", cleanCell(m.ID))
-	field("Status", cleanCell(m.Status))
+	field("Status", cleanCell(string(m.Status)))
 	field("From", orDash(cleanCell(m.From)))
 	field("Subject", cleanCell(m.Subject))
 	field("Size", fmt.Sprintf("%d bytes", m.Size))
@@ -297,7 +299,7 @@ func printMessage(w io.Writer, m *messageView, verbose bool) error {
 }
 
 // printRecipients writes the per-recipient table.
-func printRecipients(w io.Writer, rs []recipientView) error {
+func printRecipients(w io.Writer, rs []api.Recipient) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ADDRESS\tSTATUS\tATTEMPTS\tCODE\tENHANCED\tTEXT")
 	for _, r := range rs {
@@ -305,7 +307,7 @@ func printRecipients(w io.Writer, rs []recipientView) error {
 		if r.Code != 0 {
 			code = strconv.Itoa(r.Code)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", cleanCell(r.Address), cleanCell(r.Status),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", cleanCell(r.Address), cleanCell(string(r.Status)),
 			r.Attempts, code, orDash(cleanCell(r.EnhancedCode)), orDash(cleanCell(r.Text)))
 	}
 	return tw.Flush()
@@ -313,7 +315,7 @@ func printRecipients(w io.Writer, rs []recipientView) error {
 
 // printAttempts writes the attempts, one line each, and with verbose
 // each one's transcript indented under it.
-func printAttempts(w io.Writer, as []attemptView, verbose bool) error {
+func printAttempts(w io.Writer, as []api.Attempt, verbose bool) error {
 	if len(as) == 0 {
 		_, err := fmt.Fprintln(w, "\nNo attempts yet.")
 		return err
@@ -339,7 +341,7 @@ func printAttempts(w io.Writer, as []attemptView, verbose bool) error {
 }
 
 // recipientsCell shows the first recipient and how many more there are.
-func recipientsCell(rs []recipientView) string {
+func recipientsCell(rs []api.Recipient) string {
 	switch len(rs) {
 	case 0:
 		return "-"

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outbox-mail/outbox/api"
+
 	"github.com/outbox-mail/outbox/queue"
 )
 
@@ -35,7 +37,7 @@ func TestQueueList(t *testing.T) {
 	}
 
 	code, out, _ = runOutbox(t, "queue", "list", "--json", "--status", "delivered")
-	var page listPage
+	var page api.ListPage
 	if err := json.Unmarshal([]byte(out), &page); code != 0 || err != nil || len(page.Messages) != 2 {
 		t.Fatalf("--json: exit %d, %v, %d messages:\n%s", code, err, len(page.Messages), out)
 	}
@@ -88,7 +90,7 @@ func TestQueueShow(t *testing.T) {
 		}
 	}
 	code, out, _ = runOutbox(t, "queue", "show", "--json", id)
-	var m messageView
+	var m api.Message
 	if err := json.Unmarshal([]byte(out), &m); code != 0 || err != nil || m.ID != id || len(m.Recipients) != 2 || m.Recipients[0].Code != 250 {
 		t.Errorf("--json: exit %d, %v:\n%s", code, err, out)
 	}
@@ -178,7 +180,7 @@ func TestQueueNeutralisesControls(t *testing.T) {
 		}
 	}
 	_, out, _ := runOutbox(t, "queue", "show", id, "--json")
-	var m messageView
+	var m api.Message
 	if err := json.Unmarshal([]byte(out), &m); err != nil || m.Subject != evil {
 		t.Errorf("--json does not keep the subject: %v, %q", err, m.Subject)
 	}
