@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/outbox-mail/outbox/internal/worker"
 	"github.com/outbox-mail/outbox/queue"
 )
 
@@ -43,22 +44,13 @@ type Config struct {
 type Deliverer struct {
 	cfg     Config
 	log     *slog.Logger
-	wake    chan struct{}
-	stop    chan struct{} // closed: claim nothing more
-	slots   chan struct{} // one token per free worker
+	pool    *worker.Pool[*queue.Claimed]
 	results chan finished
-
-	sendCtx    context.Context // cancelled when shutdown runs out of time
-	cancelSend context.CancelFunc
 
 	mu       sync.Mutex
 	inflight map[string]bool // claimed and not yet committed
 	started  bool
-	stopOnce sync.Once
-	unwatch  func()
 
-	claimDone  chan struct{}
-	workers    sync.WaitGroup
 	commitDone chan struct{}
 	renewDone  chan struct{}
 }
@@ -98,19 +90,19 @@ func New(cfg Config) (*Deliverer, error) {
 	d := &Deliverer{
 		cfg:        cfg,
 		log:        log.With("component", "delivery"),
-		wake:       make(chan struct{}, 1),
-		stop:       make(chan struct{}),
-		slots:      make(chan struct{}, cfg.Workers),
 		results:    make(chan finished, cfg.Workers),
 		inflight:   make(map[string]bool),
-		claimDone:  make(chan struct{}),
 		commitDone: make(chan struct{}),
 		renewDone:  make(chan struct{}),
 	}
-	d.sendCtx, d.cancelSend = context.WithCancel(context.Background())
-	for range cfg.Workers {
-		d.slots <- struct{}{}
+	wc := worker.Config[*queue.Claimed]{Workers: cfg.Workers, Claim: d.claim,
+		NextDue: cfg.Store.NextDue, Handle: d.deliver, PollInterval: cfg.PollInterval,
+		Logger: d.log, What: "claiming due messages"}
+	if w, ok := cfg.Store.(queue.Watcher); ok {
+		// Another node's enqueue wakes this one at once.
+		wc.Watch = w.Watch
 	}
+	d.pool = worker.New(wc)
 	return d, nil
 }
 
@@ -125,23 +117,13 @@ func (d *Deliverer) Start() error {
 		return errors.New("delivery: already started")
 	}
 	d.started = true
-	if w, ok := d.cfg.Store.(queue.Watcher); ok {
-		// Another node's enqueue wakes this one at once.
-		d.unwatch = w.Watch(d.Notify)
-	}
-	go d.claimLoop()
 	go d.commitLoop()
 	go d.renewLoop()
-	return nil
+	return d.pool.Start()
 }
 
 // Notify wakes an idle deliverer: something may be due now. It never blocks.
-func (d *Deliverer) Notify() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-}
+func (d *Deliverer) Notify() { d.pool.Notify() }
 
 // Shutdown stops claiming, lets in-flight sends finish until ctx is done,
 // then aborts the rest; their unacknowledged recipients are due again at
@@ -154,28 +136,11 @@ func (d *Deliverer) Shutdown(ctx context.Context) error {
 	if !started {
 		return nil
 	}
-	d.stopOnce.Do(func() {
-		close(d.stop)
-		if d.unwatch != nil {
-			d.unwatch()
-		}
-	})
-	<-d.claimDone
-	idle := make(chan struct{})
-	go func() { d.workers.Wait(); close(idle) }()
-	var err error
-	select {
-	case <-idle:
-	case <-ctx.Done():
-		err = ctx.Err()
-		d.cancelSend()
-		<-idle
-	}
+	err := d.pool.Shutdown(ctx)
 	close(d.results)
 	<-d.commitDone
 	<-d.renewDone
 	d.releaseLeftovers()
-	d.cancelSend()
 	return err
 }
 
@@ -194,15 +159,6 @@ func (d *Deliverer) releaseLeftovers() {
 	defer cancel()
 	if err := d.cfg.Store.Release(ctx, d.cfg.Owner, ids); err != nil {
 		d.log.Error("releasing leases at shutdown", "messages", len(ids), "err", err)
-	}
-}
-
-func (d *Deliverer) stopping() bool {
-	select {
-	case <-d.stop:
-		return true
-	default:
-		return false
 	}
 }
 

@@ -11,102 +11,28 @@ import (
 // commitBatch bounds how many results share one store transaction.
 const commitBatch = 256
 
-// claimLoop claims as many due messages as there are free workers and hands
-// each to a worker; with nothing due it sleeps until the next due time, a
-// Notify, or the poll interval.
-func (d *Deliverer) claimLoop() {
-	defer close(d.claimDone)
-	for {
-		select {
-		case <-d.stop:
-			return
-		case <-d.slots:
-		}
-		free := 1 + d.takeFreeSlots()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		claimed, err := d.cfg.Store.Claim(ctx, d.cfg.Owner, free, d.cfg.Lease)
-		cancel()
-		for range free - len(claimed) {
-			d.slots <- struct{}{}
-		}
-		if err != nil {
-			d.log.Error("claiming due messages", "err", err)
-			d.sleep(time.Second)
-			continue
-		}
-		for i := range claimed {
-			c := &claimed[i]
-			d.track(c.ID, true)
-			d.workers.Add(1)
-			go d.deliver(c)
-		}
-		if len(claimed) < free {
-			d.sleep(d.untilNextDue(len(claimed) == 0))
-		}
-	}
-}
-
-func (d *Deliverer) takeFreeSlots() int {
-	n := 0
-	for {
-		select {
-		case <-d.slots:
-			n++
-		default:
-			return n
-		}
-	}
-}
-
-// untilNextDue asks the store how long nothing will be due; negative means
-// nothing is waiting and there is no poll interval, so only a Notify wakes
-// the deliverer. After an empty claim the wait has a small floor, so a
-// store whose due time is already past (a lease about to lapse) cannot spin
-// the loop.
-func (d *Deliverer) untilNextDue(emptyClaim bool) time.Duration {
-	wait := d.cfg.PollInterval
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	next, ok, err := d.cfg.Store.NextDue(ctx)
-	cancel()
+// claim leases up to limit due messages and tracks them for renewal.
+func (d *Deliverer) claim(ctx context.Context, limit int) ([]*queue.Claimed, error) {
+	claimed, err := d.cfg.Store.Claim(ctx, d.cfg.Owner, limit, d.cfg.Lease)
 	if err != nil {
-		d.log.Error("reading next due time", "err", err)
-		return time.Second
+		return nil, err
 	}
-	if ok {
-		if until := max(time.Until(next), 0); wait < 0 || until < wait {
-			wait = until
-		}
+	out := make([]*queue.Claimed, len(claimed))
+	for i := range claimed {
+		out[i] = &claimed[i]
+		d.track(claimed[i].ID, true)
 	}
-	if emptyClaim && wait >= 0 && wait < 5*time.Millisecond {
-		wait = 5 * time.Millisecond
-	}
-	return wait
-}
-
-// sleep waits for d, a Notify, or shutdown. A negative d waits without a
-// timer.
-func (d *Deliverer) sleep(wait time.Duration) {
-	var timeout <-chan time.Time
-	if wait >= 0 {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		timeout = t.C
-	}
-	select {
-	case <-d.wake:
-	case <-timeout:
-	case <-d.stop:
-	}
+	return out, nil
 }
 
 // deliver makes one attempt at a claimed message and queues its result.
-func (d *Deliverer) deliver(c *queue.Claimed) {
-	defer d.workers.Done()
-	defer func() { d.slots <- struct{}{} }()
+// ctx is cancelled when shutdown runs out of time; the recipients the
+// attempt could not finish are then due again at once.
+func (d *Deliverer) deliver(ctx context.Context, c *queue.Claimed) {
 	started := time.Now()
-	out := d.attempt(c)
+	out := d.attempt(ctx, c)
 	finishedAt := time.Now()
-	res := classify(c, out, d.cfg.Retry, finishedAt, d.sendCtx.Err() != nil)
+	res := classify(c, out, d.cfg.Retry, finishedAt, ctx.Err() != nil)
 	res.Attempt = queue.Attempt{Number: c.Attempts, StartedAt: started, FinishedAt: finishedAt,
 		Route: d.cfg.Transport.Route(), Transcript: out.Transcript}
 	if out.Err != nil {
@@ -122,8 +48,8 @@ func (d *Deliverer) deliver(c *queue.Claimed) {
 	<-f.committed
 }
 
-func (d *Deliverer) attempt(c *queue.Claimed) Outcome {
-	body, err := d.cfg.Store.OpenBody(d.sendCtx, c.ID)
+func (d *Deliverer) attempt(ctx context.Context, c *queue.Claimed) Outcome {
+	body, err := d.cfg.Store.OpenBody(ctx, c.ID)
 	if err != nil {
 		return Outcome{Err: err}
 	}
@@ -136,7 +62,7 @@ func (d *Deliverer) attempt(c *queue.Claimed) Outcome {
 		env.Recipients[i] = r.Address
 		env.UTF8 = env.UTF8 || !isASCII(r.Address)
 	}
-	return d.cfg.Transport.Deliver(d.sendCtx, env, body)
+	return d.cfg.Transport.Deliver(ctx, env, body)
 }
 
 func isASCII(s string) bool {

@@ -1,0 +1,230 @@
+// Package worker runs the claim loop that mail delivery and webhooks
+// share: claim as many due items as there are free workers, handle each on
+// a goroutine of its own, and with nothing due sleep until the store's next
+// due time or a Notify, never polling in a busy loop. Shutdown stops
+// claiming, lets handlers finish until its context ends, then cancels them.
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// minWait floors a sleep after a short claim, so a due time already past
+// (a lease about to lapse, clocks that disagree) cannot spin the loop.
+const minWait = 5 * time.Millisecond
+
+// Config describes the items a Pool claims and how it handles them.
+type Config[T any] struct {
+	// Workers bounds how many items are handled at once (at least 1).
+	Workers int
+	// Claim leases up to limit due items.
+	Claim func(ctx context.Context, limit int) ([]T, error)
+	// NextDue returns when the next item becomes claimable; ok is false
+	// when nothing is waiting.
+	NextDue func(ctx context.Context) (t time.Time, ok bool, err error)
+	// Handle processes one claimed item. Its ctx is cancelled when
+	// Shutdown runs out of time; it must return soon after.
+	Handle func(ctx context.Context, item T)
+	// PollInterval bounds an idle sleep without a Notify; negative sleeps
+	// until the next due time or a Notify, however long.
+	PollInterval time.Duration
+	// Watch, if set, subscribes to wake-ups from other processes sharing
+	// the store; it returns the function that unsubscribes.
+	Watch func(wake func()) (stop func())
+	// Logger and What name the loop in logs, e.g. "claiming due messages".
+	Logger *slog.Logger
+	What   string
+}
+
+// Pool is a running claim loop and its workers.
+type Pool[T any] struct {
+	cfg     Config[T]
+	wake    chan struct{}
+	stop    chan struct{}
+	slots   chan struct{}
+	handled sync.WaitGroup
+
+	handleCtx context.Context
+	cancel    context.CancelFunc
+
+	mu       sync.Mutex
+	started  bool
+	stopOnce sync.Once
+	unwatch  func()
+	loopDone chan struct{}
+}
+
+// New returns a Pool ready to Start.
+func New[T any](cfg Config[T]) *Pool[T] {
+	cfg.Workers = max(cfg.Workers, 1)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	p := &Pool[T]{cfg: cfg, wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		slots: make(chan struct{}, cfg.Workers), loopDone: make(chan struct{})}
+	for range cfg.Workers {
+		p.slots <- struct{}{}
+	}
+	p.handleCtx, p.cancel = context.WithCancel(context.Background())
+	return p
+}
+
+// Start launches the claim loop.
+func (p *Pool[T]) Start() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.started {
+		return errors.New("worker: already started")
+	}
+	p.started = true
+	if p.cfg.Watch != nil {
+		p.unwatch = p.cfg.Watch(p.Notify)
+	}
+	go p.loop()
+	return nil
+}
+
+// Notify wakes an idle loop: something may be due now. It never blocks.
+func (p *Pool[T]) Notify() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Shutdown stops claiming and waits for the handlers until ctx is done;
+// then it cancels their context and waits for them to return, and reports
+// ctx's error. It is a no-op on a pool never started.
+func (p *Pool[T]) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	started := p.started
+	p.mu.Unlock()
+	if !started {
+		return nil
+	}
+	p.stopOnce.Do(func() {
+		close(p.stop)
+		if p.unwatch != nil {
+			p.unwatch()
+		}
+	})
+	<-p.loopDone
+	idle := make(chan struct{})
+	go func() { p.handled.Wait(); close(idle) }()
+	var err error
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		err = ctx.Err()
+		p.cancel()
+		<-idle
+	}
+	p.cancel()
+	return err
+}
+
+func (p *Pool[T]) loop() {
+	defer close(p.loopDone)
+	for {
+		n := p.acquire()
+		if n == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		items, err := p.cfg.Claim(ctx, n)
+		cancel()
+		if err != nil {
+			p.cfg.Logger.Error(p.cfg.What, "err", err)
+			items = nil
+		}
+		for _, it := range items {
+			p.handled.Add(1)
+			go p.handle(it)
+		}
+		for range n - len(items) {
+			p.slots <- struct{}{}
+		}
+		switch {
+		case err != nil:
+			p.sleep(time.Second)
+		case len(items) < n:
+			p.sleep(p.untilDue())
+		}
+	}
+}
+
+func (p *Pool[T]) handle(it T) {
+	defer p.handled.Done()
+	defer func() { p.slots <- struct{}{} }()
+	p.cfg.Handle(p.handleCtx, it)
+}
+
+// acquire takes one free worker slot, waiting for it, and any others free
+// at once; it returns how many, or 0 once stopping.
+func (p *Pool[T]) acquire() int {
+	select {
+	case <-p.slots:
+	case <-p.stop:
+		return 0
+	}
+	n := 1
+	for n < p.cfg.Workers {
+		select {
+		case <-p.slots:
+			n++
+			continue
+		default:
+		}
+		break
+	}
+	select {
+	case <-p.stop:
+		for range n {
+			p.slots <- struct{}{}
+		}
+		return 0
+	default:
+		return n
+	}
+}
+
+// untilDue is how long nothing will be due, bounded by PollInterval;
+// negative means no timer at all.
+func (p *Pool[T]) untilDue() time.Duration {
+	wait := p.cfg.PollInterval
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	next, ok, err := p.cfg.NextDue(ctx)
+	cancel()
+	if err != nil {
+		p.cfg.Logger.Error(p.cfg.What+": reading the next due time", "err", err)
+		return time.Second
+	}
+	if ok {
+		if until := time.Until(next); wait < 0 || until < wait {
+			wait = until
+		}
+	}
+	if ok || wait >= 0 {
+		wait = max(wait, minWait)
+	}
+	return wait
+}
+
+// sleep waits for d, a Notify or Shutdown; a negative d has no timer.
+func (p *Pool[T]) sleep(d time.Duration) {
+	var timeout <-chan time.Time
+	if d >= 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-p.wake:
+	case <-timeout:
+	case <-p.stop:
+	}
+}
