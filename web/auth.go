@@ -130,14 +130,21 @@ func (a *authenticator) verify(r *http.Request) *session {
 }
 
 // sameOrigin refuses cross-site requests: Sec-Fetch-Site, when the browser
-// sends it, must be same-origin, and Origin, when sent, must be ours.
+// sends it, must be same-origin, and Origin, when it names an origin, must
+// be ours. Our Referrer-Policy (no-referrer) makes browsers send
+// "Origin: null" even on our own forms, so "null" is only accepted from a
+// browser that vouches for the request with Sec-Fetch-Site.
 func sameOrigin(r *http.Request) bool {
-	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" {
+	site := r.Header.Get("Sec-Fetch-Site")
+	if site != "" && site != "same-origin" {
 		return false
 	}
 	o := r.Header.Get("Origin")
-	if o == "" {
+	switch {
+	case o == "":
 		return true
+	case o == "null":
+		return site == "same-origin"
 	}
 	u, err := url.Parse(o)
 	if err != nil {

@@ -153,6 +153,8 @@ func TestCSRF(t *testing.T) {
 		{"wrong token", url.Values{"csrf": {csrf + "x"}}, nil},
 		{"cross-site origin", url.Values{"csrf": {csrf}}, map[string]string{"Origin": "http://evil.example"}},
 		{"cross-site fetch", url.Values{"csrf": {csrf}}, map[string]string{"Sec-Fetch-Site": "cross-site"}},
+		{"null origin, no fetch metadata", url.Values{"csrf": {csrf}}, map[string]string{"Origin": "null"}},
+		{"same-site subdomain", url.Values{"csrf": {csrf}}, map[string]string{"Sec-Fetch-Site": "same-site", "Origin": "null"}},
 	}
 	for _, tc := range cases {
 		if resp, _ := post(t, c, u, tc.form, tc.hdr); resp.StatusCode != http.StatusForbidden {

@@ -198,4 +198,3 @@ const maliciousRaw = "From: Mallory <mallory@example.com>\r\n" +
 	"\r\n" +
 	"<script>alert(4)</script>\r\n" +
 	"--BOUND--\r\n"
-
