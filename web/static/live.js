@@ -6,8 +6,9 @@
   var period = parseInt(document.body.getAttribute("data-refresh"), 10) || 2000;
 
   function refresh(el) {
-    if (el.contains(document.activeElement) && document.activeElement !== document.body) {
-      return Promise.resolve(); // do not yank a focused control away
+    var f = document.activeElement;
+    if (f && el.contains(f) && /^(INPUT|SELECT|TEXTAREA)$/.test(f.tagName)) {
+      return Promise.resolve(); // do not replace a field while someone types in it
     }
     return fetch(el.getAttribute("data-live"), {credentials: "same-origin", cache: "no-store"})
       .then(function (r) { return r.ok ? r.text() : null; })
