@@ -87,10 +87,24 @@ func (h *handler) overviewLive(w http.ResponseWriter, r *http.Request, s *sessio
 	h.renderFragment(w, "overview", "live", &view{Data: d, CSRF: s.csrf})
 }
 
+// overviewData reads the status counts and, when the store has them, the
+// insights, all at once: each query reads its own index on the store's
+// read pool, so the overview costs about the slowest of them.
 func (h *handler) overviewData(ctx context.Context) (*overviewData, error) {
-	counts, err := h.store.Counts(ctx)
-	if err != nil {
-		return nil, err
+	var counts map[queue.Status]int64
+	var ins *insights
+	var errC, errI error
+	var wg sync.WaitGroup
+	wg.Go(func() { counts, errC = h.store.Counts(ctx) })
+	if h.insights != nil {
+		wg.Go(func() { ins, errI = h.cache.get(ctx, h.cfg.InsightsTTL, h.loadInsights) })
+	}
+	wg.Wait()
+	if errC != nil {
+		return nil, errC
+	}
+	if errI != nil {
+		return nil, errI
 	}
 	d := &overviewData{Updated: time.Now()}
 	for _, st := range statusOrder {
@@ -101,43 +115,67 @@ func (h *handler) overviewData(ctx context.Context) (*overviewData, error) {
 			d.Waiting += n
 		}
 	}
-	if h.insights == nil {
-		return d, nil
-	}
-	d.HasInsights = true
-	if err := h.fillInsights(ctx, d); err != nil {
-		return nil, err
+	if ins != nil {
+		d.HasInsights = true
+		d.Depth = depthChart(ins.act, d.Waiting, ins.since)
+		d.Flow = flowChart(ins.act, ins.since)
+		d.Routes, d.Oldest = ins.routes, ins.oldest
 	}
 	return d, nil
 }
 
-// fillInsights runs the three insight queries at once: each reads its own
-// index on the store's read pool, so the overview costs the slowest of them
-// rather than their sum.
-func (h *handler) fillInsights(ctx context.Context, d *overviewData) error {
+// insights are the results of the Insights queries at one moment.
+type insights struct {
+	at     time.Time
+	since  time.Time
+	act    map[string][]int64
+	routes []routeStat
+	oldest *queue.Message
+}
+
+// insightsCache keeps the last insights for a short while; concurrent
+// requests wait for one load instead of each running the queries.
+type insightsCache struct {
+	mu   sync.Mutex
+	last *insights
+}
+
+func (c *insightsCache) get(ctx context.Context, ttl time.Duration, load func(context.Context) (*insights, error)) (*insights, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last != nil && time.Since(c.last.at) < ttl {
+		return c.last, nil
+	}
+	ins, err := load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.last = ins
+	return ins, nil
+}
+
+// loadInsights runs the three insight queries concurrently.
+func (h *handler) loadInsights(ctx context.Context) (*insights, error) {
 	now := time.Now()
-	since := now.Add(-chartWindow).Truncate(chartBucket)
-	var act map[string][]int64
+	ins := &insights{at: now, since: now.Add(-chartWindow).Truncate(chartBucket)}
 	var attempts, failures map[string]int64
 	var errs [3]error
 	var wg sync.WaitGroup
-	wg.Go(func() { act, errs[0] = h.insights.Activity(ctx, since, chartBucket) })
+	wg.Go(func() { ins.act, errs[0] = h.insights.Activity(ctx, ins.since, chartBucket) })
 	wg.Go(func() { attempts, failures, errs[1] = h.insights.RouteHealth(ctx, now.Add(-healthWindow)) })
-	wg.Go(func() { d.Oldest, errs[2] = h.insights.OldestWaiting(ctx) })
+	wg.Go(func() { ins.oldest, errs[2] = h.insights.OldestWaiting(ctx) })
 	wg.Wait()
 	for i, what := range []string{"activity", "route health", "oldest waiting"} {
 		if errs[i] != nil {
-			return fmt.Errorf("%s: %w", what, errs[i])
+			return nil, fmt.Errorf("%s: %w", what, errs[i])
 		}
 	}
-	d.Depth = depthChart(act, d.Waiting, since)
-	d.Flow = flowChart(act, since)
 	for route, n := range attempts {
 		bad := failures[route]
-		d.Routes = append(d.Routes, routeStat{Route: route, Attempts: n, Failures: bad, Alarm: bad*5 > n})
+		ins.routes = append(ins.routes, routeStat{Route: route, Attempts: n, Failures: bad, Alarm: bad*5 > n})
 	}
-	sort.Slice(d.Routes, func(i, j int) bool { return d.Routes[i].Route < d.Routes[j].Route })
-	return nil
+	sort.Slice(ins.routes, func(i, j int) bool { return ins.routes[i].Route < ins.routes[j].Route })
+	return ins, nil
 }
 
 // depthChart reconstructs the queue depth at the end of each bucket by

@@ -34,6 +34,8 @@ var staticFS embed.FS
 const (
 	DefaultSessionTTL = 12 * time.Hour
 	DefaultRefresh    = 2 * time.Second
+	// DefaultInsightsTTL is how long overview insights are reused.
+	DefaultInsightsTTL = 5 * time.Second
 	// CaptureRoute is the route name of the capture transport, whose mail
 	// the inbox lists.
 	CaptureRoute = "capture"
@@ -55,6 +57,11 @@ type Config struct {
 	SessionTTL time.Duration
 	// Refresh is how often live regions poll (default 2s).
 	Refresh time.Duration
+	// InsightsTTL is how long the overview's charts, route table and
+	// oldest message are reused across requests (default 5s; negative:
+	// never), so many open dashboards cost one set of queries. Status
+	// counts are always fresh.
+	InsightsTTL time.Duration
 }
 
 // Insights is implemented by stores that can answer the overview's
@@ -81,6 +88,7 @@ type handler struct {
 	auth     *authenticator
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
+	cache    insightsCache
 }
 
 // New returns the dashboard handler, to mount at "/" beside the API.
@@ -96,6 +104,9 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = DefaultRefresh
+	}
+	if cfg.InsightsTTL == 0 {
+		cfg.InsightsTTL = DefaultInsightsTTL
 	}
 	auth, err := newAuthenticator(cfg.Tokens, cfg.SessionKey, cfg.SessionTTL)
 	if err != nil {
