@@ -1,14 +1,19 @@
 package web
 
 import (
+	"crypto/tls"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/outbox-mail/outbox"
 	"github.com/outbox-mail/outbox/queue"
 )
 
@@ -299,5 +304,80 @@ func TestSafeFilename(t *testing.T) {
 		if got := safeFilename(in); got != want {
 			t.Errorf("safeFilename(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// plainStore hides the SQLite store's Insights methods, like a store that
+// does not have them.
+type plainStore struct{ queue.Store }
+
+func TestOverviewWithoutInsights(t *testing.T) {
+	s := newStack(t, nil, false)
+	id := s.send(t, `{"from":"a@example.com","to":["bad@example.org"],"subject":"x","text":"x"}`)
+	s.waitStatus(t, id, queue.StatusFailed)
+	c, err := outbox.New(outbox.Config{Store: plainStore{s.store}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Config{Client: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	body := rec.Body.String()
+	if rec.Code != http.StatusOK || !strings.Contains(body, `data-status="failed">1<`) || strings.Contains(body, "<svg") {
+		t.Fatalf("overview without insights: %d, charts shown: %v", rec.Code, strings.Contains(body, "<svg"))
+	}
+	// With insights, the same store draws the charts and the route table.
+	_, body = get(t, client(t), s.srv.URL+"/")
+	if !strings.Contains(body, "<svg") || !strings.Contains(body, "relay:127.0.0.1") || !strings.Contains(body, "100%") {
+		t.Fatal("overview with insights lacks charts or the route's error rate")
+	}
+}
+
+func TestSecureCookieOverTLS(t *testing.T) {
+	s := newStack(t, []string{testToken}, false)
+	h, err := New(Config{Client: s.client, Tokens: []string{testToken}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("POST", "https://dash.example/login", strings.NewReader(url.Values{"token": {testToken}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.TLS = &tls.ConnectionState{}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	ck := rec.Result().Cookies()
+	if rec.Code != http.StatusSeeOther || len(ck) != 1 || !ck[0].Secure || !ck[0].HttpOnly || ck[0].SameSite != http.SameSiteStrictMode {
+		t.Fatalf("login over TLS: %d %+v", rec.Code, ck)
+	}
+}
+
+func TestListPaging(t *testing.T) {
+	s := newStack(t, nil, false)
+	for i := range 51 {
+		_, err := s.store.Enqueue(t.Context(), queue.NewMessage{From: "a@example.com", Recipients: []string{"ok@example.org"},
+			Subject: "paged " + strconv.Itoa(i), Body: strings.NewReader("Subject: x\r\n\r\nx\r\n"), SendAt: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := client(t)
+	_, body := get(t, c, s.srv.URL+"/messages?subject=paged")
+	m := regexp.MustCompile(`href="(/messages\?[^"]*cursor=[^"]*)" rel="next"`).FindStringSubmatch(body)
+	if m == nil || strings.Count(body, "<tr data-id=") != 50 || !strings.Contains(body, "paged 50<") {
+		t.Fatalf("first page: next link %v, %d rows", m, strings.Count(body, "<tr data-id="))
+	}
+	next := strings.ReplaceAll(m[1], "&amp;", "&")
+	_, body = get(t, c, s.srv.URL+next)
+	if strings.Count(body, "<tr data-id=") != 1 || !strings.Contains(body, "paged 0<") || strings.Contains(body, `rel="next"`) {
+		t.Fatalf("second page (%s): %d rows", next, strings.Count(body, "<tr data-id="))
+	}
+	if !strings.Contains(next, "subject=paged") {
+		t.Fatalf("the next page lost the filter: %s", next)
+	}
+	resp, body := get(t, c, s.srv.URL+"/live/list?subject=paged+7")
+	if resp.StatusCode != http.StatusOK || strings.Count(body, "<tr data-id=") != 1 || strings.Contains(body, "<html") {
+		t.Fatalf("live rows: %d %d rows", resp.StatusCode, strings.Count(body, "<tr data-id="))
 	}
 }

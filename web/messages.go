@@ -16,7 +16,8 @@ type listData struct {
 	Until    string
 	Statuses []queue.Status
 	Messages []queue.Message
-	Next     string // query string of the next page, empty on the last
+	Next     string // address of the next page, empty on the last
+	Live     string // address of the live rows
 	Error    string
 }
 
@@ -24,29 +25,56 @@ type listData struct {
 const timeForm = "2006-01-02T15:04"
 
 func (h *handler) messageList(w http.ResponseWriter, r *http.Request, s *session) {
-	q := r.URL.Query()
-	d := &listData{Statuses: statusOrder, Since: q.Get("since"), Until: q.Get("until")}
-	d.Filter = queue.Filter{Status: queue.Status(q.Get("status")), Recipient: q.Get("rcpt"),
-		From: q.Get("from"), Subject: q.Get("subject"), Cursor: q.Get("cursor"), Limit: 50}
-	status := http.StatusOK
-	var err error
-	if d.Filter.Since, err = parseFormTime(d.Since); err != nil {
-		d.Error, status = "Since: "+err.Error(), http.StatusBadRequest
-	} else if d.Filter.Until, err = parseFormTime(d.Until); err != nil {
-		d.Error, status = "Until: "+err.Error(), http.StatusBadRequest
-	} else if page, err := h.store.List(r.Context(), d.Filter); errors.Is(err, queue.ErrInvalid) {
-		d.Error, status = "That filter is not valid: "+err.Error(), http.StatusBadRequest
-	} else if err != nil {
+	d, status, err := h.listPage(r)
+	if err != nil {
 		h.serverError(w, r, err)
 		return
-	} else {
-		d.Messages = page.Messages
-		if page.Next != "" {
-			q.Set("cursor", page.Next)
-			d.Next = q.Encode()
-		}
 	}
 	h.render(w, r, status, "list", &view{Title: "Messages", Nav: "messages", Data: d})
+}
+
+// listLive is the list's rows alone, re-fetched by the live script.
+func (h *handler) listLive(w http.ResponseWriter, r *http.Request, s *session) {
+	d, status, err := h.listPage(r)
+	if err != nil || status != http.StatusOK {
+		h.log.Warn("web: live list", "err", err, "status", status)
+		http.Error(w, "The list could not be read.", max(status, http.StatusInternalServerError))
+		return
+	}
+	h.renderFragment(w, "list", "live", &view{Data: d, CSRF: s.csrf})
+}
+
+// listPage reads the page of messages the request's filter asks for; a
+// filter the user got wrong is reported on the page with a 400.
+func (h *handler) listPage(r *http.Request) (*listData, int, error) {
+	q := r.URL.Query()
+	d := &listData{Statuses: statusOrder, Since: q.Get("since"), Until: q.Get("until"),
+		Live: "/live/list?" + q.Encode()}
+	d.Filter = queue.Filter{Status: queue.Status(q.Get("status")), Recipient: q.Get("rcpt"),
+		From: q.Get("from"), Subject: q.Get("subject"), Cursor: q.Get("cursor"), Limit: 50}
+	var err error
+	if d.Filter.Since, err = parseFormTime(d.Since); err != nil {
+		d.Error = "Since: " + err.Error()
+		return d, http.StatusBadRequest, nil
+	}
+	if d.Filter.Until, err = parseFormTime(d.Until); err != nil {
+		d.Error = "Until: " + err.Error()
+		return d, http.StatusBadRequest, nil
+	}
+	page, err := h.store.List(r.Context(), d.Filter)
+	if errors.Is(err, queue.ErrInvalid) {
+		d.Error = "That filter is not valid: " + err.Error()
+		return d, http.StatusBadRequest, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	d.Messages = page.Messages
+	if page.Next != "" {
+		q.Set("cursor", page.Next)
+		d.Next = "/messages?" + q.Encode()
+	}
+	return d, http.StatusOK, nil
 }
 
 func parseFormTime(s string) (time.Time, error) {
@@ -187,7 +215,7 @@ func (h *handler) inbox(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	if page.Next != "" {
 		q.Set("cursor", page.Next)
-		d.Next = q.Encode()
+		d.Next = "/inbox?" + q.Encode()
 	}
 	h.render(w, r, http.StatusOK, "inbox", &view{Title: "Captured mail", Nav: "inbox", Data: d})
 }

@@ -131,6 +131,7 @@ func (h *handler) routes() {
 	h.mux.Handle("GET /{$}", h.page(h.overview))
 	h.mux.Handle("GET /live/overview", h.fragment(h.overviewLive))
 	h.mux.Handle("GET /messages", h.page(h.messageList))
+	h.mux.Handle("GET /live/list", h.fragment(h.listLive))
 	h.mux.Handle("GET /messages/{id}", h.page(h.messageDetail))
 	h.mux.Handle("GET /live/messages/{id}", h.fragment(h.detailLive))
 	h.mux.Handle("GET /messages/{id}/html", h.fragment(h.messageHTML))
