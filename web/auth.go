@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -29,6 +30,9 @@ type authenticator struct {
 	tokens [][sha256.Size]byte
 	ttl    time.Duration
 }
+
+// sessionKey keys the request's session in its context.
+type sessionKey struct{}
 
 // session is a verified cookie.
 type session struct {
@@ -177,7 +181,9 @@ func (h *handler) page(fn func(http.ResponseWriter, *http.Request, *session)) ht
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
-		fn(w, r, s)
+		// The layout's forms need the CSRF token even when the session was
+		// issued by this very response and is not in the request's cookies.
+		fn(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)), s)
 	})
 }
 

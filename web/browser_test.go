@@ -121,8 +121,9 @@ func TestBrowserScenario(t *testing.T) {
 	ctx, dialogs := browser(t)
 	base := s.srv.URL
 
-	run(t, ctx, "log in", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#token")),
-		chromedp.SendKeys(chromedp.CSS("#token"), testToken), chromedp.Click(chromedp.CSS(`.login button`)))
+	run(t, ctx, "open the dashboard", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	screenshot(t, ctx, "login")
+	run(t, ctx, "log in", chromedp.SendKeys(chromedp.CSS("#token"), testToken), chromedp.Click(chromedp.CSS(`.login button`)))
 	waitText(t, ctx, "h1", "Overview")
 
 	ok := s.send(t, `{"from":"shop@example.com","to":["ok@example.org"],"subject":"Order shipped","text":"It has shipped.","html":"<p>It has <b>shipped</b>.</p>"}`)

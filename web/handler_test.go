@@ -290,6 +290,13 @@ func TestOpenModeAndFilters(t *testing.T) {
 			t.Errorf("filter %s: want only %s", q, want)
 		}
 	}
+	// A first visit to a message page gets a session and a working form.
+	c = client(t)
+	csrf := csrfOf(t, c, s.srv.URL+"/messages/"+b)
+	if resp, _ := post(t, c, s.srv.URL+"/messages/"+b+"/requeue", url.Values{"csrf": {csrf}}, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("requeue from a first visit: %d", resp.StatusCode)
+	}
+	s.waitStatus(t, b, queue.StatusFailed)
 	_, body = get(t, c, s.srv.URL+"/messages/"+b)
 	if !strings.Contains(body, "550") || !strings.Contains(body, "no such user") || !strings.Contains(body, `id="requeue"`) {
 		t.Error("failed message page lacks its reply or the requeue button")

@@ -79,7 +79,9 @@ func parsePages() (map[string]*template.Template, error) {
 func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, name string, v *view) {
 	v.Open = h.auth.open()
 	v.Refresh = h.cfg.Refresh.Milliseconds()
-	if s := h.auth.verify(r); s != nil && v.CSRF == "" {
+	if s, ok := r.Context().Value(sessionKey{}).(*session); ok && v.CSRF == "" {
+		v.CSRF = s.csrf
+	} else if s := h.auth.verify(r); s != nil && v.CSRF == "" {
 		v.CSRF = s.csrf
 	}
 	h.execute(w, status, name, "layout", v)
