@@ -117,6 +117,7 @@ func BenchmarkPages(b *testing.B) {
 		{"overview-cold", "/", true}, {"overview-live-cold", "/live/overview", true},
 		{"overview", "/", false}, {"overview-live", "/live/overview", false}, {"list", "/messages", false},
 		{"list-filtered", "/messages?status=failed&subject=order+9", false},
+		{"list-no-match", "/messages?rcpt=nobody%40nowhere", false},
 		{"list-second-page", "/messages?cursor=" + page.Next, false}, {"detail", "/messages/" + id, false},
 	} {
 		hh, ck := h, cookie
