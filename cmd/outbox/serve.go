@@ -21,6 +21,7 @@ import (
 	"github.com/outbox-mail/outbox/smtp"
 	smtpsubmit "github.com/outbox-mail/outbox/submission"
 	"github.com/outbox-mail/outbox/templates"
+	"github.com/outbox-mail/outbox/web"
 	"github.com/outbox-mail/outbox/webhook"
 )
 
@@ -192,9 +193,16 @@ func (d *service) build() error {
 	if err != nil {
 		return err
 	}
+	dash, err := web.New(web.Config{Client: d.client, Tokens: cfg.apiTokens, Logger: d.log})
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", h.Protect(m.Handler()))
-	mux.Handle("/", h)
+	mux.Handle("/v1/", h)
+	mux.Handle("/healthz", h)
+	mux.Handle("/readyz", h)
+	mux.Handle("/", dash)
 	d.httpServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
