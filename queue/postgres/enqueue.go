@@ -1,56 +1,25 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/outbox-mail/outbox/queue"
+	"github.com/outbox-mail/outbox/queue/internal/pending"
 )
 
-// pending is a validated message ready for insertion, its body spooled.
-type pending struct {
-	id       string
-	m        queue.NewMessage // Body is not used once spooled
-	lifetime time.Duration    // applies when m.ExpiresAt is zero
-	tags     string
-	size     int64
-	mem      []byte   // the body, when it fit in one chunk
-	file     *os.File // the spooled body otherwise
-	unlinked bool     // file's name was removed at creation
-}
-
-// discard removes the spool file, if any.
-func (p *pending) discard() {
-	if p.file != nil {
-		p.file.Close()
-		if !p.unlinked {
-			os.Remove(p.file.Name())
-		}
-		p.file = nil
-	}
-}
-
-// enqueueReq is one Enqueue waiting for the writer's commit.
-type enqueueReq struct {
-	p    *pending
-	done chan enqueueResult
-}
-
-type enqueueResult struct {
-	id  string
-	err error
-}
+// intake prepares messages for EnqueueTx, which spools nothing; Open
+// copies it with the store's settings. Spool files go to a directory the
+// store may share with others, so they are unlinked at once.
+var intake = pending.Config{Name: "postgres", Text: checkText, ChunkSize: DefaultChunkSize,
+	Pattern: "outbox-body-*", Unlink: true}
 
 // Enqueue validates m, spools its body, and hands it to the writer; it
 // returns once the commit that holds it has succeeded (with PostgreSQL's
@@ -60,29 +29,19 @@ func (s *Store) Enqueue(ctx context.Context, m queue.NewMessage) (string, error)
 	if err := s.check(); err != nil {
 		return "", err
 	}
-	p, err := prepare(m, s.opts.DefaultLifetime)
+	p, err := s.intake.Prepare(m, s.opts.DefaultLifetime)
 	if err != nil {
 		return "", err
 	}
-	if err := s.spool(p, m.Body); err != nil {
-		p.discard()
+	if err := s.intake.Spool(p, m.Body); err != nil {
+		p.Discard()
 		return "", err
 	}
 	if err := ctx.Err(); err != nil {
-		p.discard()
+		p.Discard()
 		return "", err
 	}
-	req := &enqueueReq{p: p, done: make(chan enqueueResult, 1)}
-	s.mu.RLock()
-	if s.closed.Load() {
-		s.mu.RUnlock()
-		p.discard()
-		return "", queue.ErrClosed
-	}
-	s.reqs <- req
-	s.mu.RUnlock()
-	res := <-req.done
-	return res.id, res.err
+	return s.writer.Submit(p)
 }
 
 // checkText rejects what a PostgreSQL text column cannot hold (NUL bytes,
@@ -96,99 +55,6 @@ func checkText(field, v string, noLines bool) error {
 	case noLines && strings.ContainsAny(v, "\r\n"):
 		return fmt.Errorf("%w: %s contains CR or LF", queue.ErrInvalid, field)
 	}
-	return nil
-}
-
-// validate rejects what no store can accept, naming the field.
-func validate(m queue.NewMessage, now time.Time) error {
-	if err := checkText("From", m.From, true); err != nil {
-		return err
-	}
-	if len(m.Recipients) == 0 {
-		return fmt.Errorf("%w: Recipients is empty; at least one is required", queue.ErrInvalid)
-	}
-	for i, r := range m.Recipients {
-		if strings.TrimSpace(r) == "" {
-			return fmt.Errorf("%w: Recipients[%d] is empty", queue.ErrInvalid, i)
-		}
-		if err := checkText(fmt.Sprintf("Recipients[%d]", i), r, true); err != nil {
-			return err
-		}
-	}
-	if err := checkText("Subject", m.Subject, false); err != nil {
-		return err
-	}
-	if err := checkText("IdempotencyKey", m.IdempotencyKey, false); err != nil {
-		return err
-	}
-	for k, v := range m.Tags {
-		if err := errors.Join(checkText("Tags key", k, false), checkText("Tags["+k+"]", v, false)); err != nil {
-			return err
-		}
-	}
-	if m.Body == nil {
-		return fmt.Errorf("%w: Body is nil", queue.ErrInvalid)
-	}
-	if !m.ExpiresAt.IsZero() && !m.ExpiresAt.After(now) {
-		return fmt.Errorf("%w: ExpiresAt is in the past", queue.ErrInvalid)
-	}
-	return nil
-}
-
-// prepare validates m and fills in the id and the derived columns.
-func prepare(m queue.NewMessage, lifetime time.Duration) (*pending, error) {
-	if err := validate(m, time.Now()); err != nil {
-		return nil, err
-	}
-	tags := "{}"
-	if len(m.Tags) > 0 {
-		b, err := json.Marshal(m.Tags)
-		if err != nil {
-			return nil, fmt.Errorf("%w: Tags: %v", queue.ErrInvalid, err)
-		}
-		tags = string(b)
-	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return nil, fmt.Errorf("postgres: new id: %w", err)
-	}
-	p := &pending{id: id.String(), m: m, lifetime: lifetime, tags: tags}
-	p.m.Body = nil
-	return p, nil
-}
-
-// spool reads the body before the writer sees the message, so a slow
-// producer never holds a batch open: in memory when it fits one chunk, else
-// in a temporary file. The spool needs no fsync; durability comes from the
-// commit that copies it into the database.
-func (s *Store) spool(p *pending, body io.Reader) error {
-	var buf bytes.Buffer
-	n, err := io.CopyN(&buf, body, int64(s.opts.ChunkSize)+1)
-	if errors.Is(err, io.EOF) {
-		p.mem, p.size = buf.Bytes(), n
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("postgres: enqueue: read body: %w", err)
-	}
-	f, err := os.CreateTemp(s.opts.SpoolDir, "outbox-body-*")
-	if err != nil {
-		return fmt.Errorf("postgres: enqueue: spool body: %w", err)
-	}
-	p.file = f
-	// The spool directory may be shared (the system temp directory), so
-	// Open cannot sweep it. Unlinking the file now, while it stays open,
-	// means a crash leaves nothing behind; where the system refuses to
-	// remove an open file, discard removes it instead.
-	p.unlinked = os.Remove(f.Name()) == nil
-	if _, err := f.Write(buf.Bytes()); err != nil {
-		return fmt.Errorf("postgres: enqueue: spool body: %w", err)
-	}
-	rest, err := io.Copy(f, body)
-	if err != nil {
-		return fmt.Errorf("postgres: enqueue: read body: %w", err)
-	}
-	p.size = n + rest
 	return nil
 }
 
@@ -216,14 +82,14 @@ SELECT id FROM m`
 
 // insertArgs are insertSQL's arguments for p; inline is the body to store
 // with the row (nil when it is streamed separately).
-func insertArgs(p *pending, inline []byte) []any {
+func insertArgs(p *pending.Message, inline []byte) []any {
 	var key any
-	if p.m.IdempotencyKey != "" {
-		key = p.m.IdempotencyKey
+	if p.Msg.IdempotencyKey != "" {
+		key = p.Msg.IdempotencyKey
 	}
-	return []any{p.id, p.m.From, p.m.Subject, timeOrNil(p.m.SendAt),
-		timeOrNil(p.m.ExpiresAt), p.lifetime, key, max(p.size, 0), p.tags,
-		p.m.Recipients, inline}
+	return []any{p.ID, p.Msg.From, p.Msg.Subject, timeOrNil(p.Msg.SendAt),
+		timeOrNil(p.Msg.ExpiresAt), p.Lifetime, key, max(p.Size, 0), p.Tags,
+		p.Msg.Recipients, inline}
 }
 
 // existingSQL finds the message holding an idempotency key. As a statement
@@ -257,7 +123,7 @@ func (s *Store) EnqueueTx(ctx context.Context, tx pgx.Tx, m queue.NewMessage) (s
 }
 
 func enqueueTx(ctx context.Context, tx pgx.Tx, m queue.NewMessage, lifetime time.Duration, chunk int) (string, error) {
-	p, err := prepare(m, lifetime)
+	p, err := intake.Prepare(m, lifetime)
 	if err != nil {
 		return "", err
 	}
@@ -290,7 +156,7 @@ func enqueueTx(ctx context.Context, tx pgx.Tx, m queue.NewMessage, lifetime time
 
 // insertRow runs insertSQL for p and, when its key was taken, finds the
 // earlier message's id instead (inserted false).
-func insertRow(ctx context.Context, tx pgx.Tx, p *pending, inline []byte) (id string, inserted bool, err error) {
+func insertRow(ctx context.Context, tx pgx.Tx, p *pending.Message, inline []byte) (id string, inserted bool, err error) {
 	err = tx.QueryRow(ctx, insertSQL, insertArgs(p, inline)...).Scan(&id)
 	if err == nil {
 		return id, true, nil
@@ -298,7 +164,7 @@ func insertRow(ctx context.Context, tx pgx.Tx, p *pending, inline []byte) (id st
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return "", false, fmt.Errorf("postgres: enqueue: %w", err)
 	}
-	if err := tx.QueryRow(ctx, existingSQL, p.m.IdempotencyKey).Scan(&id); err != nil {
+	if err := tx.QueryRow(ctx, existingSQL, p.Msg.IdempotencyKey).Scan(&id); err != nil {
 		return "", false, fmt.Errorf("postgres: enqueue: find idempotency key: %w", err)
 	}
 	return id, false, nil

@@ -32,7 +32,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +39,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outbox-mail/outbox/queue"
+	"github.com/outbox-mail/outbox/queue/internal/groupcommit"
+	"github.com/outbox-mail/outbox/queue/internal/pending"
 )
 
 // Defaults for Options.
@@ -81,10 +82,10 @@ type Store struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
 
-	mu      sync.RWMutex // guards closed against sends on reqs
-	closed  atomic.Bool
-	reqs    chan *enqueueReq
-	writerW sync.WaitGroup
+	closed atomic.Bool
+	intake pending.Config // validation and spooling before the writer
+	writer *groupcommit.Writer[*pending.Message]
+	buf    []byte // the writer's chunk buffer
 
 	watch *watcher
 
@@ -119,9 +120,19 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	s := &Store{opts: opts, pool: pool, log: opts.Logger}
 	s.watch = newWatcher(cfg.ConnConfig, opts.Logger)
-	s.reqs = make(chan *enqueueReq, opts.BatchMessages)
-	s.writerW.Add(1)
-	go s.writer()
+	s.intake = intake
+	s.intake.ChunkSize, s.intake.Dir = opts.ChunkSize, opts.SpoolDir
+	s.buf = make([]byte, opts.ChunkSize)
+	s.writer = groupcommit.Start(groupcommit.Config[*pending.Message]{
+		MaxItems: opts.BatchMessages,
+		MaxBytes: opts.BatchBytes,
+		Size:     func(p *pending.Message) int64 { return p.Size },
+		Commit:   s.insertBatch,
+		Release:  (*pending.Message).Discard,
+		Wrap:     func(err error) error { return s.wrap("enqueue", err) },
+		Logger:   opts.Logger,
+		Name:     "postgres",
+	})
 	return s, nil
 }
 
@@ -154,15 +165,10 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // Close lets the writer commit what it has been handed, stops it and any
 // listener, and closes the pool. Later calls return queue.ErrClosed.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed.Load() {
-		s.mu.Unlock()
+	if s.closed.Swap(true) {
 		return queue.ErrClosed
 	}
-	s.closed.Store(true)
-	close(s.reqs)
-	s.mu.Unlock()
-	s.writerW.Wait()
+	s.writer.Close()
 	s.watch.close()
 	s.pool.Close()
 	return nil

@@ -4,114 +4,31 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/outbox-mail/outbox/queue/internal/pending"
 )
-
-// writer is the group-commit loop: it takes every enqueue waiting, up to the
-// batch bounds, commits them in one transaction and answers them all.
-func (s *Store) writer() {
-	defer s.writerW.Done()
-	buf := make([]byte, s.opts.ChunkSize)
-	prev := 0
-	for req := range s.reqs {
-		batch := s.gather(req, prev)
-		s.commitBatch(batch, buf)
-		prev = len(batch)
-	}
-}
-
-// maxLinger bounds how long the writer waits for producers it expects.
-const maxLinger = time.Millisecond
-
-// gather collects a batch starting with first. The producers answered by
-// the last commit come back a moment later with their next message; taking
-// only what is already queued would split them over two commits, so while
-// the batch is smaller than the last one the writer lingers briefly for
-// them. With one producer it never waits.
-func (s *Store) gather(first *enqueueReq, prev int) []*enqueueReq {
-	batch := []*enqueueReq{first}
-	size := first.p.size
-	var linger <-chan time.Time
-	for len(batch) < s.opts.BatchMessages && size < s.opts.BatchBytes {
-		var r *enqueueReq
-		var ok bool
-		select {
-		case r, ok = <-s.reqs:
-		default:
-			if len(batch) >= prev {
-				return batch
-			}
-			if linger == nil {
-				linger = time.After(maxLinger)
-			}
-			select {
-			case r, ok = <-s.reqs:
-			case <-linger:
-				return batch
-			}
-		}
-		if !ok {
-			return batch
-		}
-		batch = append(batch, r)
-		size += r.p.size
-	}
-	return batch
-}
-
-// commitBatch writes batch in one transaction. If that fails, each message
-// is retried in a transaction of its own so one bad message cannot sink the
-// others.
-func (s *Store) commitBatch(batch []*enqueueReq, buf []byte) {
-	// Not the producers' contexts: a message handed to the writer is
-	// committed or refused on its merits, never half-way by a cancel.
-	ctx := context.Background()
-	ids, err := s.insertBatch(ctx, batch, buf)
-	if err != nil && len(batch) > 1 {
-		s.log.Warn("postgres: group commit failed; retrying messages one by one",
-			"messages", len(batch), "err", err)
-		for _, r := range batch {
-			one, err := s.insertBatch(ctx, []*enqueueReq{r}, buf)
-			r.p.discard()
-			if err != nil {
-				r.done <- enqueueResult{err: s.wrap("enqueue", err)}
-				continue
-			}
-			r.done <- enqueueResult{id: one[0]}
-		}
-		return
-	}
-	for i, r := range batch {
-		r.p.discard()
-		if err != nil {
-			r.done <- enqueueResult{err: s.wrap("enqueue", err)}
-			continue
-		}
-		r.done <- enqueueResult{id: ids[i]}
-	}
-}
 
 // insertBatch inserts every message of batch in one committed transaction.
 // Every message row goes out in one pgx batch (one round trip), with its
 // recipients and, for bodies that fit one chunk, its body; larger bodies
 // are then streamed chunk by chunk from their spool files, and keys found
 // taken are resolved in a second batch.
-func (s *Store) insertBatch(ctx context.Context, batch []*enqueueReq, buf []byte) ([]string, error) {
+// It runs on the writer goroutine only, which alone uses s.buf.
+func (s *Store) insertBatch(ctx context.Context, batch []*pending.Message) ([]string, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer rollback(tx)
 	var b pgx.Batch
-	for _, r := range batch {
-		inline := r.p.mem
-		if r.p.file != nil {
+	for _, p := range batch {
+		inline, ok := p.Inline()
+		if !ok {
 			inline = nil
 		}
-		b.Queue(insertSQL, insertArgs(r.p, inline)...)
+		b.Queue(insertSQL, insertArgs(p, inline)...)
 	}
 	b.Queue(notifySQL)
 	ids := make([]string, len(batch))
@@ -131,11 +48,11 @@ func (s *Store) insertBatch(ctx context.Context, batch []*enqueueReq, buf []byte
 	if err := resolveKeys(ctx, tx, batch, ids, inserted); err != nil {
 		return nil, err
 	}
-	for i, r := range batch {
-		if !inserted[i] || r.p.file == nil {
+	for i, p := range batch {
+		if _, inline := p.Inline(); !inserted[i] || inline {
 			continue
 		}
-		if err := streamSpool(ctx, tx, r.p, buf); err != nil {
+		if err := streamSpool(ctx, tx, p, s.buf); err != nil {
 			return nil, err
 		}
 	}
@@ -149,12 +66,12 @@ func (s *Store) insertBatch(ctx context.Context, batch []*enqueueReq, buf []byte
 
 // resolveKeys fills in the ids of messages whose idempotency key was
 // already taken, by a committed message or an earlier one of this batch.
-func resolveKeys(ctx context.Context, tx pgx.Tx, batch []*enqueueReq, ids []string, inserted []bool) error {
+func resolveKeys(ctx context.Context, tx pgx.Tx, batch []*pending.Message, ids []string, inserted []bool) error {
 	var b pgx.Batch
 	var idx []int
 	for i, ok := range inserted {
 		if !ok {
-			b.Queue(existingSQL, batch[i].p.m.IdempotencyKey)
+			b.Queue(existingSQL, batch[i].Msg.IdempotencyKey)
 			idx = append(idx, i)
 		}
 	}
@@ -172,16 +89,17 @@ func resolveKeys(ctx context.Context, tx pgx.Tx, batch []*enqueueReq, ids []stri
 }
 
 // streamSpool copies a spooled body into the database chunk by chunk.
-func streamSpool(ctx context.Context, tx pgx.Tx, p *pending, buf []byte) error {
-	if _, err := p.file.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	n, err := writeChunks(ctx, tx, p.id, 0, p.file, buf)
+func streamSpool(ctx context.Context, tx pgx.Tx, p *pending.Message, buf []byte) error {
+	body, err := p.Body()
 	if err != nil {
 		return err
 	}
-	if n != p.size {
-		return fmt.Errorf("body changed while stored: %d bytes, expected %d", n, p.size)
+	n, err := writeChunks(ctx, tx, p.ID, 0, body, buf)
+	if err != nil {
+		return err
+	}
+	if n != p.Size {
+		return fmt.Errorf("body changed while stored: %d bytes, expected %d", n, p.Size)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/outbox-mail/outbox/queue"
+	"github.com/outbox-mail/outbox/queue/internal/pending"
 	"github.com/outbox-mail/outbox/queue/queuetest"
 )
 
@@ -244,9 +245,10 @@ func TestBodyAlwaysWithRow(t *testing.T) {
 	}
 }
 
-// TestBatchFailureIsolated hands the writer a batch in which one message
-// cannot be inserted (its id collides with a stored message): the batch
-// transaction fails, and the retry one by one still commits the others.
+// TestBatchFailureIsolated gives the writer's commit a batch in which one
+// message cannot be inserted (its id collides with a stored message): the
+// batch transaction fails and leaves nothing, and the others commit alone,
+// as the writer's one-by-one retry (tested in groupcommit) commits them.
 func TestBatchFailureIsolated(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, filepath.Join(t.TempDir(), "queue.db"))
@@ -254,25 +256,32 @@ func TestBatchFailureIsolated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := func(body string) *enqueueReq {
-		p, err := prepare(queue.NewMessage{Recipients: []string{"b@x.test"}, Body: strings.NewReader(body)}, time.Hour)
+	msg := func(body string) *pending.Message {
+		p, err := s.intake.Prepare(queue.NewMessage{Recipients: []string{"b@x.test"}, Body: strings.NewReader(body)}, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.mem, p.size = []byte(body), int64(len(body))
-		return &enqueueReq{p: p, done: make(chan enqueueResult, 1)}
+		if err := s.intake.Spool(p, strings.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
-	bad, good := req("bad"), req("good")
-	bad.p.id = existing
-	s.commitBatch([]*enqueueReq{bad, good}, make([]byte, s.opts.ChunkSize))
-	if res := <-bad.done; res.err == nil {
-		t.Errorf("colliding message was accepted as %s", res.id)
+	bad, good := msg("bad"), msg("good")
+	bad.ID = existing
+	if ids, err := s.insertBatch(ctx, []*pending.Message{bad, good}); err == nil {
+		t.Fatalf("batch with a colliding message was accepted as %v", ids)
 	}
-	res := <-good.done
-	if res.err != nil {
-		t.Fatalf("good message of a failed batch: %v", res.err)
+	if _, err := s.Get(ctx, good.ID); !errors.Is(err, queue.ErrNotFound) {
+		t.Fatalf("Get of a message from a failed batch = %v, want ErrNotFound", err)
 	}
-	for id, want := range map[string]string{existing: "first", res.id: "good"} {
+	if ids, err := s.insertBatch(ctx, []*pending.Message{bad}); err == nil {
+		t.Errorf("colliding message was accepted as %v", ids)
+	}
+	ids, err := s.insertBatch(ctx, []*pending.Message{good})
+	if err != nil {
+		t.Fatalf("good message of a failed batch: %v", err)
+	}
+	for id, want := range map[string]string{existing: "first", ids[0]: "good"} {
 		rc, err := s.OpenBody(ctx, id)
 		if err != nil {
 			t.Fatal(err)

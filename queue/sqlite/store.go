@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"github.com/outbox-mail/outbox/queue"
+	"github.com/outbox-mail/outbox/queue/internal/groupcommit"
+	"github.com/outbox-mail/outbox/queue/internal/pending"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -74,10 +76,10 @@ type Store struct {
 	spoolDir string
 	log      *slog.Logger
 
-	mu      sync.RWMutex // guards closed against sends on reqs
-	closed  atomic.Bool
-	reqs    chan *enqueueReq
-	writerW sync.WaitGroup
+	closed atomic.Bool
+	intake pending.Config // validation and spooling before the writer
+	writer *groupcommit.Writer[*pending.Message]
+	buf    []byte // the writer's chunk buffer
 
 	ckdb   *sql.DB // the checkpointer's own connection
 	ckWake chan struct{}
@@ -141,9 +143,19 @@ func Open(path string, opts Options) (*Store, error) {
 	s.ckWake, s.ckStop = make(chan struct{}, 1), make(chan struct{})
 	s.ckDone.Add(1)
 	go s.checkpointer()
-	s.reqs = make(chan *enqueueReq, opts.BatchMessages)
-	s.writerW.Add(1)
-	go s.writer()
+	s.intake = intake
+	s.intake.ChunkSize, s.intake.Dir = opts.ChunkSize, spoolDir
+	s.buf = make([]byte, opts.ChunkSize)
+	s.writer = groupcommit.Start(groupcommit.Config[*pending.Message]{
+		MaxItems: opts.BatchMessages,
+		MaxBytes: opts.BatchBytes,
+		Size:     func(p *pending.Message) int64 { return p.Size },
+		Commit:   s.insertBatch,
+		Release:  (*pending.Message).Discard,
+		Wrap:     func(err error) error { return s.wrap("enqueue", err) },
+		Logger:   opts.Logger,
+		Name:     "sqlite",
+	})
 	return s, nil
 }
 
@@ -204,15 +216,10 @@ func (s *Store) SpoolDir() string { return s.spoolDir }
 // Close lets the writer commit what it has been handed, stops it and closes
 // the databases. Later calls return queue.ErrClosed.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed.Load() {
-		s.mu.Unlock()
+	if s.closed.Swap(true) {
 		return queue.ErrClosed
 	}
-	s.closed.Store(true)
-	close(s.reqs)
-	s.mu.Unlock()
-	s.writerW.Wait()
+	s.writer.Close()
 	close(s.ckStop)
 	s.ckDone.Wait()
 	// The final checkpoint needs no reader or writer in the way.
