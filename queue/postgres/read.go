@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -11,12 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/outbox-mail/outbox/queue"
-)
-
-// Listing limits.
-const (
-	defaultListLimit = 50
-	maxListLimit     = 1000
+	"github.com/outbox-mail/outbox/queue/internal/listpage"
 )
 
 // readTx begins a read-only REPEATABLE READ transaction, so that a message
@@ -93,11 +87,7 @@ func (s *Store) List(ctx context.Context, f queue.Filter) (*queue.ListPage, erro
 	if err != nil {
 		return nil, err
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultListLimit
-	}
-	limit = min(limit, maxListLimit)
+	limit := listpage.Limit(f.Limit)
 	tx, err := s.readTx(ctx)
 	if err != nil {
 		return nil, s.wrap("list", err)
@@ -115,11 +105,7 @@ func (s *Store) List(ctx context.Context, f queue.Filter) (*queue.ListPage, erro
 	if err != nil {
 		return nil, s.wrap("list", err)
 	}
-	page := &queue.ListPage{Messages: msgs}
-	if len(page.Messages) > limit {
-		page.Messages = page.Messages[:limit]
-		page.Next = base64.RawURLEncoding.EncodeToString([]byte(page.Messages[limit-1].ID))
-	}
+	page := listpage.Cut(msgs, limit)
 	ids := make([]string, len(page.Messages))
 	for i, m := range page.Messages {
 		ids[i] = m.ID
@@ -172,11 +158,11 @@ func listWhere(f queue.Filter) (string, []any, error) {
 		add("created_at < $?", f.Until)
 	}
 	if f.Cursor != "" {
-		last, err := base64.RawURLEncoding.DecodeString(f.Cursor)
-		if err != nil || len(last) == 0 || checkText("Cursor", string(last), true) != nil {
+		last, ok := listpage.After(f.Cursor)
+		if !ok || checkText("Cursor", last, true) != nil {
 			return "", nil, fmt.Errorf("%w: Cursor: malformed cursor", queue.ErrInvalid)
 		}
-		add("id < $?", string(last))
+		add("id < $?", last)
 	}
 	if len(conds) == 0 {
 		return "", nil, nil

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,12 +10,7 @@ import (
 	"strings"
 
 	"github.com/outbox-mail/outbox/queue"
-)
-
-// Listing limits.
-const (
-	defaultListLimit = 50
-	maxListLimit     = 1000
+	"github.com/outbox-mail/outbox/queue/internal/listpage"
 )
 
 // Get returns a message with all its recipients, read from the read pool.
@@ -94,11 +88,7 @@ func (s *Store) List(ctx context.Context, f queue.Filter) (*queue.ListPage, erro
 	if err != nil {
 		return nil, err
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultListLimit
-	}
-	limit = min(limit, maxListLimit)
+	limit := listpage.Limit(f.Limit)
 	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, s.wrap("list", err)
@@ -109,22 +99,19 @@ func (s *Store) List(ctx context.Context, f queue.Filter) (*queue.ListPage, erro
 	if err != nil {
 		return nil, s.wrap("list", err)
 	}
-	page := &queue.ListPage{}
+	var msgs []queue.Message
 	for rows.Next() {
 		m, err := scanMessage(rows)
 		if err != nil {
 			rows.Close()
 			return nil, s.wrap("list", err)
 		}
-		page.Messages = append(page.Messages, m)
+		msgs = append(msgs, m)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, s.wrap("list", err)
 	}
-	if len(page.Messages) > limit {
-		page.Messages = page.Messages[:limit]
-		page.Next = base64.RawURLEncoding.EncodeToString([]byte(page.Messages[limit-1].ID))
-	}
+	page := listpage.Cut(msgs, limit)
 	ids := make([]string, len(page.Messages))
 	for i, m := range page.Messages {
 		ids[i] = m.ID
@@ -169,11 +156,11 @@ func listWhere(f queue.Filter) (string, []any, error) {
 		conds, args = append(conds, "created_at < ?"), append(args, f.Until.UnixMilli())
 	}
 	if f.Cursor != "" {
-		last, err := base64.RawURLEncoding.DecodeString(f.Cursor)
-		if err != nil || len(last) == 0 {
+		last, ok := listpage.After(f.Cursor)
+		if !ok {
 			return "", nil, fmt.Errorf("%w: malformed cursor", queue.ErrInvalid)
 		}
-		conds, args = append(conds, "id < ?"), append(args, string(last))
+		conds, args = append(conds, "id < ?"), append(args, last)
 	}
 	if len(conds) == 0 {
 		return "", nil, nil
