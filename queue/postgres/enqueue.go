@@ -29,16 +29,8 @@ func (s *Store) Enqueue(ctx context.Context, m queue.NewMessage) (string, error)
 	if err := s.check(); err != nil {
 		return "", err
 	}
-	p, err := s.intake.Prepare(m, s.opts.DefaultLifetime)
+	p, err := s.intake.Accept(ctx, m, s.opts.DefaultLifetime)
 	if err != nil {
-		return "", err
-	}
-	if err := s.intake.Spool(p, m.Body); err != nil {
-		p.Discard()
-		return "", err
-	}
-	if err := ctx.Err(); err != nil {
-		p.Discard()
 		return "", err
 	}
 	return s.writer.Submit(p)

@@ -9,6 +9,7 @@ package pending
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -130,6 +131,26 @@ func (c Config) Prepare(m queue.NewMessage, lifetime time.Duration) (*Message, e
 	}
 	p := &Message{ID: id.String(), Msg: m, Created: now, Lifetime: lifetime, Tags: tags}
 	p.Msg.Body = nil
+	return p, nil
+}
+
+// Accept is the producer's side of an enqueue: it prepares m and spools
+// its body, so that what reaches the writer is ready to insert. A context
+// ended while the body was read stops the enqueue here, before the
+// hand-off; on any error nothing is left behind.
+func (c Config) Accept(ctx context.Context, m queue.NewMessage, lifetime time.Duration) (*Message, error) {
+	p, err := c.Prepare(m, lifetime)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Spool(p, m.Body); err != nil {
+		p.Discard()
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		p.Discard()
+		return nil, err
+	}
 	return p, nil
 }
 

@@ -1,6 +1,7 @@
 package pending
 
 import (
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -175,5 +176,29 @@ func TestValidate(t *testing.T) {
 				t.Errorf("%s: %v is not ErrInvalid", c.name, err)
 			}
 		}
+	}
+}
+
+func TestAccept(t *testing.T) {
+	c := Config{Name: "test", ChunkSize: 8, Dir: t.TempDir(), Pattern: "body-*"}
+	p, err := c.Accept(context.Background(), msg(strings.Repeat("x", 20)), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readTwice(t, p, strings.Repeat("x", 20))
+	p.Discard()
+	// A context ended while the body was read: refused, spool file gone.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.Accept(ctx, msg(strings.Repeat("x", 20)), time.Hour); !errors.Is(err, context.Canceled) {
+		t.Errorf("Accept with an ended context = %v, want context.Canceled", err)
+	}
+	m := msg("x")
+	m.Recipients = nil
+	if _, err := c.Accept(context.Background(), m, time.Hour); !errors.Is(err, queue.ErrInvalid) {
+		t.Errorf("Accept of an invalid message = %v, want ErrInvalid", err)
+	}
+	if n := files(t, c.Dir); n != 0 {
+		t.Errorf("%d spool files left", n)
 	}
 }
