@@ -289,6 +289,20 @@ type Store interface {
 	Close() error
 }
 
+// Insights is implemented by stores that can summarise recent activity
+// for the dashboard's overview; both stores here do.
+type Insights interface {
+	// Activity counts, per bucket of width bucket from since to now, the
+	// messages created ("created") and those that became final, under
+	// their final status; slot i covers [since+i*bucket, since+(i+1)*bucket).
+	Activity(ctx context.Context, since time.Time, bucket time.Duration) (map[string][]int64, error)
+	// RouteHealth counts attempts per route since then, and those that did
+	// not deliver every recipient.
+	RouteHealth(ctx context.Context, since time.Time) (attempts, failures map[string]int64, err error)
+	// OldestWaiting returns the oldest message not yet final, nil if none.
+	OldestWaiting(ctx context.Context) (*Message, error)
+}
+
 // Watcher is implemented by stores shared between processes (PostgreSQL
 // with LISTEN/NOTIFY): fn is called whenever another process may have made
 // work due, so idle workers on every node wake at once. stop unsubscribes.

@@ -124,7 +124,7 @@ func (h *handler) overviewData(ctx context.Context) (*overviewData, error) {
 	return d, nil
 }
 
-// insights are the results of the Insights queries at one moment.
+// insights are the results of the store's queue.Insights queries at one moment.
 type insights struct {
 	at     time.Time
 	since  time.Time

@@ -11,7 +11,6 @@
 package web
 
 import (
-	"context"
 	"embed"
 	"errors"
 	"html/template"
@@ -64,26 +63,12 @@ type Config struct {
 	InsightsTTL time.Duration
 }
 
-// Insights is implemented by stores that can answer the overview's
-// time-series questions cheaply (queue/sqlite does). Without it the
-// overview shows counts only.
-type Insights interface {
-	// Activity counts per bucket since then the messages created
-	// ("created") and those that became final, keyed by final status.
-	Activity(ctx context.Context, since time.Time, bucket time.Duration) (map[string][]int64, error)
-	// RouteHealth counts attempts per route since then, and those that did
-	// not deliver every recipient.
-	RouteHealth(ctx context.Context, since time.Time) (attempts, failures map[string]int64, err error)
-	// OldestWaiting returns the oldest message not yet final, nil if none.
-	OldestWaiting(ctx context.Context) (*queue.Message, error)
-}
-
 // handler is the dashboard.
 type handler struct {
 	cfg      Config
 	client   *outbox.Client
 	store    queue.Store
-	insights Insights // nil when the store has none
+	insights queue.Insights // nil when the store has none
 	log      *slog.Logger
 	auth     *authenticator
 	pages    map[string]*template.Template
@@ -114,7 +99,7 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	h := &handler{cfg: cfg, client: cfg.Client, store: cfg.Client.Store(), log: cfg.Logger,
 		auth: auth, mux: http.NewServeMux()}
-	h.insights, _ = h.store.(Insights)
+	h.insights, _ = h.store.(queue.Insights)
 	if h.pages, err = parsePages(); err != nil {
 		return nil, err
 	}

@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) queue.Store) {
 		{"EventsClaimAndFinish", testEventsClaimAndFinish},
 		{"EventsLeaseLapses", testEventsLeaseLapses},
 		{"Purge", testPurge},
+		{"Insights", testInsights},
 		{"Closed", testClosed},
 	}
 	for _, tc := range tests {

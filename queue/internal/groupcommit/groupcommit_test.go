@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -77,6 +79,7 @@ func (r *recorder) start(t *testing.T, maxItems int, maxBytes int64) *Writer[int
 		Release: r.release,
 		Wrap:    func(err error) error { return fmt.Errorf("wrapped: %w", err) },
 		Name:    "test",
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	// Opening the gate first means a failed test does not leave Close
 	// waiting for a held commit.
