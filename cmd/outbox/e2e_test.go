@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"net/smtp"
 	"strings"
 	"testing"
@@ -100,6 +101,19 @@ func TestSubmissionAndAPIArriveByteExact(t *testing.T) {
 	d.api("GET", "/v1/messages?status=delivered", "", nil, &list)
 	if len(list.Messages) != 2 {
 		t.Errorf("%d delivered messages listed, want 2", len(list.Messages))
+	}
+	// The dashboard shares the port: without a session it sends to login.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get("http://" + d.httpAddr + "/messages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
+		t.Errorf("dashboard without a session: %d %s, want a redirect to /login", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if code := d.api("GET", "/metrics", "", nil, nil); code != 200 {
+		t.Errorf("/metrics with the token: HTTP %d", code)
 	}
 	if logs := d.logs.String(); strings.Contains(logs, smtpPass) || strings.Contains(logs, testToken) {
 		t.Error("a secret appears in the daemon's logs")
