@@ -101,7 +101,9 @@ func (s *stack) mux(t testing.TB, tokens []string) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	webH, err := New(Config{Client: s.client, Tokens: tokens, Refresh: 300 * time.Millisecond})
+	webH, err := New(Config{Client: s.client, Tokens: tokens, Refresh: 300 * time.Millisecond,
+		// Screenshots and live checks must show the state, not a cached one.
+		InsightsTTL: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
