@@ -24,7 +24,7 @@ type Message struct {
 	UpdatedAt      time.Time         `json:"updated_at"`
 	NextAttemptAt  *time.Time        `json:"next_attempt_at,omitempty"`
 	ExpiresAt      *time.Time        `json:"expires_at,omitempty"`
-	Recipients     []Recipient   `json:"recipients"`
+	Recipients     []Recipient       `json:"recipients"`
 	// Attempts is given by GET /v1/messages/{id} only, not in listings.
 	Attempts []Attempt `json:"attempts,omitempty"`
 }
@@ -122,7 +122,7 @@ func (h *Handler) getMessage(w http.ResponseWriter, r *http.Request) {
 // ListPage is the body of GET /v1/messages.
 type ListPage struct {
 	Messages   []Message `json:"messages"`
-	NextCursor string        `json:"next_cursor,omitempty"`
+	NextCursor string    `json:"next_cursor,omitempty"`
 }
 
 func (h *Handler) listMessages(w http.ResponseWriter, r *http.Request) {
