@@ -14,7 +14,10 @@ import (
 
 // intake prepares messages for EnqueueTx, which has no store and so no
 // spool; Open copies it with the store's settings.
-var intake = pending.Config{Name: "sqlite", ChunkSize: DefaultChunkSize, Pattern: "body-*"}
+// Spool files are unlinked at once: another process may open the same
+// database (an application using EnqueueTx, a test's second store) and
+// sweep the spool directory at its Open while this one spools into it.
+var intake = pending.Config{Name: "sqlite", ChunkSize: DefaultChunkSize, Pattern: "body-*", Unlink: true}
 
 // Enqueue validates m, spools its body, and hands it to the writer; it
 // returns once the commit that holds it is durable. After the hand-off it

@@ -48,7 +48,8 @@ type Config struct {
 	// Dir and Pattern place spool files (as os.CreateTemp takes them).
 	Dir, Pattern string
 	// Unlink removes a spool file's name as soon as it is created, for a
-	// directory the store cannot sweep at start (one it may share).
+	// directory the store cannot sweep at start, or one another process
+	// may sweep while this one spools into it.
 	Unlink bool
 }
 
@@ -175,8 +176,9 @@ func (c Config) Spool(p *Message, body io.Reader) error {
 	}
 	p.file = f
 	if c.Unlink {
-		// The spool directory may be shared (the system temp directory), so
-		// Open cannot sweep it. Unlinking the file now, while it stays open,
+		// The spool directory may be shared (the system temp directory, or
+		// the database's spool that another process sweeps at its Open).
+		// Unlinking the file now, while it stays open,
 		// means a crash leaves nothing behind; where the system refuses to
 		// remove an open file, Discard removes it instead.
 		p.unlinked = os.Remove(f.Name()) == nil
