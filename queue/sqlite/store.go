@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -178,10 +179,15 @@ func withDefaults(o Options) Options {
 	return o
 }
 
+// uriPathEscaper escapes what would end or garble the path of a SQLite URI
+// filename: SQLite decodes %HH in it, and ? and # start its query and
+// fragment.
+var uriPathEscaper = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+
 // dsn builds a modernc.org/sqlite DSN with the settings every connection
 // needs plus extra.
 func dsn(path string, extra ...string) string {
-	d := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+	d := "file:" + uriPathEscaper.Replace(path) + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
 	for _, e := range extra {
 		d += "&" + e
 	}
