@@ -30,7 +30,7 @@ func classify(c *queue.Claimed, out Outcome, policy RetryPolicy, now time.Time, 
 		switch {
 		case reply.Code >= 200 && reply.Code < 300:
 			rr.Status = queue.RecipientDelivered
-		case reply.Code >= 500 && reply.Code < 600:
+		case reply.Code >= 500 && reply.Code < 600 && !reply.Soft:
 			rr.Status = queue.RecipientFailed
 		case expired:
 			rr.Status = queue.RecipientFailed

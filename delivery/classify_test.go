@@ -22,9 +22,9 @@ func TestClassifyPerRecipient(t *testing.T) {
 	c := claimed(1, now.Add(time.Hour), "ok@x.test", "gone@x.test", "busy@x.test", "silent@x.test")
 	out := Outcome{
 		Recipients: []RecipientReply{
-			{"ok@x.test", Reply{250, "2.0.0", "OK"}},
-			{"gone@x.test", Reply{550, "5.1.1", "no such user"}},
-			{"busy@x.test", Reply{451, "4.3.0", "try later"}},
+			{"ok@x.test", Reply{Code: 250, EnhancedCode: "2.0.0", Text: "OK"}},
+			{"gone@x.test", Reply{Code: 550, EnhancedCode: "5.1.1", Text: "no such user"}},
+			{"busy@x.test", Reply{Code: 451, EnhancedCode: "4.3.0", Text: "try later"}},
 		},
 		Err: errors.New("connection reset"),
 	}
@@ -54,8 +54,8 @@ func TestClassifyExpiredFailsDeferred(t *testing.T) {
 	now := time.Now()
 	c := claimed(7, now.Add(-time.Second), "busy@x.test", "ok@x.test")
 	out := Outcome{Recipients: []RecipientReply{
-		{"busy@x.test", Reply{451, "4.3.0", "try later"}},
-		{"ok@x.test", Reply{250, "", "OK"}},
+		{"busy@x.test", Reply{Code: 451, EnhancedCode: "4.3.0", Text: "try later"}},
+		{"ok@x.test", Reply{Code: 250, EnhancedCode: "", Text: "OK"}},
 	}}
 	res := classify(c, out, DefaultRetryPolicy, now, false)
 	if res.Recipients[0].Status != queue.RecipientFailed || !strings.Contains(res.Recipients[0].Text, "451 4.3.0 try later") {
@@ -73,7 +73,7 @@ func TestClassifyLastAttemptAtDeadline(t *testing.T) {
 	now := time.Now()
 	deadline := now.Add(30 * time.Second)
 	c := claimed(3, deadline, "busy@x.test")
-	out := Outcome{Recipients: []RecipientReply{{"busy@x.test", Reply{421, "", "closing"}}}}
+	out := Outcome{Recipients: []RecipientReply{{"busy@x.test", Reply{Code: 421, EnhancedCode: "", Text: "closing"}}}}
 	res := classify(c, out, RetryPolicy{Initial: time.Hour, Max: time.Hour, Jitter: -1}, now, false)
 	if !res.NextAttemptAt.Equal(deadline) {
 		t.Errorf("next attempt %v, want the deadline %v", res.NextAttemptAt, deadline)
@@ -111,5 +111,27 @@ func TestRetryDelayJitterStaysInBounds(t *testing.T) {
 	}
 	if len(seen) < 10 {
 		t.Errorf("jitter produced only %d distinct delays", len(seen))
+	}
+}
+
+func TestClassifySessionRejectionDefers(t *testing.T) {
+	now := time.Now()
+	c := claimed(1, now.Add(time.Hour), "a@x.test")
+	out := Outcome{Recipients: []RecipientReply{{"a@x.test",
+		Reply{Code: 535, EnhancedCode: "5.7.8", Text: "bad credentials", Soft: true}}}}
+	res := classify(c, out, DefaultRetryPolicy, now, false)
+	if r := res.Recipients[0]; r.Status != queue.RecipientDeferred || r.Code != 535 {
+		t.Fatalf("a relay's AUTH rejection must defer and keep its reply, got %+v", r)
+	}
+}
+
+func TestSessionStage(t *testing.T) {
+	for cmd, want := range map[string]bool{
+		"greeting": true, "EHLO": true, "STARTTLS": true, "AUTH PLAIN": true, "AUTH": true,
+		"MAIL FROM:<a@x.test>": false, "RCPT TO:<b@x.test>": false, "DATA": false, "BDAT": false,
+	} {
+		if got := sessionStage(cmd); got != want {
+			t.Errorf("sessionStage(%q) = %v, want %v", cmd, got, want)
+		}
 	}
 }

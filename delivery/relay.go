@@ -58,7 +58,8 @@ func (s *SMTPRelay) Deliver(ctx context.Context, env Envelope, body io.Reader) O
 			reply = Reply{Code: res.Data.Code, EnhancedCode: enhanced(res.Data.EnhancedCode),
 				Text: res.Data.Message()}
 		case errors.As(rr.Err, &se):
-			reply = Reply{Code: se.Code, EnhancedCode: enhanced(se.EnhancedCode), Text: se.Message}
+			reply = Reply{Code: se.Code, EnhancedCode: enhanced(se.EnhancedCode), Text: se.Message,
+				Soft: sessionStage(se.Command)}
 		default:
 			if out.Err == nil && rr.Err != nil {
 				out.Err = rr.Err
@@ -68,6 +69,17 @@ func (s *SMTPRelay) Deliver(ctx context.Context, env Envelope, body io.Reader) O
 		out.Recipients = append(out.Recipients, RecipientReply{Address: rr.Address, Reply: reply})
 	}
 	return out
+}
+
+// sessionStage reports whether a rejected command belongs to setting up
+// the session with the relay rather than to the message.
+func sessionStage(command string) bool {
+	for _, p := range []string{"greeting", "EHLO", "HELO", "STARTTLS", "AUTH", "RSET", "NOOP"} {
+		if strings.HasPrefix(command, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func enhanced(e smtp.EnhancedCode) string {

@@ -28,6 +28,11 @@ type Reply struct {
 	Code         int
 	EnhancedCode string
 	Text         string
+	// Soft makes even a 5xx reply defer rather than fail: it was about the
+	// session with the relay (greeting, EHLO, STARTTLS, AUTH), not about
+	// this message, and mending the relay's configuration should let the
+	// mail through (Postfix's smtp_sasl_auth_soft_bounce).
+	Soft bool
 }
 
 // RecipientReply is the reply that decided one recipient's fate: the RCPT
