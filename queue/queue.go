@@ -263,6 +263,9 @@ type Store interface {
 	Retry(ctx context.Context, id string, includeFailed bool) error
 	// Cancel stops delivery of a message not yet final; ErrFinal otherwise.
 	// Recipients still open become failed; the message becomes cancelled.
+	// A message a worker is sending under a live lease gives ErrSending:
+	// its attempt may be delivering it right now, and its result must not
+	// be thrown away; cancel it once the attempt has ended.
 	Cancel(ctx context.Context, id string) error
 
 	// AddEvents durably records webhook events not tied to a delivery

@@ -226,6 +226,16 @@ func (s *Store) Cancel(ctx context.Context, id string) error {
 	if status.Final() {
 		return queue.ErrFinal
 	}
+	if status == queue.StatusSending {
+		var live bool
+		err := tx.QueryRow(ctx, `SELECT lease_expires_at > now() FROM outbox_messages WHERE id = $1`, id).Scan(&live)
+		if err != nil {
+			return s.wrap("cancel", err)
+		}
+		if live {
+			return queue.ErrSending
+		}
+	}
 	_, err = tx.Exec(ctx, `UPDATE outbox_recipients SET status = 'failed'
 		WHERE message_id = $1 AND status IN ('pending', 'deferred')`, id)
 	if err != nil {

@@ -283,21 +283,34 @@ func testCancelWhileSending(t *testing.T, s queue.Store) {
 	ctx := context.Background()
 	id := enqueue(t, s, newMsg("b@example.com"))
 	claimOne(t, s, "w1", id, time.Hour)
-	if err := s.Cancel(ctx, id); err != nil {
-		t.Fatalf("Cancel(sending): %v", err)
+	if err := s.Cancel(ctx, id); !errors.Is(err, queue.ErrSending) {
+		t.Fatalf("Cancel under a live lease: %v, want ErrSending", err)
 	}
 	errs := complete(t, s, "w1", queue.Result{MessageID: id, Recipients: []queue.RecipientResult{
 		{Address: "b@example.com", Status: queue.RecipientDelivered, Code: 250}}})
+	if errs[0] != nil {
+		t.Fatalf("the attempt's result after a refused Cancel: %v", errs[0])
+	}
+	if r := wantStatus(t, s, id, queue.StatusDelivered).Recipients[0]; r.Code != 250 {
+		t.Errorf("delivered recipient lost its reply: %+v", r)
+	}
+
+	// A worker that died leaves an expired lease: that message cancels,
+	// and the worker's late result changes nothing.
+	dead := enqueue(t, s, newMsg("c@example.com"))
+	claimOne(t, s, "crashed", dead, expired)
+	if err := s.Cancel(ctx, dead); err != nil {
+		t.Fatalf("Cancel after the lease lapsed: %v", err)
+	}
+	errs = complete(t, s, "crashed", queue.Result{MessageID: dead, Recipients: []queue.RecipientResult{
+		{Address: "c@example.com", Status: queue.RecipientDelivered, Code: 250}}})
 	if !errors.Is(errs[0], queue.ErrLeaseLost) {
 		t.Errorf("Complete after Cancel: %v, want ErrLeaseLost", errs[0])
 	}
-	if err := s.Release(ctx, "w1", []string{id}); err != nil {
+	if err := s.Release(ctx, "crashed", []string{dead}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Renew(ctx, "w1", []string{id}, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	m := wantStatus(t, s, id, queue.StatusCancelled)
+	m := wantStatus(t, s, dead, queue.StatusCancelled)
 	if r := m.Recipients[0]; r.Status != queue.RecipientFailed || r.Code == 250 {
 		t.Errorf("recipient after cancel and late Complete = %+v, want failed", r)
 	}

@@ -161,9 +161,10 @@ func (s *Store) Retry(ctx context.Context, id string, includeFailed bool) error 
 }
 
 // Cancel stops delivery of a message that is not final: open recipients
-// become failed and the message cancelled. A lease is cleared with it, so
-// a worker sending the message gets ErrLeaseLost from Complete and cannot
-// bring it back.
+// become failed and the message cancelled. A message sent under a live
+// lease gives ErrSending, so a delivery in progress is never thrown away;
+// one whose lease lapsed (its worker died) is cancelled, and should that
+// worker come back, its Complete gets ErrLeaseLost.
 func (s *Store) Cancel(ctx context.Context, id string) error {
 	if err := s.check(); err != nil {
 		return err
@@ -179,6 +180,17 @@ func (s *Store) Cancel(ctx context.Context, id string) error {
 	}
 	if status.Final() {
 		return queue.ErrFinal
+	}
+	if status == queue.StatusSending {
+		var live bool
+		err := tx.QueryRowContext(ctx, `SELECT lease_expires_at > ? FROM messages WHERE id = ?`,
+			time.Now().UnixMilli(), id).Scan(&live)
+		if err != nil {
+			return s.wrap("cancel", err)
+		}
+		if live {
+			return queue.ErrSending
+		}
 	}
 	now := time.Now().UnixMilli()
 	_, err = tx.ExecContext(ctx, `UPDATE recipients SET status = 'failed'
