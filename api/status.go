@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/outbox-mail/outbox/queue"
 )
@@ -130,6 +132,13 @@ func (h *Handler) listMessages(w http.ResponseWriter, r *http.Request) {
 	f := queue.Filter{
 		Status: queue.Status(q.Get("status")), Recipient: q.Get("recipient"),
 		From: q.Get("from"), Subject: q.Get("subject"), Cursor: q.Get("cursor"),
+	}
+	for _, p := range []struct{ field, v string }{{"recipient", f.Recipient}, {"from", f.From},
+		{"subject", f.Subject}, {"cursor", f.Cursor}} {
+		if !utf8.ValidString(p.v) || strings.IndexByte(p.v, 0) >= 0 {
+			writeError(w, badRequest(p.field, "%s must be valid UTF-8 text without NUL bytes", p.field))
+			return
+		}
 	}
 	if f.Status != "" && !f.Status.Valid() {
 		writeError(w, badRequest("status", "unknown status %q; use queued, sending, deferred, delivered, partial, failed or cancelled", f.Status))

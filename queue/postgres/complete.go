@@ -163,6 +163,9 @@ func (s *Store) Retry(ctx context.Context, id string, includeFailed bool) error 
 	if err := s.check(); err != nil {
 		return err
 	}
+	if !storableID(id) {
+		return queue.ErrNotFound
+	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return s.wrap("retry", err)
@@ -213,6 +216,9 @@ func (s *Store) Retry(ctx context.Context, id string, includeFailed bool) error 
 func (s *Store) Cancel(ctx context.Context, id string) error {
 	if err := s.check(); err != nil {
 		return err
+	}
+	if !storableID(id) {
+		return queue.ErrNotFound
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {

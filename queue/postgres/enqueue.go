@@ -50,6 +50,13 @@ func checkText(field, v string, noLines bool) error {
 	return nil
 }
 
+// storableID reports whether id could name a stored message. PostgreSQL
+// refuses NUL bytes and invalid UTF-8 in text outright, so an id from a
+// URL that has them is simply not found rather than a database error.
+func storableID(id string) bool {
+	return checkText("id", id, true) == nil
+}
+
 // insertSQL inserts a message, its recipients and (when the body fits one
 // chunk) its body in one statement, unless the idempotency key is taken:
 // then ON CONFLICT makes the whole statement insert nothing and return no

@@ -24,6 +24,9 @@ func (s *Store) Get(ctx context.Context, id string) (*queue.Message, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
+	if !storableID(id) {
+		return nil, queue.ErrNotFound
+	}
 	tx, err := s.readTx(ctx)
 	if err != nil {
 		return nil, s.wrap("get", err)
@@ -49,6 +52,9 @@ func (s *Store) Get(ctx context.Context, id string) (*queue.Message, error) {
 func (s *Store) Attempts(ctx context.Context, id string) ([]queue.Attempt, error) {
 	if err := s.check(); err != nil {
 		return nil, err
+	}
+	if !storableID(id) {
+		return nil, queue.ErrNotFound
 	}
 	tx, err := s.readTx(ctx)
 	if err != nil {
@@ -198,6 +204,9 @@ func (s *Store) Counts(ctx context.Context) (map[queue.Status]int64, error) {
 func (s *Store) OpenBody(ctx context.Context, id string) (io.ReadCloser, error) {
 	if err := s.check(); err != nil {
 		return nil, err
+	}
+	if !storableID(id) {
+		return nil, queue.ErrNotFound
 	}
 	var size int64
 	err := s.pool.QueryRow(ctx, `SELECT size FROM outbox_messages WHERE id = $1`, id).Scan(&size)

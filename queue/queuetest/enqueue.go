@@ -241,8 +241,21 @@ func testUnknownID(t *testing.T, s queue.Store) {
 	if err := s.Cancel(ctx, id); !errors.Is(err, queue.ErrNotFound) {
 		t.Errorf("Cancel: %v, want ErrNotFound", err)
 	}
-	if _, err := s.Get(ctx, "not-a-uuid"); !errors.Is(err, queue.ErrNotFound) {
-		t.Errorf("Get(malformed id): %v, want ErrNotFound", err)
+	// Ids come from URLs: bytes no database stores as text are not found,
+	// never a database error.
+	for _, bad := range []string{"not-a-uuid", "\x00", "\xff\xfe", "a\x00b"} {
+		if _, err := s.Get(ctx, bad); !errors.Is(err, queue.ErrNotFound) {
+			t.Errorf("Get(%q): %v, want ErrNotFound", bad, err)
+		}
+		if _, err := s.OpenBody(ctx, bad); !errors.Is(err, queue.ErrNotFound) {
+			t.Errorf("OpenBody(%q): %v, want ErrNotFound", bad, err)
+		}
+		if err := s.Retry(ctx, bad, false); !errors.Is(err, queue.ErrNotFound) {
+			t.Errorf("Retry(%q): %v, want ErrNotFound", bad, err)
+		}
+		if err := s.Cancel(ctx, bad); !errors.Is(err, queue.ErrNotFound) {
+			t.Errorf("Cancel(%q): %v, want ErrNotFound", bad, err)
+		}
 	}
 }
 
