@@ -14,6 +14,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -121,7 +122,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(rw, errInternal)
 		}
 	}()
+	if fromAnotherSite(r) {
+		writeError(rw, &apiError{Status: http.StatusForbidden,
+			Msg: "The API does not answer requests a web page on another site makes through a browser."})
+		return
+	}
 	h.mux.ServeHTTP(rw, r)
+}
+
+// fromAnotherSite reports a request a browser makes on behalf of a page of
+// another origin. The API is for programs, which send no such headers; a
+// browser does, even for the "simple" cross-site POSTs that need no CORS
+// preflight — which would otherwise let any web page the operator visits
+// submit mail to a daemon without a token on loopback.
+func fromAnotherSite(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return true
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(origin)
+	return err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host)
 }
 
 // trackingWriter records whether a response was started, so that panic

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -203,10 +204,35 @@ func (d *service) build() error {
 	mux.Handle("/healthz", h)
 	mux.Handle("/readyz", h)
 	mux.Handle("/", dash)
-	d.httpServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+	var handler http.Handler = mux
+	if len(cfg.apiTokens) == 0 {
+		handler = loopbackHostOnly(mux)
+	}
+	d.httpServer = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 	return d.buildSubmission()
+}
+
+// loopbackHostOnly guards a daemon without API tokens, which listens on
+// loopback only: a request must also name a loopback host. A web page that
+// DNS-rebinds its own name to 127.0.0.1 reaches the port, but its requests
+// carry its own name as Host, so it can neither read the captured mail nor
+// steer the queue.
+func loopbackHostOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.Trim(host, "[]")
+		if ip := net.ParseIP(host); !strings.EqualFold(host, "localhost") && (ip == nil || !ip.IsLoopback()) {
+			http.Error(w, "This outbox has no API token, so it answers only requests addressed to localhost, 127.0.0.1 or [::1].",
+				http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func newWebhooks(st queue.Store, cfgs []webhookConfig, log *slog.Logger) (*webhook.Dispatcher, error) {
@@ -333,16 +359,27 @@ func addrOf(l net.Listener) string {
 	return l.Addr().String()
 }
 
-// redactDSN hides a password in a postgres:// store URL.
+// redactDSN hides the passwords of a postgres:// store URL, in its user
+// part and in a password= parameter. What does not parse is shown as its
+// scheme only, since it may hold a password in an unexpected place.
 func redactDSN(dsn string) string {
-	if i := strings.Index(dsn, "://"); i >= 0 {
-		if at := strings.LastIndex(dsn, "@"); at > i {
-			if c := strings.Index(dsn[i+3:at], ":"); c >= 0 {
-				return dsn[:i+3+c+1] + "***" + dsn[at:]
-			}
-		}
+	if strings.HasPrefix(dsn, "sqlite:") {
+		return dsn
 	}
-	return dsn
+	u, err := url.Parse(dsn)
+	if err != nil {
+		scheme, _, _ := strings.Cut(dsn, ":")
+		return scheme + ":(unparsable)"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxx")
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }
 
 func (d *service) shutdown() {
