@@ -221,8 +221,20 @@ func (h *handler) action(fn func(http.ResponseWriter, *http.Request, *session)) 
 }
 
 // safeNext keeps a post-login redirect on this site: a local path only.
+// Browsers drop tabs and other control characters from a Location and read
+// a backslash as a slash, so "/\t/evil.example" would become
+// "//evil.example": any such byte sends the user to the overview instead.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+		return "/"
+	}
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || strings.HasPrefix(u.Path, "//") {
 		return "/"
 	}
 	return next
