@@ -173,6 +173,21 @@ func TestCSRF(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/messages/"+id {
 		t.Fatalf("retry with token: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
+	// Cancel refuses a message while its attempt runs: wait for the retry
+	// to end (the sink defers slow@ again).
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		m, err := s.store.Get(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Attempts >= 2 && m.Status == queue.StatusDeferred {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the retry did not end: %s after %d attempts", m.Status, m.Attempts)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	resp, body := post(t, c, s.srv.URL+"/messages/"+id+"/cancel", url.Values{"csrf": {csrf}}, map[string]string{"X-Outbox-Fetch": "1"})
 	if resp.StatusCode != http.StatusOK || body != "Cancelled." {
 		t.Fatalf("cancel: %d %q", resp.StatusCode, body)
