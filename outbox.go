@@ -244,14 +244,19 @@ func (c *Client) prepare(m *message.Message, opts *EnqueueOptions) (queue.NewMes
 		ExpiresAt: lifetimeStart(opts.SendAt).Add(c.cfg.Lifetime),
 	}
 	finish := func(storeErr error) error {
-		pr.CloseWithError(errors.New("outbox: store stopped reading"))
-		if err := <-composed; err != nil && storeErr != nil {
+		pr.CloseWithError(errStoreStopped)
+		// The composer's own failure (an attachment that would not read)
+		// explains a store error; the store stopping early does not.
+		if err := <-composed; err != nil && storeErr != nil && !errors.Is(err, errStoreStopped) {
 			return err
 		}
 		return storeErr
 	}
 	return nm, finish, nil
 }
+
+// errStoreStopped ends the composer when the store stops reading the body.
+var errStoreStopped = errors.New("outbox: store stopped reading")
 
 func tagsFor(m *message.Message, tags map[string]string) map[string]string {
 	out := make(map[string]string, len(tags)+2)

@@ -226,3 +226,29 @@ func TestEnqueueTx(t *testing.T) {
 		t.Fatalf("sink received %d messages; want exactly the committed one", len(got))
 	}
 }
+
+// A store failure reaches the caller as the store's error, so callers (and
+// the API's 503) can tell a closed store from bad input.
+func TestEnqueueReportsStoreError(t *testing.T) {
+	f := setup(t)
+	f.store.Close()
+	m := newMessage("hi")
+	m.Attachments[0].Content = bytes.NewReader(bytes.Repeat([]byte("x"), 1<<20))
+	_, err := f.client.Enqueue(context.Background(), m, nil)
+	if !errors.Is(err, queue.ErrClosed) {
+		t.Fatalf("Enqueue on a closed store: %v, want ErrClosed", err)
+	}
+}
+
+// The README's `defer ob.Shutdown(ctx)` beside an explicit Shutdown must
+// not panic.
+func TestShutdownTwice(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	if err := f.client.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.client.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -68,25 +68,29 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *api
 		return nil, tooLargeError(limit)
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
-	var buf []byte
-	var err error
-	if r.ContentLength > 0 {
-		// One allocation of the right size, rather than io.ReadAll's
-		// doubling that may reach twice the limit.
-		buf = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(body, buf)
-	} else {
-		buf, err = io.ReadAll(body)
+	// Memory follows the bytes that arrive: the declared length sizes the
+	// buffer only up to 1 MiB until that much has come, so a client that
+	// announces 25 MiB and trickles holds only what it sent; past that, one
+	// allocation of the declared size rather than doubling up to twice it.
+	var buf bytes.Buffer
+	first := min(max(r.ContentLength, 0), 1<<20)
+	buf.Grow(int(first) + bytes.MinRead)
+	_, err := io.CopyN(&buf, body, first)
+	if err == nil {
+		if rest := r.ContentLength - first; rest > 0 {
+			buf.Grow(int(rest) + bytes.MinRead)
+		}
+		_, err = buf.ReadFrom(body)
 	}
 	switch {
 	case tooLarge(err):
 		return nil, tooLargeError(limit)
 	case err != nil:
 		return nil, badRequest("", "the request body could not be read in full")
-	case len(bytes.TrimSpace(buf)) == 0:
+	case len(bytes.TrimSpace(buf.Bytes())) == 0:
 		return nil, badRequest("", "the request body is empty; a JSON object was expected")
 	}
-	return buf, nil
+	return buf.Bytes(), nil
 }
 
 // release frees the temporary files of decoded attachments.

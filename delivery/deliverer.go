@@ -50,6 +50,9 @@ type Deliverer struct {
 	mu       sync.Mutex
 	inflight map[string]bool // claimed and not yet committed
 	started  bool
+	// closeOnce lets Shutdown run twice (a deferred call and an explicit
+	// one) without closing results twice.
+	closeOnce sync.Once
 
 	commitDone chan struct{}
 	renewDone  chan struct{}
@@ -137,7 +140,7 @@ func (d *Deliverer) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	err := d.pool.Shutdown(ctx)
-	close(d.results)
+	d.closeOnce.Do(func() { close(d.results) })
 	<-d.commitDone
 	<-d.renewDone
 	d.releaseLeftovers()

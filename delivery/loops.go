@@ -114,10 +114,12 @@ func (d *Deliverer) commit(batch []finished) {
 		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
 	}
 	for i, f := range batch {
-		close(f.committed)
 		// Untracked, an uncommitted lease lapses and the message is tried
-		// again: a possible duplicate, never a loss.
+		// again: a possible duplicate, never a loss. Untracking before the
+		// worker is released keeps a new claim of the same message (a retry
+		// made due at once) from being untracked by this old one.
 		d.track(f.claimed.ID, false)
+		close(f.committed)
 		if err != nil {
 			continue
 		}

@@ -129,6 +129,7 @@ func (p *Pool[T]) Shutdown(ctx context.Context) error {
 
 func (p *Pool[T]) loop() {
 	defer close(p.loopDone)
+	empty := 0 // claims in a row that found nothing
 	for {
 		n := p.acquire()
 		if n == 0 {
@@ -152,7 +153,20 @@ func (p *Pool[T]) loop() {
 		case err != nil:
 			p.sleep(time.Second)
 		case len(items) < n:
-			p.sleep(p.untilDue())
+			wait := p.untilDue()
+			if len(items) == 0 && wait >= 0 && wait <= minWait {
+				// Nothing claimed though the store calls something due
+				// already: a lease about to lapse, or a database clock
+				// behind ours. Waiting longer each time keeps that from
+				// turning into a poll.
+				empty++
+				wait = min(minWait<<min(empty, 8), time.Second)
+			} else {
+				empty = 0
+			}
+			p.sleep(wait)
+		default:
+			empty = 0
 		}
 	}
 }

@@ -157,3 +157,18 @@ func TestClaimErrorBacksOff(t *testing.T) {
 		t.Errorf("%d claims in 300ms after an error; want one, then a 1s back-off", n)
 	}
 }
+
+// A store whose due time is always in the past but whose claims find
+// nothing (its clock is behind ours) must not turn the loop into a poll.
+func TestPastDueTimeBacksOff(t *testing.T) {
+	src := &source{}
+	p := New(Config[int]{Workers: 1, Claim: src.claim, PollInterval: -1, Handle: func(context.Context, int) {},
+		NextDue: func(context.Context) (time.Time, bool, error) { return time.Now().Add(-time.Minute), true, nil }})
+	p.Start()
+	time.Sleep(time.Second)
+	p.Shutdown(context.Background())
+	// Without back-off: one claim per 5 ms floor, about 200.
+	if n := src.claims.Load(); n > 20 {
+		t.Errorf("%d claims in a second against a past due time; want a back-off", n)
+	}
+}
