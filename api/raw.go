@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/outbox-mail/outbox/internal/headerblock"
 	"github.com/outbox-mail/outbox/message"
 	"github.com/outbox-mail/outbox/queue"
 )
@@ -23,16 +24,15 @@ const maxHeaderBlock = 256 << 10
 // postRaw queues a ready RFC 5322 message given as the request body.
 //
 // The query may also give send_at (RFC 3339). The envelope comes from the
-// query (from, repeated to) or, for whatever
-// the query leaves out, from the message's headers: From (or Sender when
-// From holds several mailboxes) and To, Cc and Bcc. Bcc header fields are
-// always removed from the stored message, as sendmail -t and Postfix do:
-// a Bcc recipient must not be revealed to the others, whichever way the
-// envelope was given.
+// query (from, repeated to) or, for whatever the query leaves out, from the
+// message's headers: From (or Sender when From holds several mailboxes) and
+// To, Cc and Bcc. Bcc and Resent-Bcc header fields are always removed from
+// the stored message, as sendmail -t and Postfix do: a Bcc recipient must
+// not be revealed to the others, whichever way the envelope was given.
 func (h *Handler) postRaw(w http.ResponseWriter, r *http.Request) {
 	limit := h.cfg.MaxMessageSize
 	br := bufio.NewReaderSize(http.MaxBytesReader(w, r.Body, limit), 32<<10)
-	hdr, stripped, err := readHeaderBlock(br)
+	hdr, err := readHeaderBlock(br)
 	if err != nil {
 		switch {
 		case tooLarge(err):
@@ -57,7 +57,7 @@ func (h *Handler) postRaw(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	nm.Body = io.MultiReader(bytes.NewReader(stripped), br)
+	nm.Body = headerblock.StripBcc(io.MultiReader(bytes.NewReader(hdr), br))
 	id, err := h.client.EnqueueRaw(r.Context(), nm)
 	if err != nil {
 		writeError(w, enqueueError(h.log, err, limit, func(f string) string { return f }))
@@ -67,50 +67,21 @@ func (h *Handler) postRaw(w http.ResponseWriter, r *http.Request) {
 }
 
 // readHeaderBlock reads the header block up to and including the empty
-// line that ends it (or to the end of a message that has no body). It
-// returns the block as read and the block without Bcc fields.
-func readHeaderBlock(br *bufio.Reader) (hdr, stripped []byte, err error) {
-	var line []byte
-	inBcc := false
-	for {
-		line, err = readLine(br, maxHeaderBlock-len(hdr))
-		if err != nil && err != io.EOF {
-			return nil, nil, err
-		}
-		if len(hdr) == 0 && len(line) == 0 {
-			return nil, nil, errors.New("the request body is empty; an RFC 5322 message was expected")
-		}
-		hdr = append(hdr, line...)
-		blank := len(bytes.TrimRight(line, "\r\n")) == 0
-		if !blank && line[0] != ' ' && line[0] != '\t' {
-			name, _, _ := bytes.Cut(line, []byte(":"))
-			inBcc = strings.EqualFold(strings.TrimSpace(string(name)), "bcc")
-		}
-		if !inBcc || blank {
-			stripped = append(stripped, line...)
-		}
-		if blank || err == io.EOF {
-			return hdr, stripped, nil
-		}
+// line that ends it (or to the end of a message that has no body).
+func readHeaderBlock(br *bufio.Reader) ([]byte, error) {
+	hdr, err := headerblock.Read(br, maxHeaderBlock)
+	switch {
+	case errors.Is(err, headerblock.ErrTooLarge):
+		return nil, errHeaderTooLarge
+	case err != nil:
+		return nil, err
+	case len(hdr) == 0:
+		return nil, errors.New("the request body is empty; an RFC 5322 message was expected")
 	}
+	return hdr, nil
 }
 
 var errHeaderTooLarge = fmt.Errorf("the message's header block is longer than %d bytes", maxHeaderBlock)
-
-// readLine reads one line of at most max bytes, its end included.
-func readLine(br *bufio.Reader, max int) ([]byte, error) {
-	var line []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		if len(line)+len(chunk) > max {
-			return nil, errHeaderTooLarge
-		}
-		line = append(line, chunk...)
-		if err != bufio.ErrBufferFull {
-			return line, err
-		}
-	}
-}
 
 // rawEnvelope works out the envelope and subject of a raw message.
 func (h *Handler) rawEnvelope(q url.Values, hdr []byte) (queue.NewMessage, *apiError) {

@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -23,11 +24,26 @@ type Relay struct {
 	AllowInsecureAuth bool
 }
 
-// ParseRelayURL parses a relay URL; the error names what is wrong.
+// errMalformedURL is the error for a relay URL that does not parse, or
+// whose user information spilled into the path, query or fragment. It
+// names no part of the URL: any of it could be the password.
+var errMalformedURL = errors.New("relay URL is malformed (is the password percent-encoded? e.g. / as %2F, ? as %3F, # as %23, % as %25; want smtp://user:password@host:port)")
+
+// ParseRelayURL parses a relay URL; the error names what is wrong. It
+// quotes only parts that cannot hold the password (scheme, query keys and
+// values of a URL that parsed cleanly), never the user information nor
+// anything the URL parser could not place.
 func ParseRelayURL(s string) (*Relay, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return nil, fmt.Errorf("relay URL: %v", redactURLError(err))
+		return nil, redactURLError(err)
+	}
+	// The user information ends at its last @: an @ after the host means a
+	// /, ? or # in the password cut it short, and what follows the cut
+	// (path, query, fragment, even the port) may be the password.
+	if strings.Contains(u.Opaque, "@") || strings.Contains(u.Path, "@") || strings.Contains(u.RawPath, "@") ||
+		strings.Contains(u.RawQuery, "@") || strings.Contains(u.Fragment, "@") {
+		return nil, errMalformedURL
 	}
 	r := &Relay{}
 	switch strings.ToLower(u.Scheme) {
@@ -38,7 +54,12 @@ func ParseRelayURL(s string) (*Relay, error) {
 	case "":
 		return nil, fmt.Errorf("relay URL: missing scheme (want smtp:// or smtps://)")
 	default:
+		// A scheme is letters, digits, + - and . before the first colon:
+		// never the password, which follows a colon.
 		return nil, fmt.Errorf("relay URL: unknown scheme %q (want smtp or smtps)", u.Scheme)
+	}
+	if u.Opaque != "" {
+		return nil, fmt.Errorf("relay URL: missing // after %s: (want %s://user:password@host:port)", u.Scheme, strings.ToLower(u.Scheme))
 	}
 	if err := r.parseHost(u); err != nil {
 		return nil, err
@@ -48,7 +69,10 @@ func ParseRelayURL(s string) (*Relay, error) {
 		r.Password, _ = u.User.Password()
 	}
 	if u.Path != "" && u.Path != "/" {
-		return nil, fmt.Errorf("relay URL: unexpected path %q", u.Path)
+		return nil, fmt.Errorf("relay URL: unexpected path after the host (want %s://user:password@host:port?parameters)", strings.ToLower(u.Scheme))
+	}
+	if u.Fragment != "" || strings.HasSuffix(s, "#") {
+		return nil, errMalformedURL
 	}
 	if err := r.parseQuery(u.Query()); err != nil {
 		return nil, err
@@ -64,7 +88,8 @@ func (r *Relay) parseHost(u *url.URL) error {
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("relay URL: invalid port %q", p)
+			// Not quoted: digits that are no port may be a password.
+			return fmt.Errorf("relay URL: invalid port (want 1 to 65535)")
 		}
 		r.Port = n
 	}
@@ -101,12 +126,18 @@ func (r *Relay) parseQuery(q url.Values) error {
 	return nil
 }
 
-// redactURLError keeps a password out of a url.Parse error.
+// redactURLError replaces a url.Parse error, which quotes the URL or the
+// part of it that failed (the password, as often as not), with one that
+// quotes nothing.
 func redactURLError(err error) error {
-	if ue, ok := err.(*url.Error); ok {
-		return ue.Err
+	var ee url.EscapeError
+	if errors.As(err, &ee) {
+		return errors.New("relay URL: invalid URL escape (a % must be followed by two hex digits; write a % in the password as %25)")
 	}
-	return err
+	if strings.Contains(err.Error(), "invalid control character") {
+		return errors.New("relay URL: invalid control character in the URL")
+	}
+	return errMalformedURL
 }
 
 // Addr returns "host:port".

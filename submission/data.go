@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-smtp"
 
+	"github.com/outbox-mail/outbox/internal/headerblock"
 	"github.com/outbox-mail/outbox/queue"
 )
 
@@ -28,7 +29,9 @@ var errStore = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 
 	Message: "Temporary failure storing the message, try again later"}
 
 // Data streams the message into the queue: a Received header, then the
-// client's bytes as they arrive. It answers 250 with the queue id only once
+// client's bytes as they arrive, less the header block's Bcc and Resent-Bcc
+// fields (the recipients they name are in the envelope already, from RCPT),
+// as Postfix's cleanup removes them. It answers 250 with the queue id only once
 // the store reports the message durable.
 func (s *session) Data(r io.Reader) error {
 	tx := s.tx
@@ -46,7 +49,7 @@ func (s *session) Data(r io.Reader) error {
 		From:       tx.from,
 		Recipients: tx.rcpts,
 		Subject:    subjectOf(head, src.err == io.EOF),
-		Body:       io.MultiReader(strings.NewReader(s.received(trace)), br),
+		Body:       io.MultiReader(strings.NewReader(s.received(trace)), headerblock.StripBcc(br)),
 		Tags:       s.tags(tx),
 	}
 	id, err := s.srv.cfg.Enqueuer.EnqueueRaw(s.srv.ctx, nm)
