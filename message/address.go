@@ -12,9 +12,11 @@ import (
 )
 
 // Address is one mailbox: an optional display name and an addr-spec.
-// Email holds the local part as given and the domain in the form it is
-// written to headers (A-labels when the local part is ASCII, so that such
-// a message needs no SMTPUTF8).
+// Email holds the local part unquoted (`john doe@example.com` for
+// `"john doe"@example.com`; a local part written whole as a quoted string
+// is accepted too) and the domain in the form it is written to headers
+// (A-labels when the local part is ASCII, so that such a message needs no
+// SMTPUTF8). Quotes are added where a header or the envelope needs them.
 type Address struct {
 	Name  string
 	Email string
@@ -142,9 +144,15 @@ func splitList(s string) []string {
 }
 
 // normalize validates a parsed mailbox and puts its domain in header form.
+// email is net/mail's addr-spec, whose local part comes unquoted: one that
+// holds a double quote is refused, since Email could not then tell such a
+// local part from a quoted one (see splitEmail).
 func normalize(name, email string) (Address, error) {
 	if err := checkName(name); err != nil {
 		return Address{}, err
+	}
+	if at := strings.LastIndexByte(email, '@'); at > 0 && strings.Contains(email[:at], `"`) {
+		return Address{}, errors.New("local part contains a double quote")
 	}
 	local, domain, err := splitEmail(email)
 	if err != nil {
@@ -182,6 +190,19 @@ func splitEmail(email string) (local, domain string, err error) {
 		return "", "", errors.New("missing domain")
 	}
 	local, domain = email[:at], email[at+1:]
+	if strings.Contains(local, `"`) {
+		// Email holds the local part unquoted (as ParseAddress gives it);
+		// one written as a quoted-string is accepted and unquoted, so that
+		// it is neither quoted twice nor sent as two forms of one mailbox.
+		u, ok := unquoteLocal(local)
+		if !ok {
+			return "", "", errors.New("local part contains a double quote outside a quoted string")
+		}
+		if u == "" {
+			return "", "", errors.New("missing local part")
+		}
+		local = u
+	}
 	if len(local) > 64 {
 		return "", "", errors.New("local part longer than 64 octets")
 	}
@@ -189,6 +210,31 @@ func splitEmail(email string) (local, domain string, err error) {
 		return "", "", errors.New("local part " + err.Error())
 	}
 	return local, domain, nil
+}
+
+// unquoteLocal decodes a local part written whole as an RFC 5322
+// quoted-string ("john doe"); ok is false for anything else that holds a
+// double quote, and for content with a double quote of its own.
+func unquoteLocal(s string) (string, bool) {
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+		return "", false
+	}
+	var b strings.Builder
+	for i := 1; i < len(s)-1; i++ {
+		c := s[i]
+		if c == '\\' {
+			i++
+			if i == len(s)-1 {
+				return "", false // the backslash escapes the closing quote
+			}
+			c = s[i]
+		}
+		if c == '"' {
+			return "", false
+		}
+		b.WriteByte(c)
+	}
+	return b.String(), true
 }
 
 // checkDomain validates a domain and returns its header form (A-labels)
@@ -244,8 +290,9 @@ func validateAddress(a Address) error {
 	return nil
 }
 
-// envelope returns the address as SMTP wants it: the local part as is,
-// the domain in lower-case A-labels.
+// envelope returns the address as SMTP wants it: the local part as an
+// RFC 5321 dot-string or quoted-string (so that a space or "> NOTIFY=" in
+// it cannot end the path early), the domain in lower-case A-labels.
 func (a Address) envelope() string {
 	local, domain, err := splitEmail(a.Email)
 	if err != nil {
@@ -254,7 +301,7 @@ func (a Address) envelope() string {
 	if _, env, err := checkDomain(domain); err == nil {
 		domain = env
 	}
-	return local + "@" + domain
+	return renderAddrSpec(local, domain)
 }
 
 // headerSpec is the addr-spec as it goes into a header.

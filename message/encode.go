@@ -245,7 +245,11 @@ func encodeHeader(name, value string) (string, error) {
 
 // rawHeader renders a custom ASCII value the way its author wrote it:
 // structured fields (List-Unsubscribe, DKIM-like tokens) must not be turned
-// into encoded words, so it is only folded at single spaces.
+// into encoded words, so it is only folded at single spaces. A run of
+// spaces is never a fold point (parsers such as net/mail collapse the
+// white space around a fold), so words joined by runs stay on one line;
+// when that line would pass 998 octets (RFC 5322 §2.1.1) the value is
+// refused with errTooLong rather than written too long or altered.
 func rawHeader(name, value string) (string, error) {
 	f := newFolder(name, foldWidth)
 	if value == "" {
@@ -261,9 +265,12 @@ func rawHeader(name, value string) (string, error) {
 			f.b.WriteByte(' ')
 			f.col++
 			f.glue = true
-			continue
+		} else {
+			f.token(w)
 		}
-		f.token(w)
+		if f.col > maxLineLen {
+			return "", errTooLong
+		}
 	}
 	return f.String() + "\r\n", nil
 }

@@ -3,6 +3,8 @@ package message
 import (
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
@@ -38,13 +40,46 @@ func htmlToText(src string) string {
 // textConv accumulates the text version while the tokens stream past.
 type textConv struct {
 	b       strings.Builder
-	skip    int      // inside <script>, <style>, <head>…: nothing shows
-	pre     int      // inside <pre>: whitespace is kept
-	breaks  int      // line breaks owed before the next text
-	space   bool     // a space is owed before the next text
-	links   []string // href of each open <a>, "" when not worth showing
-	lists   []int    // item counter per open list; -1 for <ul>
-	linkTxt []string // text written inside each open <a>
+	skip    int         // inside <script>, <style>, <head>…: nothing shows
+	pre     int         // inside <pre>: whitespace is kept
+	breaks  int         // line breaks owed before the next text
+	space   bool        // a space is owed before the next text
+	links   []string    // href of each open <a>, "" when not worth showing
+	lists   []int       // item counter per open list; -1 for <ul>
+	linkTxt []*linkText // text written inside each open <a>
+}
+
+// linkText collects the text of an open link, but only as much of it as
+// closeLink needs to compare it with the href: leading white space is
+// dropped and collecting stops at limit octets, so that text piling up in
+// a link (or a huge one) costs linear time and bounded memory.
+type linkText struct {
+	b     strings.Builder
+	limit int
+	long  bool // non-space text went past limit: it cannot equal the href
+}
+
+func (l *linkText) add(s string) {
+	if l.long {
+		return
+	}
+	if l.b.Len() == 0 {
+		s = strings.TrimLeftFunc(s, unicode.IsSpace)
+	}
+	room := l.limit - l.b.Len()
+	if len(s) <= room {
+		l.b.WriteString(s)
+		return
+	}
+	cut := max(room, 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	l.b.WriteString(s[:cut])
+	// Trailing white space is trimmed before the comparison anyway.
+	if strings.TrimLeftFunc(s[cut:], unicode.IsSpace) != "" {
+		l.long = true
+	}
 }
 
 // invisible elements carry no readable text.
@@ -101,8 +136,9 @@ func (c *textConv) start(tok html.Token, selfClosing bool) {
 		// Links do not nest (browsers close the open one), and keeping
 		// the stack flat keeps hostile input from costing O(n²).
 		c.closeLink()
-		c.links = append(c.links, attr(tok, "href"))
-		c.linkTxt = append(c.linkTxt, "")
+		href := attr(tok, "href")
+		c.links = append(c.links, href)
+		c.linkTxt = append(c.linkTxt, &linkText{limit: len(href)})
 	}
 }
 
@@ -170,11 +206,11 @@ func (c *textConv) closeLink() {
 	if href == "" || strings.HasPrefix(href, "#") || strings.HasPrefix(strings.ToLower(href), "javascript:") {
 		return
 	}
-	shown := strings.TrimSpace(txt)
-	if shown == href || "mailto:"+shown == href {
+	shown := strings.TrimSpace(txt.b.String())
+	if !txt.long && (shown == href || "mailto:"+shown == href) {
 		return
 	}
-	if shown == "" {
+	if shown == "" && !txt.long {
 		c.text(href)
 		return
 	}
@@ -219,8 +255,8 @@ func (c *textConv) text(s string) {
 
 func (c *textConv) write(s string) {
 	c.b.WriteString(s)
-	for i := range c.linkTxt {
-		c.linkTxt[i] += s
+	for _, l := range c.linkTxt {
+		l.add(s)
 	}
 }
 

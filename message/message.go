@@ -195,13 +195,36 @@ func (a *Attachment) validate() error {
 		if err := checkHeaderValue(a.ContentType); err != nil {
 			return fmt.Errorf("content type %v", err)
 		}
-		if _, _, err := mime.ParseMediaType(a.ContentType); err != nil || !isASCII(a.ContentType) {
+		_, params, err := mime.ParseMediaType(a.ContentType)
+		if err != nil || !isASCII(a.ContentType) {
 			return fmt.Errorf("invalid content type %q", a.ContentType)
+		}
+		// ParseMediaType decodes RFC 2231 values (k*=utf-8''%0D%0A…):
+		// what is written is the decoded value, so that is what is checked.
+		for k, v := range params {
+			if err := checkParamValue(v); err != nil {
+				return fmt.Errorf("content type parameter %q %v", k, err)
+			}
 		}
 	}
 	if a.ContentID != "" {
 		if err := checkMessageID(a.ContentID); err != nil && !isCIDToken(a.ContentID) {
 			return fmt.Errorf("content ID %v", err)
+		}
+	}
+	return nil
+}
+
+// checkParamValue refuses a decoded MIME parameter value that could not be
+// written back faithfully: line breaks, NUL and other control characters
+// (tab aside), and bytes that are not UTF-8.
+func checkParamValue(v string) error {
+	if err := checkHeaderValue(v); err != nil {
+		return err
+	}
+	for _, r := range v {
+		if r < 0x20 && r != '\t' || r == 0x7f {
+			return errors.New("contains a control character")
 		}
 	}
 	return nil

@@ -234,7 +234,18 @@ func (a *Attachment) mediaType(br *bufio.Reader) (string, [][]string) {
 	sort.Strings(keys)
 	var out [][]string
 	for _, k := range keys {
-		out = append(out, []string{k + "=" + quoteString(params[k])})
+		v := params[k]
+		if checkParamValue(v) != nil {
+			continue // refused by validate; never written
+		}
+		if isASCIIPrintable(v) {
+			out = append(out, []string{k + "=" + quoteString(v)})
+			continue
+		}
+		// Not ASCII: RFC 2231 percent-encoded UTF-8, as for filenames.
+		for _, p := range filenameParams(k, v) {
+			out = append(out, []string{p})
+		}
 	}
 	return t, out
 }

@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -65,6 +66,10 @@ func (r *SendResult) Accepted() []string {
 
 // mailCommand builds MAIL FROM with the parameters the server supports.
 func (c *Client) mailCommand(env *Envelope) (string, error) {
+	if err := checkPath(env.From); err != nil {
+		return "", &Error{Command: "MAIL FROM", Code: 501, EnhancedCode: EnhancedCode{5, 1, 7},
+			Message: fmt.Sprintf("invalid sender address %q: %v", env.From, err), Local: true}
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "MAIL FROM:<%s>", env.From)
 	if ok, _ := c.Extension("SIZE"); ok && env.Size > 0 {
@@ -89,6 +94,49 @@ func (c *Client) mailCommand(env *Envelope) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// checkPath refuses an address that would not stay inside the angle
+// brackets of MAIL FROM:<…> or RCPT TO:<…>: a line break or NUL could
+// inject commands, and '<', '>' or a space outside a quoted local part
+// could end the path early and add ESMTP parameters (NOTIFY=NEVER…).
+// It is a defence in depth: the message package quotes what needs it.
+func checkPath(addr string) error {
+	if strings.ContainsAny(addr, "\r\n\x00") {
+		return errors.New("contains CR, LF or NUL")
+	}
+	if strings.ContainsAny(addr, "<>") {
+		return errors.New("contains '<' or '>'")
+	}
+	rest := addr
+	if strings.HasPrefix(addr, `"`) {
+		// Skip the quoted local part: spaces are allowed inside it.
+		i := 1
+		for ; i < len(addr) && addr[i] != '"'; i++ {
+			if addr[i] == '\\' {
+				i++
+			}
+		}
+		if i >= len(addr) {
+			return errors.New("unterminated quoted local part")
+		}
+		rest = addr[i+1:]
+	}
+	for i := 0; i < len(rest); i++ {
+		if c := rest[i]; c <= ' ' || c == 0x7f {
+			return errors.New("contains a space or control character outside a quoted local part")
+		}
+	}
+	return nil
+}
+
+// rcptError is the local refusal of recipient addr, or nil.
+func rcptError(addr string) *Error {
+	if err := checkPath(addr); err != nil {
+		return &Error{Command: "RCPT TO", Code: 501, EnhancedCode: EnhancedCode{5, 1, 3},
+			Message: fmt.Sprintf("invalid recipient address %q: %v", addr, err), Local: true}
+	}
+	return nil
 }
 
 // rcptCommand builds RCPT TO for recipient i.

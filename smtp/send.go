@@ -23,9 +23,10 @@ type txn struct {
 	quit       bool // end the session after the body
 	quitSent   bool // QUIT was pipelined behind the body
 	mailErr    error
-	accepted   []int // recipients accepted at RCPT
-	firstRcpt  error // first RCPT rejection
-	done       bool  // the final data reply was read
+	accepted   []int  // recipients accepted at RCPT
+	firstRcpt  error  // first RCPT rejection
+	refused    []bool // recipients refused locally (no RCPT sent)
+	done       bool   // the final data reply was read
 }
 
 // Send runs one mail transaction: MAIL, RCPT for every recipient, then the
@@ -67,6 +68,9 @@ func (c *Client) send(ctx context.Context, env *Envelope, body io.Reader, quit b
 		err = c.checkSize(env)
 	}
 	if err == nil {
+		err = t.checkRecipients()
+	}
+	if err == nil {
 		stop := c.dc.bind(ctx)
 		err = t.run()
 		stop()
@@ -97,6 +101,33 @@ func (t *txn) settle(err error) {
 		}
 	}
 }
+
+// checkRecipients refuses locally, before anything is written, every
+// recipient whose address could break out of RCPT TO:<…>; the others are
+// sent as usual. When none is left the transaction is not started.
+func (t *txn) checkRecipients() error {
+	n := 0
+	for i, a := range t.env.Recipients {
+		if e := rcptError(a); e != nil {
+			if t.refused == nil {
+				t.refused = make([]bool, len(t.env.Recipients))
+			}
+			t.refused[i] = true
+			t.res.Recipients[i].Err = e
+			if t.firstRcpt == nil {
+				t.firstRcpt = e
+			}
+			n++
+		}
+	}
+	if n == len(t.env.Recipients) {
+		return t.noRecipients()
+	}
+	return nil
+}
+
+// skip reports a recipient refused locally: no RCPT goes for it.
+func (t *txn) skip(i int) bool { return t.refused != nil && t.refused[i] }
 
 // finishQuit reads the pipelined QUIT reply (or sends QUIT) and closes.
 func (t *txn) finishQuit(ctx context.Context) {
@@ -169,6 +200,9 @@ func (t *txn) runPipelined(mail string, chunk []byte, last bool) error {
 	}
 	c.writeLine(mail, mail)
 	for i := range t.env.Recipients {
+		if t.skip(i) {
+			continue
+		}
 		l := c.rcptCommand(t.env, i)
 		c.writeLine(l, l)
 	}
@@ -190,6 +224,9 @@ func (t *txn) runPipelined(mail string, chunk []byte, last bool) error {
 		return err
 	}
 	for i := range t.env.Recipients {
+		if t.skip(i) {
+			continue
+		}
 		if err := t.readRcptReply(i); err != nil {
 			return err
 		}
@@ -222,6 +259,9 @@ func (t *txn) runSequential(mail string, chunk []byte, last bool) error {
 		return t.mailErr
 	}
 	for i := range t.env.Recipients {
+		if t.skip(i) {
+			continue
+		}
 		l := c.rcptCommand(t.env, i)
 		c.writeLine(l, l)
 		if err := c.flush("RCPT", c.opts.Timeouts.MailRcpt); err != nil {
