@@ -143,8 +143,8 @@ func rcptError(addr string) *Error {
 func (c *Client) rcptCommand(env *Envelope, i int) string {
 	s := "RCPT TO:<" + env.Recipients[i] + ">"
 	if ok, _ := c.Extension("DSN"); ok {
-		if len(env.Notify) > 0 {
-			s += " NOTIFY=" + strings.Join(env.Notify, ",")
+		if notify := notifyParam(env.Notify); notify != "" {
+			s += " NOTIFY=" + notify
 		}
 		if i < len(env.ORcpt) && env.ORcpt[i] != "" {
 			s += " ORCPT=rfc822;" + xtext(env.ORcpt[i])
@@ -165,4 +165,17 @@ func xtext(s string) string {
 		b.WriteByte(ch)
 	}
 	return b.String()
+}
+
+// notifyParam joins the RFC 3461 NOTIFY keywords of ns, dropping anything
+// else, so a caller's value can never add parameters to the RCPT line.
+func notifyParam(ns []string) string {
+	var keep []string
+	for _, n := range ns {
+		switch k := strings.ToUpper(n); k {
+		case "SUCCESS", "FAILURE", "DELAY", "NEVER":
+			keep = append(keep, k)
+		}
+	}
+	return strings.Join(keep, ",")
 }

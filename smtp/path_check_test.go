@@ -98,3 +98,16 @@ func TestCheckPath(t *testing.T) {
 		}
 	}
 }
+
+func TestNotifyParamKeepsOnlyKeywords(t *testing.T) {
+	for in, want := range map[string]string{
+		"FAILURE,DELAY":                "FAILURE,DELAY",
+		"never":                        "NEVER",
+		"SUCCESS ORCPT=rfc822;x,DELAY": "DELAY",
+		"FAILURE\r\nRSET":              "",
+	} {
+		if got := notifyParam(strings.Split(in, ",")); got != want {
+			t.Errorf("notifyParam(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
