@@ -153,7 +153,10 @@ type Result struct {
 	Recipients []RecipientResult
 	// NextAttemptAt applies when any recipient is deferred.
 	NextAttemptAt time.Time
-	Attempt       Attempt
+	// Attempt describes the attempt. Its Number, when not zero, must be the
+	// claim's Attempts: it fences off a stale attempt of the same owner
+	// whose lease lapsed and whose message was claimed again.
+	Attempt Attempt
 	// Events are webhook notifications of this result, recorded in the
 	// same transaction so none is lost or invented by a crash.
 	Events []NewEvent
@@ -311,6 +314,12 @@ type Insights interface {
 // work due, so idle workers on every node wake at once. stop unsubscribes.
 type Watcher interface {
 	Watch(fn func()) (stop func())
+}
+
+// SameAttempt reports whether a result for attempt number (0: unnumbered)
+// belongs to the claim that raised the message's attempts to attempts.
+func SameAttempt(number, attempts int) bool {
+	return number == 0 || number == attempts
 }
 
 // Summarize derives a message's status from its recipients' statuses.

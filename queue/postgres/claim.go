@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -115,10 +117,11 @@ func (s *Store) Release(ctx context.Context, owner string, ids []string) error {
 		return s.wrap("release", err)
 	}
 	defer rollback(tx)
-	held, err := lockHeld(ctx, tx, owner, ids)
-	if err != nil || len(held) == 0 {
+	heldAttempts, err := lockHeld(ctx, tx, owner, ids)
+	if err != nil || len(heldAttempts) == 0 {
 		return s.wrap("release", err)
 	}
+	held := slices.Sorted(maps.Keys(heldAttempts))
 	statuses, err := summarize(ctx, tx, held)
 	if err != nil {
 		return s.wrap("release", err)
@@ -136,17 +139,28 @@ func (s *Store) Release(ctx context.Context, owner string, ids []string) error {
 	return s.wrap("release", tx.Commit(ctx))
 }
 
-// lockHeld locks and returns those of ids that owner holds under a lease,
-// in id order so that concurrent callers lock rows in the same order and
-// cannot deadlock.
-func lockHeld(ctx context.Context, tx pgx.Tx, owner string, ids []string) ([]string, error) {
-	rows, err := tx.Query(ctx, `SELECT id FROM outbox_messages
+// lockHeld locks those of ids that owner holds under a lease, in id order
+// so that concurrent callers lock rows in the same order and cannot
+// deadlock, and returns them with their attempt counts (the fence
+// Complete checks).
+func lockHeld(ctx context.Context, tx pgx.Tx, owner string, ids []string) (map[string]int, error) {
+	rows, err := tx.Query(ctx, `SELECT id, attempts FROM outbox_messages
 		WHERE id = ANY($1) AND lease_owner = $2 AND status = 'sending'
 		ORDER BY id FOR UPDATE`, ids, owner)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+	defer rows.Close()
+	held := make(map[string]int, len(ids))
+	for rows.Next() {
+		var id string
+		var attempts int
+		if err := rows.Scan(&id, &attempts); err != nil {
+			return nil, err
+		}
+		held[id] = attempts
+	}
+	return held, rows.Err()
 }
 
 // NextDue is the earliest of the next attempt of waiting messages and the

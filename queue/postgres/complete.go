@@ -40,23 +40,20 @@ func (s *Store) Complete(ctx context.Context, owner string, results []queue.Resu
 	for i, r := range results {
 		ids[i] = r.MessageID
 	}
-	heldIDs, err := lockHeld(ctx, tx, owner, ids)
+	held, err := lockHeld(ctx, tx, owner, ids)
 	if err != nil {
 		return nil, s.wrap("complete", err)
-	}
-	held := make(map[string]bool, len(heldIDs))
-	for _, id := range heldIDs {
-		held[id] = true
 	}
 	var b pgx.Batch
 	var recorded []int
 	for i := range results {
 		r := &results[i]
-		if !held[r.MessageID] {
+		attempts, ok := held[r.MessageID]
+		if !ok || !queue.SameAttempt(r.Attempt.Number, attempts) {
 			errs[i] = queue.ErrLeaseLost
 			continue
 		}
-		held[r.MessageID] = false // the lease goes with the first result
+		delete(held, r.MessageID) // the lease goes with the first result
 		recorded = append(recorded, i)
 		if err := queueResult(&b, r); err != nil {
 			return nil, s.wrap("complete", err)

@@ -360,3 +360,28 @@ func testConcurrentClaimers(t *testing.T, s queue.Store) {
 	}
 	wantCount(t, s, queue.StatusSending, n)
 }
+
+// testStaleAttemptFenced: a worker whose lease lapsed while its own
+// process claimed the message again cannot record its stale result over
+// the new attempt's.
+func testStaleAttemptFenced(t *testing.T, s queue.Store) {
+	id := enqueue(t, s, newMsg("b@example.com"))
+	first := claimOne(t, s, "node", id, expired)
+	second := claimOne(t, s, "node", id, time.Minute)
+	if second.Attempts != first.Attempts+1 {
+		t.Fatalf("attempts %d then %d", first.Attempts, second.Attempts)
+	}
+	result := func(number, code int, st queue.RecipientStatus) queue.Result {
+		return queue.Result{MessageID: id, Attempt: queue.Attempt{Number: number},
+			Recipients: []queue.RecipientResult{{Address: "b@example.com", Status: st, Code: code}}}
+	}
+	if errs := complete(t, s, "node", result(first.Attempts, 550, queue.RecipientFailed)); !errors.Is(errs[0], queue.ErrLeaseLost) {
+		t.Fatalf("stale attempt's result: %v, want ErrLeaseLost", errs[0])
+	}
+	if errs := complete(t, s, "node", result(second.Attempts, 250, queue.RecipientDelivered)); errs[0] != nil {
+		t.Fatalf("current attempt's result: %v", errs[0])
+	}
+	if r := wantStatus(t, s, id, queue.StatusDelivered).Recipients[0]; r.Code != 250 {
+		t.Errorf("recipient %+v, want the current attempt's 250", r)
+	}
+}

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) queue.Store) {
 		{"ClaimLeases", testClaimLeases},
 		{"ExpiredLeaseReclaimed", testExpiredLease},
 		{"CompleteLeaseLost", testCompleteLeaseLost},
+		{"StaleAttemptFenced", testStaleAttemptFenced},
 		{"RecipientResults", testRecipientResults},
 		{"FinalStatuses", testFinalStatuses},
 		{"AttemptsRecorded", testAttemptsRecorded},

@@ -53,10 +53,10 @@ func (s *Store) Complete(ctx context.Context, owner string, results []queue.Resu
 
 // completeOne records one result if owner holds its message's lease.
 func completeOne(ctx context.Context, tx *sql.Tx, owner string, r *queue.Result, now time.Time) (held bool, err error) {
-	var one int
-	err = tx.QueryRowContext(ctx, `SELECT 1 FROM messages
-		WHERE id = ? AND status = 'sending' AND lease_owner = ?`, r.MessageID, owner).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
+	var attempts int
+	err = tx.QueryRowContext(ctx, `SELECT attempts FROM messages
+		WHERE id = ? AND status = 'sending' AND lease_owner = ?`, r.MessageID, owner).Scan(&attempts)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && !queue.SameAttempt(r.Attempt.Number, attempts) {
 		return false, nil
 	}
 	if err != nil {
