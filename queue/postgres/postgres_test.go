@@ -329,34 +329,13 @@ func TestTwoNodesClaimDisjoint(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	var mu sync.Mutex
-	seen := make(map[string]string)
+	claimers := make(map[string]queue.Store)
 	for ni, s := range nodes {
 		for w := range 3 {
-			owner := fmt.Sprintf("node%d-w%d", ni, w)
-			wg.Go(func() {
-				for {
-					c, err := s.Claim(ctx, owner, 4, time.Hour)
-					if err != nil {
-						t.Errorf("Claim: %v", err)
-						return
-					}
-					if len(c) == 0 {
-						return
-					}
-					mu.Lock()
-					for _, m := range c {
-						if prev, dup := seen[m.ID]; dup {
-							t.Errorf("%s claimed by %s and %s", m.ID, prev, owner)
-						}
-						seen[m.ID] = owner
-					}
-					mu.Unlock()
-				}
-			})
+			claimers[fmt.Sprintf("node%d-w%d", ni, w)] = s
 		}
 	}
-	wg.Wait()
+	seen := queuetest.ClaimAll(t, claimers, 4)
 	if len(seen) != n {
 		t.Fatalf("%d distinct messages claimed, want %d", len(seen), n)
 	}

@@ -325,31 +325,11 @@ func testConcurrentClaimers(t *testing.T, s queue.Store) {
 		})
 	}
 	wg.Wait()
-	seen := make(map[string]string)
+	claimers := make(map[string]queue.Store, workers)
 	for w := range workers {
-		owner := fmt.Sprint("worker-", w)
-		wg.Go(func() {
-			for {
-				c, err := s.Claim(context.Background(), owner, 7, time.Hour)
-				if err != nil {
-					t.Errorf("Claim: %v", err)
-					return
-				}
-				if len(c) == 0 {
-					return
-				}
-				mu.Lock()
-				for _, m := range c {
-					if prev, dup := seen[m.ID]; dup {
-						t.Errorf("%s claimed by %s and %s", m.ID, prev, owner)
-					}
-					seen[m.ID] = owner
-				}
-				mu.Unlock()
-			}
-		})
+		claimers[fmt.Sprint("worker-", w)] = s
 	}
-	wg.Wait()
+	seen := ClaimAll(t, claimers, 7)
 	if len(seen) != n {
 		t.Fatalf("%d messages claimed, want %d", len(seen), n)
 	}
@@ -384,4 +364,40 @@ func testStaleAttemptFenced(t *testing.T, s queue.Store) {
 	if r := wantStatus(t, s, id, queue.StatusDelivered).Recipients[0]; r.Code != 250 {
 		t.Errorf("recipient %+v, want the current attempt's 250", r)
 	}
+}
+
+// ClaimAll runs one goroutine per owner in claimers, each claiming up to
+// limit messages at a time from its store under an hour's lease until a
+// claim comes back empty; it fails t if any message is claimed twice and
+// returns which owner claimed each message. Stores on one shared database
+// (PostgreSQL nodes) use it to show that claims never collide.
+func ClaimAll(t *testing.T, claimers map[string]queue.Store, limit int) map[string]string {
+	t.Helper()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	seen := make(map[string]string)
+	for owner, s := range claimers {
+		wg.Go(func() {
+			for {
+				c, err := s.Claim(context.Background(), owner, limit, time.Hour)
+				if err != nil {
+					t.Errorf("Claim: %v", err)
+					return
+				}
+				if len(c) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, m := range c {
+					if prev, dup := seen[m.ID]; dup {
+						t.Errorf("%s claimed by %s and %s", m.ID, prev, owner)
+					}
+					seen[m.ID] = owner
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return seen
 }
