@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/outbox-mail/outbox/queue"
+	"github.com/outbox-mail/outbox/queue/internal/pending"
 )
 
 // The insight queries feed the web dashboard's overview, as the SQLite
@@ -40,7 +41,7 @@ func (s *Store) Activity(ctx context.Context, since time.Time, bucket time.Durat
 		UNION ALL
 		SELECT 'created', floor(extract(epoch FROM created_at - $1) / $2)::bigint AS b, count(*)
 		FROM outbox_messages WHERE id >= $3 AND created_at >= $1 GROUP BY b`,
-		since, width, uuidV7Floor(since))
+		since, width, pending.IDFloor(since))
 	if err != nil {
 		return nil, s.wrap("activity", err)
 	}
@@ -56,13 +57,6 @@ func (s *Store) Activity(ctx context.Context, since time.Time, bucket time.Durat
 		}
 	}
 	return out, s.wrap("activity", rows.Err())
-}
-
-// uuidV7Floor is the smallest UUIDv7 text a message created at t or later
-// can have: its first 48 bits are the unix milliseconds, in lowercase hex.
-func uuidV7Floor(t time.Time) string {
-	ms := uint64(t.UnixMilli())
-	return fmt.Sprintf("%08x-%04x", ms>>16, ms&0xffff)
 }
 
 // RouteHealth returns, per route used since then, how many attempts

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/outbox-mail/outbox/queue"
+	"github.com/outbox-mail/outbox/queue/internal/pending"
 )
 
 // The insight queries below feed the web dashboard's overview. Each reads
@@ -53,7 +54,7 @@ func (s *Store) Activity(ctx context.Context, since time.Time, bucket time.Durat
 	// time in hex, so a primary-key range finds the window without an index
 	// on created_at.
 	rows, err = s.rdb.QueryContext(ctx, `SELECT 'created', (created_at - ?1) / ?2 AS b, COUNT(*)
-		FROM messages WHERE id >= ?3 AND created_at >= ?1 GROUP BY b`, start, width, uuidV7Floor(since))
+		FROM messages WHERE id >= ?3 AND created_at >= ?1 GROUP BY b`, start, width, pending.IDFloor(since))
 	if err != nil {
 		return nil, s.wrap("activity", err)
 	}
@@ -75,13 +76,6 @@ func addBuckets(rows *sql.Rows, out map[string][]int64) error {
 		}
 	}
 	return rows.Err()
-}
-
-// uuidV7Floor is the smallest UUIDv7 text a message created at t or later
-// can have: its first 48 bits are the unix milliseconds, in lowercase hex.
-func uuidV7Floor(t time.Time) string {
-	ms := uint64(t.UnixMilli())
-	return fmt.Sprintf("%08x-%04x", ms>>16, ms&0xffff)
 }
 
 // RouteHealth returns, for each route used since then, how many attempts

@@ -202,3 +202,18 @@ func TestAccept(t *testing.T) {
 		t.Errorf("%d spool files left", n)
 	}
 }
+
+func TestIDFloorOrdersWithIDs(t *testing.T) {
+	c := Config{Name: "test", ChunkSize: 64, Text: LinesOnly}
+	before := time.Now().Add(-time.Millisecond)
+	p, err := c.Prepare(queue.NewMessage{From: "a@x.test", Recipients: []string{"b@x.test"}, Body: strings.NewReader("x")}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if floor := IDFloor(before); p.ID < floor {
+		t.Errorf("id %s made after %v sorts before its floor %s", p.ID, before, floor)
+	}
+	if floor := IDFloor(time.Now().Add(time.Second)); p.ID >= floor {
+		t.Errorf("id %s sorts after the floor %s of a later time", p.ID, floor)
+	}
+}
