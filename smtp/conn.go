@@ -41,6 +41,13 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Client, error) {
 	return dial(ctx, addr, opts, nil)
 }
 
+// DialTraced is Dial with a transcript hook installed from the first byte
+// (beside Options.Transcript), so the caller sees the connect, greeting and
+// handshake too; a Pool's Dial hook uses it for per-message transcripts.
+func DialTraced(ctx context.Context, addr string, opts *Options, tr Transcript) (*Client, error) {
+	return dial(ctx, addr, opts, tr)
+}
+
 // dial is Dial with an extra transcript hook installed from the start.
 func dial(ctx context.Context, addr string, opts *Options, tr Transcript) (*Client, error) {
 	o := opts.withDefaults()
@@ -194,6 +201,13 @@ func (c *Client) Extension(name string) (bool, string) {
 	v, ok := c.ext[strings.ToUpper(name)]
 	return ok, v
 }
+
+// RemoteAddr returns the address of the server this session is connected to.
+func (c *Client) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
+
+// ServerName returns the host name the session was dialled for (the name
+// TLS verifies), which may differ from RemoteAddr's IP.
+func (c *Client) ServerName() string { return c.host }
 
 // TLS reports whether the session is encrypted, and its state.
 func (c *Client) TLS() (tls.ConnectionState, bool) {

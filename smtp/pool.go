@@ -23,6 +23,10 @@ type PoolOptions struct {
 	// ProbeAfter: a connection idle longer than this gets a NOOP before
 	// reuse (default 2s).
 	ProbeAfter time.Duration
+	// Dial, when set, makes new connections instead of dialling Addr with
+	// Options: a destination with several hosts (an MX set) walks them in
+	// its own order. tr must be installed from the first byte (DialTraced).
+	Dial func(ctx context.Context, tr Transcript) (*Client, error)
 }
 
 // SendOptions are per-call options of Pool.Send.
@@ -120,6 +124,9 @@ func (p *Pool) get(ctx context.Context, tr Transcript) (*Client, error) {
 			}
 		}
 		return c, nil
+	}
+	if p.opts.Dial != nil {
+		return p.opts.Dial(ctx, tr)
 	}
 	return dial(ctx, p.opts.Addr, p.opts.Options, tr)
 }

@@ -128,3 +128,35 @@ func TestPoolDialFailure(t *testing.T) {
 		t.Fatalf("cancelled: %v", err)
 	}
 }
+
+// TestPoolDialHook: a pool with a Dial hook makes its connections through
+// it (as a destination walking an MX set does), with the per-message
+// transcript seeing the greeting, and reuses them like any other.
+func TestPoolDialHook(t *testing.T) {
+	ts := startServer(t, nil, nil, nil)
+	var mu sync.Mutex
+	dials := 0
+	p := NewPool(&PoolOptions{MaxConns: 1, Dial: func(ctx context.Context, tr Transcript) (*Client, error) {
+		mu.Lock()
+		dials++
+		mu.Unlock()
+		return DialTraced(ctx, ts.Addr, nil, tr)
+	}})
+	t.Cleanup(func() { p.Close() })
+	for i := range 3 {
+		var tr testTranscript
+		env := &Envelope{From: "a@x.test", Recipients: []string{fmt.Sprintf("r%d@y.test", i)}}
+		if _, err := p.Send(ctxT(t), env, strings.NewReader("hello"), &SendOptions{Transcript: tr.hook}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 && !strings.Contains(tr.text(), "S: 220") {
+			t.Fatalf("first message's transcript lacks the greeting:\n%s", tr.text())
+		}
+	}
+	if dials != 1 {
+		t.Fatalf("%d dials through the hook for 3 messages on one reused connection", dials)
+	}
+	if n := len(ts.Be.messages()); n != 3 {
+		t.Fatalf("%d messages delivered", n)
+	}
+}
