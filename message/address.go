@@ -339,12 +339,63 @@ func (a Address) fold(f *folder, suffix string) {
 		for _, w := range strings.Split(a.Name, " ") {
 			f.token(w)
 		}
-	case isASCIIPrintable(a.Name) && !strings.Contains(a.Name, "\t") && len(a.Name) < 60:
+	case isASCIIPrintable(a.Name) && !strings.Contains(a.Name, "\t") && len(a.Name) < 60 &&
+		!strings.Contains(a.Name, "=?"):
 		f.token(quoteString(a.Name))
 	default:
-		f.encoded(a.Name)
+		encodedPhrase(f, a.Name)
 	}
 	f.token("<" + a.headerSpec() + ">" + suffix)
+}
+
+// encodedPhrase writes a display name that needs RFC 2047: runs of words
+// that need encoding as encoded words, and the ASCII words between them as
+// atoms or quoted strings. Besides being readable, the atoms matter to decoders that keep
+// the white space between two encoded words of a phrase (Python's email
+// package does, against RFC 2047 §6.2): between an atom and an encoded
+// word every decoder keeps it. Names with runs of spaces, tabs or spaces at
+// either end are encoded whole, since only an encoded word keeps those.
+func encodedPhrase(f *folder, name string) {
+	words := strings.Split(name, " ")
+	for _, w := range words {
+		if w == "" || strings.Contains(w, "\t") {
+			f.encoded(name)
+			return
+		}
+	}
+	var run []string
+	flush := func() {
+		if len(run) > 0 {
+			f.encoded(strings.Join(run, " "))
+			run = run[:0]
+		}
+	}
+	for _, w := range words {
+		switch {
+		case isAtomWord(w):
+			flush()
+			f.token(w)
+		case len(w) <= 60 && isASCIIPrintable(w) && !strings.Contains(w, "=?"):
+			flush()
+			f.token(quoteString(w)) // "Co." or "Doe,": ASCII, but not an atom
+		default:
+			run = append(run, w)
+		}
+	}
+	flush()
+}
+
+// isAtomWord reports an ASCII atom that may stand in a phrase as it is.
+func isAtomWord(w string) bool {
+	if w == "" || len(w) > 60 || !isASCII(w) || strings.Contains(w, "=?") {
+		return false
+	}
+	for _, r := range w {
+		if !atext(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // renderAddrSpec quotes the local part when it is not a dot-atom.
@@ -380,17 +431,12 @@ func isDotAtom(s string) bool {
 // isAtomPhrase reports ASCII display names that can go unquoted: atoms
 // separated by single spaces, none looking like an encoded word.
 func isAtomPhrase(s string) bool {
-	if !isASCII(s) || strings.Contains(s, "=?") || len(s) > 60 {
+	if len(s) > 60 {
 		return false
 	}
 	for _, w := range strings.Split(s, " ") {
-		if w == "" {
+		if !isAtomWord(w) {
 			return false
-		}
-		for _, r := range w {
-			if !atext(r) {
-				return false
-			}
 		}
 	}
 	return true

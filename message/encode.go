@@ -8,17 +8,16 @@ import (
 )
 
 // Header lines are folded at foldWidth columns (RFC 5322 §2.1.1 "SHOULD");
-// an encoded word may be at most maxWordLen long (RFC 2047 §2).
+// a line that holds an encoded word may be at most ewLineWidth long and an
+// encoded word at most maxWordLen (RFC 2047 §2).
 const (
-	foldWidth  = 78
-	maxWordLen = 75
-	maxLineLen = 998
+	foldWidth   = 78
+	ewLineWidth = 76
+	maxWordLen  = 75
+	maxLineLen  = 998
 	// wordOverhead is len("=?utf-8?b?") + len("?="): what every encoded
 	// word costs before it carries a byte.
 	wordOverhead = 12
-	// minFirstWord is the room a line must have left for an encoded word to
-	// start on it; with less, the word starts on a new line instead.
-	minFirstWord = wordOverhead + 12
 )
 
 var (
@@ -46,12 +45,16 @@ func checkHeaderValue(s string) error {
 
 // folder builds one header field, breaking lines only at the points its
 // caller marks (between tokens), so that what a break splits is always
-// whitespace that unfolding restores.
+// whitespace that unfolding restores. It never breaks before the first
+// token: a fold right after the colon gains no room and gives the value a
+// leading space.
 type folder struct {
 	b     strings.Builder
 	col   int  // columns used on the current line
 	limit int  // 0: never fold (used by Address.String)
 	glue  bool // the next token must stay on this line (after a run of spaces)
+	fresh bool // no token written yet after the field name
+	ew    bool // the current line holds an encoded word
 }
 
 func newFolder(name string, limit int) *folder {
@@ -60,57 +63,87 @@ func newFolder(name string, limit int) *folder {
 		f.b.WriteString(name)
 		f.b.WriteByte(':')
 		f.col = len(name) + 1
+		f.fresh = true
 	}
 	return f
 }
 
-// token writes tok preceded by one space, moving to a new line first when
-// tok would overflow the current one. A token that is longer than a line
-// is written whole: breaking inside it would change its meaning.
-func (f *folder) token(tok string) {
-	glue := f.glue
-	f.glue = false
-	if f.limit > 0 && f.col > 1 && !glue && f.col+1+len(tok) > f.limit {
-		f.b.WriteString("\r\n")
-		f.col = 0
-	} else if f.b.Len() == 0 {
+// width is the longest the current line may grow once it holds a token
+// of the given kind: 76 columns where there is an encoded word.
+func (f *folder) width(ew bool) int {
+	if ew || f.ew {
+		return min(f.limit, ewLineWidth)
+	}
+	return f.limit
+}
+
+// canFold reports whether a line break may come before the next token.
+func (f *folder) canFold() bool {
+	return f.limit > 0 && !f.fresh && !f.glue && f.col > 1
+}
+
+// token writes a plain token preceded by one space, moving to a new line
+// first when tok would overflow the current one. A token that is longer
+// than a line is written whole: breaking inside it would change its
+// meaning.
+func (f *folder) token(tok string) { f.put(tok, false) }
+
+func (f *folder) put(tok string, ew bool) {
+	if f.canFold() && f.col+1+len(tok) > f.width(ew) {
+		f.newLine()
+	}
+	f.glue, f.fresh = false, false
+	if f.b.Len() == 0 {
 		f.b.WriteString(tok)
-		f.col = len(tok)
+		f.col, f.ew = len(tok), ew
 		return
 	}
 	f.b.WriteByte(' ')
 	f.b.WriteString(tok)
 	f.col += 1 + len(tok)
+	f.ew = f.ew || ew
 }
 
-// room is how many columns an encoded word may take on the current line.
-func (f *folder) room() int {
+func (f *folder) newLine() {
+	f.b.WriteString("\r\n")
+	f.col, f.ew = 0, false
+}
+
+// payload is how many columns of encoded text a word may carry if it is
+// written on the current line (after a space).
+func (f *folder) payload() int {
 	if f.limit == 0 {
-		return maxWordLen
+		return maxWordLen - wordOverhead
 	}
-	return min(maxWordLen, f.limit-f.col-1)
+	return min(maxWordLen, ewLineWidth-f.col-1) - wordOverhead
 }
 
 // encoded writes s as a run of RFC 2047 encoded words. Adjacent encoded
 // words decode with the whitespace between them dropped, so s may be cut
-// into as many words as the lines need; cuts fall between runes so that no
-// word carries half a UTF-8 sequence (some decoders reject such words).
+// into as many words as the lines need. The cuts fall after a space (a
+// word's space travels inside the encoded word before the cut) wherever
+// a word fits, moving to a new line rather than cutting a word; a word too
+// long for one encoded word is cut between user-perceived characters
+// (clusterLen), and only a cluster too long for a whole encoded word is
+// cut between runes. No encoded word ever holds half a UTF-8 sequence.
+// The first word always shares the field name's line, since a fold right
+// after the colon puts a space into the value for decoders such as
+// Python's email: when what the name leaves of that line cannot hold the
+// first character whole, the word holds part of it (whole runes), and
+// after a name of more than 57 columns it holds one rune and the line
+// passes 76 columns.
 func (f *folder) encoded(s string) {
 	q := preferQ(s)
 	for first := true; first || s != ""; first = false {
-		budget := f.room()
-		if budget < minFirstWord {
-			budget = maxWordLen
-			if f.limit > 0 {
-				budget = min(maxWordLen, f.limit-2)
-			}
-			if f.col > 1 {
-				f.b.WriteString("\r\n")
-				f.col = 0
-			}
+		n := fitWords(s, f.payload(), q)
+		if n == 0 && f.canFold() {
+			f.newLine()
+			n = fitWords(s, f.payload(), q)
 		}
-		n := fitRunes(s, budget-wordOverhead, q)
-		f.token(encodeWord(s[:n], q))
+		if n == 0 {
+			n = fitClusters(s, f.payload(), q)
+		}
+		f.put(encodeWord(s[:n], q), true)
 		s = s[n:]
 	}
 }
@@ -137,27 +170,73 @@ func qSafe(c byte) bool {
 		c == '!' || c == '*' || c == '+' || c == '-' || c == '/'
 }
 
+// encodedWidth is how many columns s takes as the text of an encoded word.
+func encodedWidth(s string, q bool) int {
+	if !q {
+		return (len(s) + 2) / 3 * 4
+	}
+	w := 0
+	for i := 0; i < len(s); i++ {
+		w += qWidth(s[i])
+	}
+	return w
+}
+
+// fitWords returns the length of the longest prefix of s that ends at a
+// space or tab, before or after it (or at the end of s), and fits payload
+// columns of encoded text; 0 when not even the first word fits.
+func fitWords(s string, payload int, q bool) int {
+	best, w := 0, 0
+	for i := 0; i < len(s); i++ {
+		if i > 0 && (s[i] == ' ' || s[i] == '\t') {
+			best = i
+		}
+		if q {
+			w += qWidth(s[i])
+		} else {
+			w = (i + 1 + 2) / 3 * 4
+		}
+		if w > payload {
+			break
+		}
+		if s[i] == ' ' || s[i] == '\t' || i == len(s)-1 {
+			best = i + 1
+		}
+	}
+	return best
+}
+
+// fitClusters returns the length of the longest prefix of s made of whole
+// user-perceived characters that fits payload columns of encoded text.
+// When not even the first character fits (one wider than a whole encoded
+// word, or one too wide for what the field name leaves of the first line,
+// which may not be folded) it returns as many whole runes of it as fit,
+// at least one, so progress is always made.
+func fitClusters(s string, payload int, q bool) int {
+	n := 0
+	for n < len(s) {
+		c := clusterLen(s[n:])
+		if encodedWidth(s[:n+c], q) > payload {
+			break
+		}
+		n += c
+	}
+	if n > 0 {
+		return n
+	}
+	return fitRunes(s, payload, q)
+}
+
 // fitRunes returns how many bytes of whole runes from the start of s fit
-// into payload columns of encoded text; at least one rune, so progress is
-// always made.
+// into payload columns of encoded text; at least one rune.
 func fitRunes(s string, payload int, q bool) int {
-	n, width := 0, 0
+	n := 0
 	for n < len(s) {
 		_, size := utf8.DecodeRuneInString(s[n:])
-		w := 0
-		if q {
-			for i := n; i < n+size; i++ {
-				w += qWidth(s[i])
-			}
-			w += width
-		} else {
-			w = (n + size + 2) / 3 * 4
-		}
-		if w > payload && n > 0 {
+		if n > 0 && encodedWidth(s[:n+size], q) > payload {
 			break
 		}
 		n += size
-		width = w
 	}
 	return n
 }
@@ -293,15 +372,23 @@ func attrChar(c byte) bool {
 		strings.IndexByte("!#$&+-.^_`|~", c) >= 0
 }
 
-// filenameParams returns the parameter tokens ("; " separated by the
-// caller) that carry filename under param: a plain quoted value when it is
-// short printable ASCII, otherwise RFC 2231 continuations of
-// percent-encoded UTF-8, cut between runes.
-func filenameParams(param, filename string) []string {
-	if len(filename) <= 60 && isASCIIPrintable(filename) && !strings.Contains(filename, "\t") {
-		return []string{param + "=" + quoteString(filename)}
+// paramTokens returns the parameters that carry value under param, each
+// as the words the header may fold between (the caller joins parameters
+// with "; "): a plain quoted value when it is short printable ASCII;
+// RFC 2231 continuations of percent-encoded UTF-8, cut between
+// characters, otherwise. A value that holds "=?" goes as RFC 2047 encoded
+// words inside the quoted string instead: decoders such as go-message and
+// Python's email decode encoded words in parameter values (go-message even
+// after RFC 2231 decoding), so a name that merely looks like an encoded
+// word must be written as one that decodes to it.
+func paramTokens(param, value string) [][]string {
+	if strings.Contains(value, "=?") {
+		return [][]string{encodedParam(param, value)}
 	}
-	var toks []string
+	if len(value) <= 60 && isASCIIPrintable(value) && !strings.Contains(value, "\t") {
+		return [][]string{{param + "=" + quoteString(value)}}
+	}
+	var toks [][]string
 	var seg strings.Builder
 	prefix := func(i int) string {
 		if i == 0 {
@@ -309,17 +396,45 @@ func filenameParams(param, filename string) []string {
 		}
 		return fmt.Sprintf("%s*%d*=", param, i)
 	}
-	for s := filename; s != ""; {
-		_, size := utf8.DecodeRuneInString(s)
+	pre := prefix(0)
+	for s := value; s != ""; {
+		size := clusterLen(s)
 		enc := pctEncode(s[:size])
-		if seg.Len() > 0 && len(prefix(len(toks)))+seg.Len()+len(enc) > foldWidth-3 {
-			toks = append(toks, prefix(len(toks))+seg.String())
+		if seg.Len() > 0 && len(pre)+seg.Len()+len(enc) > foldWidth-3 {
+			toks = append(toks, []string{pre + seg.String()})
 			seg.Reset()
+			pre = prefix(len(toks))
 		}
 		seg.WriteString(enc)
 		s = s[size:]
 	}
-	return append(toks, prefix(len(toks))+seg.String())
+	return append(toks, []string{pre + seg.String()})
+}
+
+// encodedParam renders param="=?…?= =?…?=": RFC 2047 words in a quoted
+// string, the form old clients read in name= and the only one that
+// decodes to itself everywhere for a value holding "=?". The words are
+// returned apart, for the header to fold between them; each is sized so
+// that its line stays within 76 columns.
+func encodedParam(param, value string) []string {
+	q := preferQ(value)
+	var words []string
+	for s := value; s != ""; {
+		// The first line also carries ` param="`, the last `";`.
+		payload := ewLineWidth - wordOverhead - 3
+		if len(words) == 0 {
+			payload -= len(param) + 2
+		}
+		n := fitWords(s, payload, q)
+		if n == 0 {
+			n = fitClusters(s, payload, q)
+		}
+		words = append(words, encodeWord(s[:n], q))
+		s = s[n:]
+	}
+	words[0] = param + `="` + words[0]
+	words[len(words)-1] += `"`
+	return words
 }
 
 func pctEncode(s string) string {

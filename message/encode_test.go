@@ -92,7 +92,10 @@ func TestFilenameParams(t *testing.T) {
 		"report.pdf", `quote " and \ backslash.txt`, strings.Repeat("long-name-", 25) + ".pdf",
 		"报告 2026年 第一季度.pdf", strings.Repeat("日本語", 50) + ".txt", "🎉.png",
 	} {
-		toks := filenameParams("filename", fn)
+		var toks []string
+		for _, p := range paramTokens("filename", fn) {
+			toks = append(toks, strings.Join(p, " "))
+		}
 		header := "attachment; " + strings.Join(toks, "; ")
 		_, params, err := mime.ParseMediaType(header)
 		if err != nil {
@@ -149,4 +152,102 @@ func TestRawHeaderKeepsSpaceRuns(t *testing.T) {
 			t.Errorf("unfolds to %q, want %q", got, v)
 		}
 	}
+}
+
+// TestEncodedWordCuts checks where runs of encoded words are cut: never
+// inside a user-perceived character (nor a rune), and only after a space
+// unless the word being cut cannot fit one encoded word, or is the first
+// of a field whose name leaves too little room beside it.
+func TestEncodedWordCuts(t *testing.T) {
+	values := []string{
+		longDE, longJA, longJA + " " + longJA, strings.Repeat(combine, 20), strings.Repeat(family, 5),
+		strings.Repeat("🇯🇵🇫🇷", 10), "Überweisungsbestätigungsformular " + strings.Repeat("ü", 70),
+		strings.Repeat("\u1100\u1161\u11a8", 30), "Ｔｏｋｙｏ 東京 " + strings.Repeat("あ", 30) + " おわり",
+	}
+	fields := map[string]func(string) string{
+		"Subject": func(v string) string { s, _ := encodeHeader("Subject", v); return s },
+		"X-Rather-Long-Header-Name-Here": func(v string) string {
+			s, _ := encodeHeader("X-Rather-Long-Header-Name-Here", v)
+			return s
+		},
+		"From": func(v string) string { return addressHeader("From", []Address{{v, "a@example.com"}}) },
+	}
+	for name, render := range fields {
+		for _, v := range values {
+			out := render(v)
+			checkHeaderLines(t, out)
+			for ri, run := range encodedRuns(out) {
+				checkCuts(t, name, v, out, run, ri == 0)
+			}
+		}
+	}
+}
+
+// encodedRuns returns the runs of adjacent encoded words in a field (only
+// white space between them): each run decodes to one stretch of text.
+func encodedRuns(field string) [][]string {
+	var runs [][]string
+	last := -1
+	for _, loc := range encodedWord.FindAllStringIndex(field, -1) {
+		w := field[loc[0]:loc[1]]
+		if last >= 0 && strings.Trim(field[last:loc[0]], " \r\n") == "" {
+			runs[len(runs)-1] = append(runs[len(runs)-1], w)
+		} else {
+			runs = append(runs, []string{w})
+		}
+		last = loc[1]
+	}
+	return runs
+}
+
+// checkCuts checks the cuts between the words of one run; first says the
+// run starts the field, on the field name's line.
+func checkCuts(t *testing.T, name, v, out string, words []string, first bool) {
+	t.Helper()
+	q := strings.Contains(words[0], "?q?")
+	var pos []int // where each word after the first starts in text
+	var text string
+	for i, w := range words {
+		d, err := dec.Decode(w)
+		if err != nil {
+			t.Fatalf("%q: %v", w, err)
+		}
+		if i > 0 {
+			pos = append(pos, len(text))
+		}
+		text += d
+	}
+	// Only the first word of a field, which must share the name's line, may
+	// cut a word, or a character, too wide for what the name leaves there.
+	room := ewLineWidth - len(name) - 2 - wordOverhead
+	for i, p := range pos {
+		ws := strings.LastIndexByte(text[:p], ' ') + 1
+		we := len(text)
+		if j := strings.IndexByte(text[p:], ' '); j >= 0 {
+			we = p + j
+		}
+		cramped := first && i == 0
+		if cs := clusterStart(text, p); cs != p && !(cramped && encodedWidth(text[:clusterLen(text)], q) > room) {
+			t.Errorf("%s %.20q: cut inside a character at %d:\n%s", name, v, p, out)
+		}
+		if text[p-1] == ' ' || text[p] == ' ' {
+			continue
+		}
+		if encodedWidth(text[ws:we], q) <= maxWordLen-wordOverhead && !(cramped && encodedWidth(text[:we], q) > room) {
+			t.Errorf("%s %.30q: word %q cut at %d though it fits one encoded word:\n%s", name, v, text[ws:we], p-ws, out)
+		}
+	}
+}
+
+// clusterStart returns the start of the user-perceived character of s
+// that holds byte p.
+func clusterStart(s string, p int) int {
+	for i := 0; i < len(s); {
+		n := clusterLen(s[i:])
+		if i+n > p {
+			return i
+		}
+		i += n
+	}
+	return len(s)
 }

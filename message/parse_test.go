@@ -10,6 +10,7 @@ import (
 	"mime/multipart"
 	"mime/quotedprintable"
 	"net/mail"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -48,11 +49,7 @@ func parseStd(t *testing.T, raw []byte) *parsed {
 	}
 	p := &parsed{header: msg.Header}
 	p.rawHeader = string(raw[:bytes.Index(raw, []byte("\r\n\r\n"))+2])
-	for _, l := range strings.Split(p.rawHeader, "\r\n") {
-		if len(l) > foldWidth && !unbreakable(l) {
-			t.Errorf("header line of %d columns: %q", len(l), l)
-		}
-	}
+	checkHeaderLines(t, p.rawHeader)
 	p.structure = p.walk(t, textprotoHeader(msg.Header), msg.Body)
 	return p
 }
@@ -99,7 +96,12 @@ func (p *parsed) walk(t *testing.T, h header, body io.Reader) string {
 		if l.disp, dp, err = mime.ParseMediaType(d); err != nil {
 			t.Fatalf("Content-Disposition %q: %v", d, err)
 		}
-		l.filename = dp["filename"]
+		// Mail readers decode RFC 2047 words in a filename too (go-message
+		// and Python's email do): outbox writes a filename that looks like
+		// an encoded word as one that decodes to it.
+		if l.filename, err = dec.DecodeHeader(dp["filename"]); err != nil {
+			t.Errorf("filename=%q: %v", dp["filename"], err)
+		}
 	}
 	p.leaves = append(p.leaves, l)
 	return ct
@@ -149,6 +151,40 @@ func checkLines(t *testing.T, raw []byte) {
 			t.Errorf("line %d has a bare CR or LF: %q", i, l)
 		}
 	}
+}
+
+// encodedWord matches an RFC 2047 encoded word.
+var encodedWord = regexp.MustCompile(`=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=`)
+
+// checkHeaderLines checks a header block's lines: 78 columns at most
+// (unless a single token cannot be broken), 76 for a line that holds an
+// encoded word (RFC 2047 §2), and no field folded right after its colon.
+func checkHeaderLines(t *testing.T, block string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(block, "\r\n"), "\r\n")
+	for i, l := range lines {
+		if encodedWord.MatchString(l) && len(l) > ewLineWidth && !longNameLine(l) {
+			t.Errorf("line with an encoded word of %d columns: %q", len(l), l)
+		} else if len(l) > foldWidth && !unbreakable(l) {
+			t.Errorf("header line of %d columns: %q", len(l), l)
+		}
+		folded := i+1 < len(lines) && strings.HasPrefix(lines[i+1], " ")
+		if folded && !strings.HasPrefix(l, " ") && strings.HasSuffix(strings.TrimRight(l, " "), ":") {
+			t.Errorf("field folded right after its colon: %q / %q", l, lines[i+1])
+		}
+	}
+}
+
+// longNameLine reports the first line of a field whose name leaves no
+// room within 76 columns for an encoded word: it carries the name and one
+// word of a single character, the least the encoder can put there.
+func longNameLine(l string) bool {
+	name, value, ok := strings.Cut(l, ": ")
+	if !ok || strings.HasPrefix(l, " ") || len(name)+2+wordOverhead+4 <= ewLineWidth {
+		return false
+	}
+	w, _ := dec.Decode(strings.Fields(value)[0])
+	return clusterLen(w) == len(w)
 }
 
 // parseGoMessage reads raw with emersion/go-message's mail reader and

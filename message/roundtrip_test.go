@@ -162,7 +162,7 @@ func rtCases() []rtCase {
 }
 
 func TestRoundTrip(t *testing.T) {
-	for _, c := range rtCases() {
+	for _, c := range append(rtCases(), encoderCases()...) {
 		t.Run(c.name, func(t *testing.T) {
 			m := c.message()
 			raw := compose(t, m)

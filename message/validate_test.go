@@ -105,7 +105,7 @@ func TestGivenMessageIDAndGuessedTypes(t *testing.T) {
 	m.Attachments = []Attachment{
 		{Filename: "photo.png", Content: strings.NewReader("x")},        // by extension
 		{Filename: "noext", Content: strings.NewReader("%PDF-1.7 ...")}, // sniffed
-		{Filename: "", Content: strings.NewReader("<html><body>hi")},    // sniffed, no name
+		{Filename: "", Content: strings.NewReader("<html><body>hi")},    // sniffed text is only ever text/plain
 		{Filename: "data.unknownext", Content: bytes.NewReader([]byte{0, 1, 2, 3})},
 	}
 	raw := compose(t, m)
@@ -113,7 +113,7 @@ func TestGivenMessageIDAndGuessedTypes(t *testing.T) {
 	if got := p.header.Get("Message-ID"); got != "<custom.1@example.com>" {
 		t.Errorf("Message-ID %q", got)
 	}
-	want := []string{"text/plain", "image/png", "application/pdf", "text/html", "application/octet-stream"}
+	want := []string{"text/plain", "image/png", "application/pdf", "text/plain", "application/octet-stream"}
 	if len(p.leaves) != len(want) {
 		t.Fatalf("parts %s", describe(p.leaves))
 	}

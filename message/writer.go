@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"io"
 	"mime"
-	"net/http"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -193,9 +191,7 @@ func (a *Attachment) writer(m *Message) func(w *bufio.Writer) error {
 			disp = "inline"
 		}
 		if a.Filename != "" {
-			for _, p := range filenameParams("filename", a.Filename) {
-				dparams = append(dparams, []string{p})
-			}
+			dparams = paramTokens("filename", a.Filename)
 		}
 		w.WriteString(paramHeader("Content-Disposition", disp, dparams))
 		if a.Inline || a.ContentID != "" {
@@ -211,15 +207,11 @@ func (a *Attachment) writer(m *Message) func(w *bufio.Writer) error {
 }
 
 // mediaType returns the attachment's type and its parameters rendered as
-// "k=v" tokens: as given, else guessed from the file name, else sniffed.
+// "k=v" tokens: as given, else from the file name and the content (sniff).
 func (a *Attachment) mediaType(br *bufio.Reader) (string, [][]string) {
 	ct := a.ContentType
 	if ct == "" {
-		ct = mime.TypeByExtension(filepath.Ext(a.Filename))
-	}
-	if ct == "" {
-		head, _ := br.Peek(512) // a short or failing read sniffs what it got
-		ct = http.DetectContentType(head)
+		ct = sniff(a.Filename, a.Content, br)
 	}
 	t, params, err := mime.ParseMediaType(ct)
 	if err != nil {
@@ -238,14 +230,12 @@ func (a *Attachment) mediaType(br *bufio.Reader) (string, [][]string) {
 		if checkParamValue(v) != nil {
 			continue // refused by validate; never written
 		}
-		if isASCIIPrintable(v) {
+		if isASCIIPrintable(v) && !strings.Contains(v, "=?") {
 			out = append(out, []string{k + "=" + quoteString(v)})
 			continue
 		}
 		// Not ASCII: RFC 2231 percent-encoded UTF-8, as for filenames.
-		for _, p := range filenameParams(k, v) {
-			out = append(out, []string{p})
-		}
+		out = append(out, paramTokens(k, v)...)
 	}
 	return t, out
 }
@@ -260,22 +250,13 @@ func (a *Attachment) contentID(m *Message) string {
 
 // nameParam is the Content-Type name= parameter old clients read instead
 // of RFC 2231 filename*: plain when short ASCII, RFC 2047 words otherwise
-// (inside a quoted string, as those clients expect). The words are
-// returned apart: the header may fold between them.
+// (inside a quoted string, as those clients expect).
 func nameParam(filename string) []string {
-	if len(filename) <= 60 && isASCIIPrintable(filename) && !strings.Contains(filename, "\t") {
+	if len(filename) <= 60 && isASCIIPrintable(filename) && !strings.Contains(filename, "\t") &&
+		!strings.Contains(filename, "=?") {
 		return []string{"name=" + quoteString(filename)}
 	}
-	q := preferQ(filename)
-	var words []string
-	for s := filename; s != ""; {
-		n := fitRunes(s, 56, q)
-		words = append(words, encodeWord(s[:n], q))
-		s = s[n:]
-	}
-	words[0] = `name="` + words[0]
-	words[len(words)-1] += `"`
-	return words
+	return encodedParam("name", filename)
 }
 
 // paramHeader renders "Name: value; p1; p2" folded between parameters
@@ -296,7 +277,7 @@ func paramHeader(name, value string, params [][]string) string {
 			if j == len(p)-1 {
 				w += sep
 			}
-			f.token(w)
+			f.put(w, strings.Contains(w, "=?"))
 		}
 	}
 	return f.String() + "\r\n"
