@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -44,6 +45,9 @@ type Config struct {
 	Templates *templates.Set
 	// Logger receives server-side failures (default slog.Default()).
 	Logger *slog.Logger
+	// Hostname is the domain of the Message-ID given to a raw message
+	// that has none (default: os.Hostname).
+	Hostname string
 }
 
 // Handler is the API's http.Handler.
@@ -68,6 +72,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname, _ = os.Hostname()
 	}
 	h := &Handler{cfg: cfg, client: cfg.Client, log: cfg.Logger, mux: http.NewServeMux()}
 	for _, t := range cfg.Tokens {

@@ -11,9 +11,11 @@ import (
 	"net/mail"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/outbox-mail/outbox/internal/headerblock"
 	"github.com/outbox-mail/outbox/message"
+	"github.com/outbox-mail/outbox/message/mime7"
 	"github.com/outbox-mail/outbox/queue"
 )
 
@@ -32,7 +34,7 @@ const maxHeaderBlock = 256 << 10
 func (h *Handler) postRaw(w http.ResponseWriter, r *http.Request) {
 	limit := h.cfg.MaxMessageSize
 	br := bufio.NewReaderSize(http.MaxBytesReader(w, r.Body, limit), 32<<10)
-	hdr, err := readHeaderBlock(br)
+	hdr, info, err := readHeaderBlock(br)
 	if err != nil {
 		switch {
 		case tooLarge(err):
@@ -57,9 +59,20 @@ func (h *Handler) postRaw(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	nm.Body = headerblock.StripBcc(io.MultiReader(bytes.NewReader(hdr), br))
+	// The MSA's repairs (a missing Date, Message-ID or header block) come
+	// before Bcc is stripped, so that a message with no header block keeps
+	// its first lines as body; mime7.Check refuses a line over 998 octets
+	// that could never be relayed.
+	rep := info.Repair(h.cfg.Hostname, time.Now())
+	nm.Body = mime7.Check(headerblock.StripBcc(rep.Apply(bytes.NewReader(hdr), br)))
+	// HANDOFF(lead): nm.Repairs = rep.Added once queue.NewMessage has Repairs (issue 13).
 	id, err := h.client.EnqueueRaw(r.Context(), nm)
-	if err != nil {
+	var unmendable *mime7.Error
+	switch {
+	case errors.As(err, &unmendable):
+		writeError(w, unprocessable("", "the message cannot be relayed: %s", unmendable.Reason))
+		return
+	case err != nil:
 		writeError(w, enqueueError(h.log, err, limit, func(f string) string { return f }))
 		return
 	}
@@ -67,18 +80,19 @@ func (h *Handler) postRaw(w http.ResponseWriter, r *http.Request) {
 }
 
 // readHeaderBlock reads the header block up to and including the empty
-// line that ends it (or to the end of a message that has no body).
-func readHeaderBlock(br *bufio.Reader) ([]byte, error) {
-	hdr, err := headerblock.Read(br, maxHeaderBlock)
+// line that ends it (or to the end of a message that has no body); a
+// message with no header block gives an empty one.
+func readHeaderBlock(br *bufio.Reader) ([]byte, headerblock.Info, error) {
+	hdr, info, err := headerblock.Read(br, maxHeaderBlock)
 	switch {
 	case errors.Is(err, headerblock.ErrTooLarge):
-		return nil, errHeaderTooLarge
+		return nil, info, errHeaderTooLarge
 	case err != nil:
-		return nil, err
-	case len(hdr) == 0:
-		return nil, errors.New("the request body is empty; an RFC 5322 message was expected")
+		return nil, info, err
+	case len(hdr) == 0 && !info.NoHeader:
+		return nil, info, errors.New("the request body is empty; an RFC 5322 message was expected")
 	}
-	return hdr, nil
+	return hdr, info, nil
 }
 
 var errHeaderTooLarge = fmt.Errorf("the message's header block is longer than %d bytes", maxHeaderBlock)

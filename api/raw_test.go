@@ -11,7 +11,7 @@ import (
 // among them, is stored as sent.
 func TestRawStripsResentBcc(t *testing.T) {
 	e := setup(t, Config{}, false)
-	kept := lines("From: alice@example.com\nTo: bob@example.com\nSubject: hi\n")
+	kept := lines("Date: Sun, 01 Mar 2026 12:00:00 +0000\nMessage-ID: <raw@example.com>\nFrom: alice@example.com\nTo: bob@example.com\nSubject: hi\n")
 	msg := kept[:len(kept)-len(lines("Subject: hi\n"))] +
 		lines("Resent-Bcc: resent-hidden@example.com,\n\tother-hidden@example.com\nSubject: hi\nBcc: hidden@example.com\n")
 	body := lines("\nResent-Bcc: body text\nBcc: body text\n")

@@ -312,7 +312,8 @@ func TestRawHeaderBlockBound(t *testing.T) {
 		t.Errorf("store holds %d messages", n)
 	}
 	// A large body after a small header streams through.
-	body = "From: a@example.com\r\nTo: b@example.com\r\n\r\n" + strings.Repeat("line of body text\r\n", 100000)
+	body = "From: a@example.com\r\nTo: b@example.com\r\nDate: Sun, 01 Mar 2026 12:00:00 +0000\r\nMessage-ID: <big@example.com>\r\n\r\n" +
+		strings.Repeat("line of body text\r\n", 100000)
 	r = e.do("POST", "/v1/messages/raw", strings.NewReader(body))
 	if r.Status != http.StatusAccepted {
 		t.Fatalf("large raw body: %d %s", r.Status, r.Body)

@@ -190,7 +190,7 @@ func (d *service) build() error {
 		}
 	}
 	h, err := api.New(api.Config{Client: d.client, Tokens: cfg.apiTokens, Templates: tmpl,
-		MaxMessageSize: int64(cfg.maxMessageSize), Logger: d.log})
+		MaxMessageSize: int64(cfg.maxMessageSize), Logger: d.log, Hostname: hostname(cfg)})
 	if err != nil {
 		return err
 	}

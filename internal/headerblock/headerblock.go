@@ -1,7 +1,9 @@
-// Package headerblock reads the header block of an RFC 5322 message and
-// removes the fields that must not reach the recipients (Bcc and
-// Resent-Bcc), as Postfix's cleanup does. It works line by line on a
-// stream: the body is never held in memory.
+// Package headerblock reads the header block of an RFC 5322 message,
+// repairs what an MSA may repair (a missing Date, Message-ID or header
+// block, RFC 6409 §8) and removes the fields that must not reach the
+// recipients (Bcc and Resent-Bcc), as Postfix's cleanup does. It works
+// line by line on a stream: the body is never held in memory, and a
+// header block too large for memory goes to a temporary file.
 package headerblock
 
 import (
@@ -15,37 +17,23 @@ import (
 // limit it was given.
 var ErrTooLarge = errors.New("headerblock: header block too large")
 
-// Read reads the header block from br, up to and including the empty line
-// that ends it, or to the end of a message that has no body. It reads at
-// most max bytes and returns ErrTooLarge if the block is longer. The block
-// is returned as read; what follows it is left in br.
-func Read(br *bufio.Reader, max int) ([]byte, error) {
+// Read reads the header block from br, up to and including the empty
+// line that ends it, or to the end of a message that has no body, and
+// returns it as read with what it says (Info). A message whose first line
+// cannot be a header field has no header block: Read then returns nothing
+// and Info.NoHeader, leaving that line in br. It reads at most max bytes
+// and returns ErrTooLarge if the block is longer. What follows the block
+// is left in br.
+func Read(br *bufio.Reader, max int) ([]byte, Info, error) {
 	var hdr []byte
-	for {
-		line, err := readLine(br, max-len(hdr))
-		if err != nil && err != io.EOF {
-			return nil, err
-		}
-		hdr = append(hdr, line...)
-		if err == io.EOF || isBlank(line) {
-			return hdr, nil
-		}
+	info, err := readBlock(br, int64(max), func(p []byte) error {
+		hdr = append(hdr, p...)
+		return nil
+	})
+	if err != nil {
+		return nil, Info{}, err
 	}
-}
-
-// readLine reads one line of at most max bytes, its end included.
-func readLine(br *bufio.Reader, max int) ([]byte, error) {
-	var line []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		if len(line)+len(chunk) > max {
-			return nil, ErrTooLarge
-		}
-		line = append(line, chunk...)
-		if err != bufio.ErrBufferFull {
-			return line, err
-		}
-	}
+	return hdr, info, nil
 }
 
 // isBlank reports whether line (its end included) is the empty line that

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 var stripCases = []struct{ in, want string }{
@@ -76,16 +77,99 @@ func TestStripBccKeepsError(t *testing.T) {
 // reader, and refuses a block longer than its limit.
 func TestRead(t *testing.T) {
 	br := bufio.NewReaderSize(strings.NewReader("A: 1\r\n b\r\n\r\nbody\r\n"), 16)
-	hdr, err := Read(br, 100)
+	hdr, _, err := Read(br, 100)
 	rest, _ := io.ReadAll(br)
 	if string(hdr) != "A: 1\r\n b\r\n\r\n" || err != nil || string(rest) != "body\r\n" {
 		t.Errorf("got %q, %v, rest %q", hdr, err, rest)
 	}
-	hdr, err = Read(bufio.NewReader(strings.NewReader("A: 1\r\nB: 2")), 100)
+	hdr, _, err = Read(bufio.NewReader(strings.NewReader("A: 1\r\nB: 2")), 100)
 	if string(hdr) != "A: 1\r\nB: 2" || err != nil {
 		t.Errorf("no body: %q, %v", hdr, err)
 	}
-	if _, err = Read(bufio.NewReaderSize(strings.NewReader("A: "+strings.Repeat("x", 200)+"\r\n\r\n"), 16), 100); err != ErrTooLarge {
+	if _, _, err = Read(bufio.NewReaderSize(strings.NewReader("A: "+strings.Repeat("x", 200)+"\r\n\r\n"), 16), 100); err != ErrTooLarge {
 		t.Errorf("long block: %v, want ErrTooLarge", err)
+	}
+}
+
+// What a header block says, and where it ends: a first line that cannot
+// be a header field means there is no header block at all.
+func TestReadInfo(t *testing.T) {
+	tests := []struct {
+		in, hdr string
+		want    Info
+	}{
+		{"Subject: hi\r\nDate: x\r\nMessage-ID: <a@b>\r\n\r\nbody", "Subject: hi\r\nDate: x\r\nMessage-ID: <a@b>\r\n\r\n",
+			Info{Subject: " hi", Date: true, MessageID: true}},
+		{"SUBJECT : one\r\n two\r\n\tthree\r\nsubject: second\r\n\r\n", "SUBJECT : one\r\n two\r\n\tthree\r\nsubject: second\r\n\r\n",
+			Info{Subject: " one two\tthree"}},
+		{"date: x\nmessage-id: y\n\nbody\n", "date: x\nmessage-id: y\n\n", Info{Date: true, MessageID: true}},
+		{"\r\nbody", "\r\n", Info{}},
+		{"Hello, this is the body\r\nSubject: not a header\r\n\r\n", "", Info{NoHeader: true}},
+		{" continued\r\n\r\n", "", Info{NoHeader: true}},
+		{"From sender@example.com Mon Jan 1\r\nSubject: x\r\n\r\n", "", Info{NoHeader: true}},
+		{"Bad name\x80: v\r\n\r\n", "", Info{NoHeader: true}},
+		{"no colon at all and no line end", "", Info{NoHeader: true}},
+		{"", "", Info{}},
+		{"Subject: " + strings.Repeat("s", 5000) + "\r\n\r\n", "Subject: " + strings.Repeat("s", 5000) + "\r\n\r\n",
+			Info{Subject: " " + strings.Repeat("s", maxSubject-1)}},
+	}
+	for _, tt := range tests {
+		for _, size := range []int{16, 4096} {
+			br := bufio.NewReaderSize(strings.NewReader(tt.in), size)
+			hdr, info, err := Read(br, 1<<20)
+			rest, _ := io.ReadAll(br)
+			if err != nil || string(hdr) != tt.hdr || info != tt.want || string(hdr)+string(rest) != tt.in {
+				t.Errorf("%.30q (buffer %d): %q, %+v, %v; want %q, %+v", tt.in, size, hdr, info, err, tt.hdr, tt.want)
+			}
+		}
+	}
+}
+
+// Spool keeps a large header block out of memory and gives it back
+// whole, with the Subject found past any size.
+func TestSpool(t *testing.T) {
+	filler := strings.Repeat("X-Filler: "+strings.Repeat("x", 900)+"\r\n", 100) // 90 KB
+	for _, mem := range []int{64 << 10, 1 << 20} {
+		in := filler + "Subject: late\r\n\r\nbody\r\n"
+		br := bufio.NewReaderSize(strings.NewReader(in), 4096)
+		b, err := Spool(br, mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (b.file != nil) != (mem < len(in)) || b.mem.Len() > mem {
+			t.Errorf("mem %d: %d bytes in memory, file %v", mem, b.mem.Len(), b.file != nil)
+		}
+		got, _ := io.ReadAll(b.Reader())
+		rest, _ := io.ReadAll(br)
+		if string(got) != filler+"Subject: late\r\n\r\n" || string(rest) != "body\r\n" || b.Subject != " late" {
+			t.Errorf("mem %d: block of %d bytes, rest %q, subject %q", mem, len(got), rest, b.Subject)
+		}
+		if err := b.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestRepair(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.FixedZone("", 3600))
+	r := Info{}.Repair("mx.example.com", now)
+	if !strings.HasPrefix(r.Fields, "Date: Sun, 01 Mar 2026 12:00:00 +0100\r\nMessage-ID: <") ||
+		!strings.HasSuffix(r.Fields, "@mx.example.com>\r\n") || r.Separator != "" ||
+		strings.Join(r.Added, ",") != "date,message-id" {
+		t.Errorf("repair of a header without Date and Message-ID: %+v", r)
+	}
+	if r := (Info{Date: true, MessageID: true}).Repair("h", now); r.Fields != "" || r.Separator != "" || r.Added != nil {
+		t.Errorf("repair of a whole header: %+v", r)
+	}
+	r = Info{NoHeader: true, Date: true, MessageID: true}.Repair("h", now)
+	got, _ := io.ReadAll(r.Apply(strings.NewReader(""), strings.NewReader("first line\r\n")))
+	if string(got) != "\r\nfirst line\r\n" || strings.Join(r.Added, ",") != "header-block" {
+		t.Errorf("no header block: %q, %v", got, r.Added)
+	}
+	if r := (Info{}).Repair("bad host\r\nX: y", now); !strings.Contains(r.Fields, "@badhostXy>") {
+		t.Errorf("host name not cleaned: %q", r.Fields)
+	}
+	if r := (Info{}).Repair("", now); !strings.Contains(r.Fields, "@localhost>") {
+		t.Errorf("empty host name: %q", r.Fields)
 	}
 }
