@@ -14,14 +14,25 @@ type addrError string
 
 func (e addrError) Error() string { return string(e) }
 
+// errNeedsSMTPUTF8 refuses a non-ASCII address given without SMTPUTF8:
+// 553 5.6.7 (RFC 6531 §3.5), the code outbox's SMTP client gives for the
+// same thing, for the sender and the recipients alike.
+const errNeedsSMTPUTF8 = addrError("the address has non-ASCII characters but MAIL did not give SMTPUTF8")
+
 func senderError(err error) error {
-	return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 7},
-		Message: "Invalid sender address: " + err.Error()}
+	code := smtp.EnhancedCode{5, 1, 7}
+	if err == errNeedsSMTPUTF8 {
+		code = smtp.EnhancedCode{5, 6, 7}
+	}
+	return &smtp.SMTPError{Code: 553, EnhancedCode: code, Message: "Invalid sender address: " + err.Error()}
 }
 
 func recipientError(err error) error {
-	return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3},
-		Message: "Invalid recipient address: " + err.Error()}
+	code := smtp.EnhancedCode{5, 1, 3}
+	if err == errNeedsSMTPUTF8 {
+		code = smtp.EnhancedCode{5, 6, 7}
+	}
+	return &smtp.SMTPError{Code: 553, EnhancedCode: code, Message: "Invalid recipient address: " + err.Error()}
 }
 
 // checkAddress checks that addr is an RFC 5321 Mailbox (local@domain) and
@@ -44,7 +55,7 @@ func checkAddress(addr string, utf8OK, sender bool) (string, error) {
 			return "", addrError("the address contains a control character (CR, LF or other)")
 		}
 		if r >= 0x80 && !utf8OK {
-			return "", addrError("the address has non-ASCII characters but MAIL did not give SMTPUTF8")
+			return "", errNeedsSMTPUTF8
 		}
 	}
 	if !utf8.ValidString(addr) {

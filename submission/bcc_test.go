@@ -42,6 +42,7 @@ func TestSubmissionStripsBcc(t *testing.T) {
 		text string
 		kept bool
 	}{
+		{dated, true},
 		{"From: sender@example.com\r\n", true},
 		{"To: to@example.com\r\n", true},
 		{"Bcc: hidden@example.com,\r\n\tOther Hidden\r\n <other@example.com>\r\n", false},
@@ -83,7 +84,7 @@ func TestSubmissionStripsBcc(t *testing.T) {
 // A message without the empty line that ends its header block is all
 // header: stored as sent, but for its Bcc field.
 func TestSubmissionNoBodySeparator(t *testing.T) {
-	msg := "Subject: no body\r\nTo: to@example.com\r\n"
+	msg := dated + "Subject: no body\r\nTo: to@example.com\r\n"
 	_, subject, rest := submitLoopback(t, msg, "to@example.com")
 	if rest != msg || subject != "no body" {
 		t.Errorf("stored %q, Subject %q; want %q as sent", rest, subject, msg)
@@ -94,20 +95,21 @@ func TestSubmissionNoBodySeparator(t *testing.T) {
 	}
 }
 
-// A header block longer than the Subject peek is stored as sent, with no
-// subject taken from it, as before; a Bcc field past the peek is removed
-// all the same.
+// A header block longer than what is kept in memory is stored as sent,
+// and its Subject is listed however far down it comes; a Bcc field there
+// is removed all the same.
 func TestSubmissionOversizedHeaderBlock(t *testing.T) {
 	var hdr strings.Builder
-	hdr.WriteString("Subject: too far to see\r\n")
-	for i := 0; hdr.Len() <= headerPeek+1000; i++ {
+	hdr.WriteString(dated)
+	for i := 0; hdr.Len() <= headerMem+1000; i++ {
 		hdr.WriteString("X-Filler: " + strings.Repeat("x", 900) + "\r\n")
 	}
+	hdr.WriteString("Subject: far down\r\n")
 	body := "\r\nBcc: body text\r\nend\r\n"
 	msg := hdr.String() + body
 	_, subject, rest := submitLoopback(t, msg, "to@example.com")
-	if rest != msg || subject != "" {
-		t.Errorf("stored %d bytes (equal %v), Subject %q; want the %d bytes sent, no subject",
+	if rest != msg || subject != "far down" {
+		t.Errorf("stored %d bytes (equal %v), Subject %q; want the %d bytes sent, Subject \"far down\"",
 			len(rest), rest == msg, subject, len(msg))
 	}
 	_, _, rest = submitLoopback(t, hdr.String()+"Bcc: hidden@example.com,\r\n more@example.com\r\n"+body, "to@example.com")

@@ -2,7 +2,6 @@ package submission
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -15,23 +14,34 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/outbox-mail/outbox/internal/headerblock"
+	"github.com/outbox-mail/outbox/message/mime7"
 	"github.com/outbox-mail/outbox/queue"
 )
 
-// headerPeek bounds how much of a message is looked at for its Subject.
-const headerPeek = 64 << 10
+// headerMem is how much of a header block is kept in memory while it is
+// read; the rest of a larger one goes to a temporary file (Spool), so the
+// Subject and the repairs are known whatever its size.
+const headerMem = 64 << 10
 
-// peekPool recycles the header-peek buffers: one 64 KiB allocation per
-// message would dominate the garbage of small submissions.
-var peekPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, headerPeek) }}
+// readerPool recycles the buffered readers of the client's data: one
+// 64 KiB allocation per message would dominate the garbage of small
+// submissions.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
 
 var errStore = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
 	Message: "Temporary failure storing the message, try again later"}
 
 // Data streams the message into the queue: a Received header, then the
-// client's bytes as they arrive, less the header block's Bcc and Resent-Bcc
-// fields (the recipients they name are in the envelope already, from RCPT),
-// as Postfix's cleanup removes them. It answers 250 with the queue id only once
+// client's bytes as they arrive, with three changes. The dot-stuffing of
+// lines after a bare LF is undone (unstuffLines). What an MSA adds is
+// added (RFC 6409 §8): a Date and a Message-ID (on the server's host
+// name) when the message has none, and the empty line that ends a header
+// block when it has none, so that the Received line does not swallow its
+// first line (headerblock.Repair). The header block's Bcc and Resent-Bcc
+// fields are removed (the recipients they name are in the envelope
+// already, from RCPT), as Postfix's cleanup removes them. A message with
+// a line over 998 octets that no re-encoding could shorten (in a header)
+// is refused (mime7.Check). Data answers 250 with the queue id only once
 // the store reports the message durable.
 func (s *session) Data(r io.Reader) error {
 	tx := s.tx
@@ -39,25 +49,37 @@ func (s *session) Data(r io.Reader) error {
 		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "No valid recipients"}
 	}
 	src := &readErr{r: r}
-	br := peekPool.Get().(*bufio.Reader)
-	br.Reset(src)
-	defer func() { br.Reset(nil); peekPool.Put(br) }()
-	// Peek fills the buffer without consuming it: br re-emits these bytes.
-	head, _ := br.Peek(headerPeek)
+	var in io.Reader = src
+	// go-smtp hands BDAT chunks over through an io.Pipe: they are not
+	// dot-stuffed. DATA comes through its dot-decoding reader.
+	if _, bdat := r.(*io.PipeReader); !bdat {
+		in = unstuffLines(src)
+	}
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(in)
+	defer func() { br.Reset(nil); readerPool.Put(br) }()
 	trace := traceID()
+	hb, err := headerblock.Spool(br, headerMem)
+	if err != nil {
+		return s.dataFailed(trace, src, err)
+	}
+	defer hb.Close()
+	rep := hb.Repair(s.srv.cfg.Hostname, time.Now())
 	nm := queue.NewMessage{
 		From:       tx.from,
 		Recipients: tx.rcpts,
-		Subject:    subjectOf(head, src.err == io.EOF),
-		Body:       io.MultiReader(strings.NewReader(s.received(trace)), headerblock.StripBcc(br)),
-		Tags:       s.tags(tx),
+		Subject:    subjectOf(hb.Subject),
+		Body: io.MultiReader(strings.NewReader(s.received(trace, tx)),
+			mime7.Check(headerblock.StripBcc(rep.Apply(hb.Reader(), br)))),
+		Tags: s.tags(tx),
 	}
+	// HANDOFF(lead): nm.Repairs = rep.Added once queue.NewMessage has Repairs (issue 13).
 	id, err := s.srv.cfg.Enqueuer.EnqueueRaw(s.srv.ctx, nm)
 	if err != nil {
 		return s.dataFailed(trace, src, err)
 	}
 	s.log.Info("submission: queued", "id", id, "trace", trace,
-		"recipients", len(tx.rcpts), "size", src.n)
+		"recipients", len(tx.rcpts), "size", src.n, "repairs", rep.Added)
 	// go-smtp writes an *SMTPError's code and text as they are, and a nil
 	// error only as "250 2.0.0 OK: queued"; a 250 "error" carries the id.
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0},
@@ -69,6 +91,7 @@ func (s *session) Data(r io.Reader) error {
 // on; anything else is the store's, a temporary failure so the client
 // keeps the message.
 func (s *session) dataFailed(trace string, src *readErr, err error) error {
+	var unmendable *mime7.Error
 	switch {
 	case src.err == smtp.ErrDataTooLarge:
 		s.log.Warn("submission: message too large", "trace", trace, "limit", s.srv.cfg.MaxMessageSize)
@@ -83,6 +106,10 @@ func (s *session) dataFailed(trace string, src *readErr, err error) error {
 		s.log.Warn("submission: message transfer failed", "trace", trace, "err", src.err)
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2},
 			Message: "Message transfer interrupted"}
+	case errors.As(err, &unmendable):
+		s.log.Warn("submission: message cannot be relayed", "trace", trace, "reason", unmendable.Reason)
+		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
+			Message: "Message refused: " + unmendable.Reason}
 	case errors.Is(err, queue.ErrInvalid):
 		s.log.Warn("submission: message refused by the store", "trace", trace, "err", err)
 		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
@@ -108,9 +135,13 @@ func (s *session) tags(tx *transaction) map[string]string {
 
 // received is the RFC 5321 §4.4 trace header. Every part that came from the
 // client has been sanitised, so it cannot add lines to the header block.
-// The protocol names follow RFC 3848: S for TLS, A for authenticated.
-func (s *session) received(trace string) string {
+// The protocol names follow RFC 3848 (S for TLS, A for authenticated) and
+// RFC 6531 §3.7.3: UTF8SMTP for a transaction that used SMTPUTF8.
+func (s *session) received(trace string, tx *transaction) string {
 	proto := "ESMTP"
+	if tx.utf8 {
+		proto = "UTF8SMTP"
+	}
 	if s.tls {
 		proto += "S"
 	}
@@ -143,55 +174,13 @@ func (e *readErr) Read(p []byte) (int, error) {
 
 var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
 
-// subjectOf returns the decoded Subject from the start of a message, or ""
-// when the header block does not end within head (and the message is
-// longer), so a truncated line is never taken for the subject. It reads the
-// header block leniently (net/textproto refuses control characters that
-// real mail carries): only the Subject field matters here.
-func subjectOf(head []byte, whole bool) string {
-	end := headerEnd(head)
-	if end < 0 {
-		if !whole {
-			return ""
-		}
-		end = len(head)
-	}
-	var subj []byte
-	in := false // inside the Subject field, reading continuation lines
-	for _, line := range bytes.Split(head[:end], []byte("\n")) {
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		if in && len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
-			subj = append(subj, line...)
-			continue
-		}
-		if in {
-			break
-		}
-		name, value, ok := bytes.Cut(line, []byte(":"))
-		if ok && strings.EqualFold(string(bytes.TrimSpace(name)), "Subject") {
-			subj, in = append(subj, value...), true
-		}
-	}
-	text := strings.Join(strings.Fields(string(subj)), " ")
+// subjectOf decodes a Subject field's raw value for listing: unfolded,
+// encoded words decoded (any charset go-message knows), control
+// characters replaced and the length bounded.
+func subjectOf(raw string) string {
+	text := strings.Join(strings.Fields(raw), " ")
 	if dec, err := wordDecoder.DecodeHeader(text); err == nil {
 		text = dec
 	}
 	return logSafe(text, 998)
-}
-
-// headerEnd returns the length of the header block (without the blank
-// line), or -1 if head does not contain its end.
-func headerEnd(head []byte) int {
-	if bytes.HasPrefix(head, []byte("\r\n")) || bytes.HasPrefix(head, []byte("\n")) {
-		return 0
-	}
-	i := bytes.Index(head, []byte("\r\n\r\n"))
-	j := bytes.Index(head, []byte("\n\n"))
-	switch {
-	case i < 0:
-		return j
-	case j < 0 || i < j:
-		return i
-	}
-	return j
 }

@@ -226,6 +226,10 @@ func queuedID(t *testing.T, msg string) string {
 	return id
 }
 
+// dated is a Date and a Message-ID, for test messages whose stored bytes
+// must equal what was sent: submission adds both to a message without them.
+const dated = "Date: Sun, 01 Mar 2026 12:00:00 +0000\r\nMessage-ID: <test@example.com>\r\n"
+
 // syncBuffer collects log output from many goroutines.
 type syncBuffer struct {
 	mu  sync.Mutex

@@ -28,7 +28,7 @@ func TestBadEnvelope(t *testing.T) {
 		{"MAIL FROM:<a@-bad-.example>", "553 5.1.7 Invalid sender address: a domain label starts or ends"},
 		{"MAIL FROM:<a@exa_mple.com>", "553 5.1.7 Invalid sender address: the domain has a character"},
 		{"MAIL FROM:<a@example..com>", "553 5.1.7 Invalid sender address: the domain has an empty label"},
-		{"MAIL FROM:<grüße@example.com>", "553 5.1.7 Invalid sender address: the address has non-ASCII"},
+		{"MAIL FROM:<grüße@example.com>", "553 5.6.7 Invalid sender address: the address has non-ASCII"},
 		{"MAIL FROM:<a@[300.1.1.1]>", "553 5.1.7 Invalid sender address: the address literal"},
 		{"MAIL FROM:<a@example.com> SIZE=abc", "501 "},
 	}
@@ -53,7 +53,7 @@ func TestBadEnvelope(t *testing.T) {
 	}{
 		{"RCPT TO:<b@exam\rple.com>", "553 5.1.3 Invalid recipient address: the address contains a control character"},
 		{"RCPT TO:<b@[IPv6:zz::1]>", "553 5.1.3 Invalid recipient address: the IPv6 address literal"},
-		{"RCPT TO:<empfänger@example.com>", "553 5.1.3 Invalid recipient address: the address has non-ASCII"},
+		{"RCPT TO:<empfänger@example.com>", "553 5.6.7 Invalid recipient address: the address has non-ASCII"},
 		{"RCPT TO:<b@" + strings.Repeat("x", 64) + ".com>", "553 5.1.3 Invalid recipient address: a domain label is longer"},
 		{"RCPT TO:<>", "501 "},
 	}

@@ -17,7 +17,7 @@ import (
 // the final reply names its queue id.
 func TestSubmitWithNetSMTP(t *testing.T) {
 	f := newFixture(t, nil)
-	body := "From: sender@example.com\r\nTo: one@example.com\r\n" +
+	body := dated + "From: sender@example.com\r\nTo: one@example.com\r\n" +
 		"Subject: =?UTF-8?B?" + base64.StdEncoding.EncodeToString([]byte("Grüße")) + "?= from\r\n" +
 		" a folded line\r\n\r\n" +
 		".a line that starts with a dot\r\n..two dots\r\nlast line\r\n"
@@ -28,7 +28,8 @@ func TestSubmitWithNetSMTP(t *testing.T) {
 	if string(rest) != body {
 		t.Errorf("stored body differs:\n got %q\nwant %q", rest, body)
 	}
-	for _, want := range []string{"from client.example ([127.0.0.1])", "by mx.outbox.test", "with ESMTPSA id "} {
+	// net/smtp gives SMTPUTF8 whenever it is offered: RFC 6531's UTF8SMTPSA.
+	for _, want := range []string{"from client.example ([127.0.0.1])", "by mx.outbox.test", "with UTF8SMTPSA id "} {
 		if !strings.Contains(hdr, want) {
 			t.Errorf("Received header %q lacks %q", hdr, want)
 		}
@@ -155,7 +156,7 @@ func TestBDATSubmission(t *testing.T) {
 	c.must("EHLO client.example", 250)
 	c.must(authPlain(testUser, testPass), 235)
 	chunks := []string{
-		"Subject: chunked\r\n\r\n.leading dot stays\r\n",
+		dated + "Subject: chunked\r\n\r\n.leading dot stays\r\n\n..two dots stay too\n",
 		"bare\nLF and a final line without CRLF",
 	}
 	// Pipelined: MAIL, RCPT and the first chunk in one write.
@@ -203,7 +204,7 @@ func TestLoopbackWithoutAuth(t *testing.T) {
 	if !maps.Equal(m.Tags, want) {
 		t.Errorf("tags %v, want %v", m.Tags, want)
 	}
-	if m.From != "grüße@exämple.com" || m.Subject != "Grüße" || !strings.Contains(hdr, "with ESMTP id") {
+	if m.From != "grüße@exämple.com" || m.Subject != "Grüße" || !strings.Contains(hdr, "with UTF8SMTP id") {
 		t.Errorf("From %q, Subject %q, Received %q", m.From, m.Subject, hdr)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -152,7 +153,8 @@ type Block struct {
 // bounded while the whole block (and so its Subject and whether it has a
 // Date) is known before the message is stored. Close the Block when done.
 func Spool(br *bufio.Reader, mem int) (*Block, error) {
-	b := &Block{max: mem}
+	b := blockPool.Get().(*Block)
+	b.max = mem
 	info, err := readBlock(br, 0, b.write)
 	if err == nil && b.file != nil {
 		_, err = b.file.Seek(0, io.SeekStart)
@@ -190,15 +192,22 @@ func (b *Block) Reader() io.Reader {
 	return io.MultiReader(&b.mem, b.file)
 }
 
-// Close releases the temporary file, if there is one.
+// Close releases the temporary file, if there is one, and the Block,
+// which must not be used after.
 func (b *Block) Close() error {
-	if b.file == nil {
-		return nil
+	var err error
+	if b.file != nil {
+		err = b.file.Close()
+		b.file = nil
 	}
-	err := b.file.Close()
-	b.file = nil
+	b.mem.Reset()
+	b.Info = Info{}
+	blockPool.Put(b)
 	return err
 }
+
+// blockPool recycles Blocks and their buffers across messages.
+var blockPool = sync.Pool{New: func() any { return new(Block) }}
 
 // Repair is what a message lacks that an MSA adds (RFC 6409 §8): a Date
 // and a Message-ID when there are none, and the empty line that ends a

@@ -111,7 +111,16 @@ func (e *engine) Read(p []byte) (int, error) {
 	return 0, io.EOF
 }
 
-func (e *engine) close() { e.hold.close() }
+// close releases the buffers and the temporary file; the engine reads no
+// more.
+func (e *engine) close() {
+	e.hold.close()
+	e.lr.release()
+	if e.lines != nil {
+		e.lines.release()
+		e.lines = nil
+	}
+}
 
 func (e *engine) fail(err error) {
 	if e.err == nil {
@@ -136,6 +145,7 @@ func (e *engine) step() {
 	case e.lines != nil:
 		l, err := e.lines.next()
 		if err != nil {
+			e.lines.release()
 			e.lines = nil
 			if err != io.EOF {
 				e.fail(err)
@@ -183,20 +193,29 @@ func (e *engine) replayed() {
 // later runs f once the replay in progress (if any) is done, so that
 // output keeps its order. f writes to e.out and never calls later.
 func (e *engine) later(f func()) {
-	if e.raw != nil || e.lines != nil || len(e.queue) > 0 {
+	if e.busy() {
 		e.queue = append(e.queue, f)
 		return
 	}
 	f()
 }
 
+// busy reports a replay in progress, or actions waiting for its end.
+func (e *engine) busy() bool { return e.raw != nil || e.lines != nil || len(e.queue) > 0 }
+
 // emit writes a line as it goes out, after any replay in progress: CRLF
 // endings, except for Check, which changes nothing.
 func (e *engine) emit(l line) {
-	e.later(func() {
-		e.out.Write(l.text)
-		e.out.Write(e.eol(l))
-	})
+	if e.busy() {
+		e.later(func() { e.emitNow(l) })
+		return
+	}
+	e.emitNow(l)
+}
+
+func (e *engine) emitNow(l line) {
+	e.out.Write(l.text)
+	e.out.Write(e.eol(l))
 }
 
 func (e *engine) eol(l line) []byte {

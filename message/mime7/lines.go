@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"sync"
 )
 
 // line is one line of input, or a piece of a line longer than the buffer.
@@ -25,8 +26,23 @@ type lineReader struct {
 
 const lineBuf = 32 << 10
 
+// bufPool recycles the line readers' buffers: one per message would be
+// most of what a small message costs.
+var bufPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, lineBuf) }}
+
 func newLineReader(r io.Reader) *lineReader {
-	return &lineReader{br: bufio.NewReaderSize(r, lineBuf)}
+	br := bufPool.Get().(*bufio.Reader)
+	br.Reset(r)
+	return &lineReader{br: br}
+}
+
+// release returns the buffer; the reader must not be used after.
+func (lr *lineReader) release() {
+	if lr.br != nil {
+		lr.br.Reset(nil)
+		bufPool.Put(lr.br)
+		lr.br = nil
+	}
 }
 
 // next returns the next line or piece; io.EOF after the last one.

@@ -89,3 +89,16 @@ func BenchmarkDowngrade(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCheck is what the submission path pays per small message.
+func BenchmarkCheck(b *testing.B) {
+	msg := "Received: from x\r\nDate: Sun, 01 Mar 2026 12:00:00 +0000\r\nFrom: a@example.com\r\nTo: b@example.com\r\n" +
+		"Subject: hello\r\n\r\n" + strings.Repeat("a line of text in the body of a small message\r\n", 40)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if _, err := io.Copy(io.Discard, Check(strings.NewReader(msg))); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
