@@ -28,6 +28,12 @@ func checkEncodedHeader(t *testing.T, name, value, out string) {
 		if len(l) > foldWidth && !unbreakable(l) {
 			t.Fatalf("line %d is %d columns: %q", i, len(l), l)
 		}
+		if encodedWord.MatchString(l) && len(l) > ewLineWidth && !longNameLine(l) {
+			t.Fatalf("line %d holds an encoded word and is %d columns: %q", i, len(l), l)
+		}
+		if i == 0 && strings.TrimRight(l, " ") == name+":" && len(lines) > 1 {
+			t.Fatalf("folded right after the colon: %q", out)
+		}
 		for _, w := range strings.Fields(l) {
 			if strings.HasPrefix(w, "=?") {
 				checkWord(t, w)
