@@ -5,20 +5,17 @@ import (
 	"context"
 	"encoding/base64"
 	"io"
-	"log"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
-	"net"
 	"net/mail"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	gomessage "github.com/emersion/go-message"
-	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/outbox-mail/outbox/internal/smtpsink"
 	"github.com/outbox-mail/outbox/message/mime7"
 	"github.com/outbox-mail/outbox/smtp"
 )
@@ -46,10 +43,15 @@ func TestDowngradeToServerWithout8BITMIME(t *testing.T) {
 	}
 	_, stored := f.message(queuedID(t, reply))
 
-	srv := startNo8BitServer(t)
+	// A real go-smtp server that does not offer 8BITMIME.
+	sink, err := smtpsink.Start(smtpsink.Options{Hide: []string{"8BITMIME"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client, err := smtp.Dial(ctx, srv.addr, nil)
+	client, err := smtp.Dial(ctx, sink.Addr(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +66,11 @@ func TestDowngradeToServerWithout8BITMIME(t *testing.T) {
 	if _, err := client.Send(ctx, &smtp.Envelope{From: "a@example.com", Recipients: []string{"b@example.com"}}, body); err != nil {
 		t.Fatal(err)
 	}
-	got := srv.received(t)
+	rcv := sink.Received()
+	if len(rcv) != 1 || rcv[0].EightBit {
+		t.Fatalf("server received %d messages (BODY=8BITMIME: %v), want one 7-bit", len(rcv), len(rcv) > 0 && rcv[0].EightBit)
+	}
+	got := rcv[0].Data
 	for i, l := range bytes.Split(got, []byte("\r\n")) {
 		if len(l) > 998 || bytes.IndexFunc(l, func(r rune) bool { return r >= 0x80 }) >= 0 {
 			t.Fatalf("line %d is not 7-bit within 998 octets: %.80q", i, l)
@@ -140,74 +146,4 @@ func leavesStd(t *testing.T, raw []byte) []string {
 		ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
 		out = append(out, ct+": "+string(b))
 	}
-}
-
-// no8BitServer is a real go-smtp server on loopback whose EHLO reply loses
-// its 8BITMIME line (go-smtp always offers it).
-type no8BitServer struct {
-	addr string
-	mu   sync.Mutex
-	data [][]byte
-}
-
-func startNo8BitServer(t *testing.T) *no8BitServer {
-	t.Helper()
-	s := &no8BitServer{}
-	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(*gosmtp.Conn) (gosmtp.Session, error) { return &no8BitSession{s}, nil }))
-	srv.Domain = "no8bit.test"
-	srv.ErrorLog = log.New(io.Discard, "", 0)
-	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.addr = l.Addr().String()
-	go srv.Serve(hide8BitListener{l})
-	t.Cleanup(func() { srv.Close() })
-	return s
-}
-
-func (s *no8BitServer) received(t *testing.T) []byte {
-	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.data) != 1 {
-		t.Fatalf("server received %d messages, want 1", len(s.data))
-	}
-	return s.data[0]
-}
-
-type no8BitSession struct{ s *no8BitServer }
-
-func (x *no8BitSession) Mail(_ string, o *gosmtp.MailOptions) error {
-	if o.Body == gosmtp.Body8BitMIME {
-		return &gosmtp.SMTPError{Code: 555, EnhancedCode: gosmtp.EnhancedCode{5, 5, 4}, Message: "BODY=8BITMIME not offered"}
-	}
-	return nil
-}
-func (x *no8BitSession) Rcpt(string, *gosmtp.RcptOptions) error { return nil }
-func (x *no8BitSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	x.s.mu.Lock()
-	x.s.data = append(x.s.data, b)
-	x.s.mu.Unlock()
-	return err
-}
-func (x *no8BitSession) Reset()        {}
-func (x *no8BitSession) Logout() error { return nil }
-
-type hide8BitListener struct{ net.Listener }
-
-func (l hide8BitListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	return hide8BitConn{c}, err
-}
-
-type hide8BitConn struct{ net.Conn }
-
-func (c hide8BitConn) Write(p []byte) (int, error) {
-	if _, err := c.Conn.Write(bytes.ReplaceAll(p, []byte("250-8BITMIME\r\n"), nil)); err != nil {
-		return 0, err
-	}
-	return len(p), nil
 }

@@ -22,6 +22,8 @@ type Received struct {
 	From string
 	To   []string
 	Data []byte
+	// EightBit reports that MAIL gave BODY=8BITMIME.
+	EightBit bool
 }
 
 // Options script the sink's behaviour. Nil funcs accept everything.
@@ -34,6 +36,10 @@ type Options struct {
 	Delay time.Duration
 	// MaxMessageBytes is advertised in SIZE (0: unlimited).
 	MaxMessageBytes int64
+	// Hide lists EHLO keywords the sink does not offer ("8BITMIME"):
+	// go-smtp lists some whatever it is told, so their lines are dropped
+	// from its replies on the way out.
+	Hide []string
 }
 
 // Sink is a running SMTP server on 127.0.0.1.
@@ -80,8 +86,45 @@ func (s *Sink) listen(addr string) error {
 	s.mu.Lock()
 	s.addr, s.server, s.listener = l.Addr().String(), srv, l
 	s.mu.Unlock()
-	go srv.Serve(l) //nolint:errcheck // ends with ErrServerClosed on Stop
+	var ln net.Listener = l
+	if len(s.opts.Hide) > 0 {
+		ln = hideListener{l, s.opts.Hide}
+	}
+	go srv.Serve(ln) //nolint:errcheck // ends with ErrServerClosed on Stop
 	return nil
+}
+
+// hideListener gives connections whose writes lose the EHLO lines of the
+// hidden keywords.
+type hideListener struct {
+	net.Listener
+	hide []string
+}
+
+func (l hideListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return hideConn{c, l.hide}, nil
+}
+
+type hideConn struct {
+	net.Conn
+	hide []string
+}
+
+// Write drops "250-KEYWORD" lines; go-smtp writes a reply in one Write
+// and never ends its EHLO reply with these keywords.
+func (c hideConn) Write(p []byte) (int, error) {
+	out := p
+	for _, h := range c.hide {
+		out = bytes.ReplaceAll(out, []byte("250-"+h+"\r\n"), nil)
+	}
+	if _, err := c.Conn.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // Stop closes the listener and every open connection: an outage.
@@ -145,9 +188,10 @@ func (b backend) NewSession(*smtp.Conn) (smtp.Session, error) {
 }
 
 type session struct {
-	s    *Sink
-	from string
-	to   []string
+	s     *Sink
+	from  string
+	to    []string
+	eight bool
 }
 
 func (x *session) pause() {
@@ -156,9 +200,9 @@ func (x *session) pause() {
 	}
 }
 
-func (x *session) Mail(from string, _ *smtp.MailOptions) error {
+func (x *session) Mail(from string, opts *smtp.MailOptions) error {
 	x.pause()
-	x.from, x.to = from, nil
+	x.from, x.to, x.eight = from, nil, opts != nil && opts.Body == smtp.Body8BitMIME
 	return nil
 }
 
@@ -188,7 +232,7 @@ func (x *session) Data(r io.Reader) error {
 		}
 	}
 	x.s.mu.Lock()
-	x.s.received = append(x.s.received, Received{From: x.from, To: x.to, Data: buf.Bytes()})
+	x.s.received = append(x.s.received, Received{From: x.from, To: x.to, Data: buf.Bytes(), EightBit: x.eight})
 	x.s.mu.Unlock()
 	select {
 	case x.s.notify <- struct{}{}:

@@ -1,82 +1,25 @@
 package mime7
 
 import (
-	"bytes"
-	"io"
-	"log"
-	"net"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/outbox-mail/outbox/internal/smtpsink"
 )
 
-// sevenBitServer is a real go-smtp server on loopback that does not
-// offer 8BITMIME: go-smtp always lists it, so the EHLO reply loses that
-// line on its way out (hideConn). It keeps what it receives.
-type sevenBitServer struct {
-	addr string
-	mu   sync.Mutex
-	got  [][]byte
-	ehlo string
-}
-
-func startSevenBitServer(t *testing.T) *sevenBitServer {
-	t.Helper()
-	s := &sevenBitServer{}
-	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(*gosmtp.Conn) (gosmtp.Session, error) { return &sink{s: s}, nil }))
-	srv.Domain = "seven.test"
-	srv.AllowInsecureAuth = true
-	srv.ErrorLog = log.New(io.Discard, "", 0)
-	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// TestDowngradeToSevenBitServer sends 8-bit messages, downgraded, to a
+// real go-smtp server that does not offer 8BITMIME, and checks that what
+// it received is 7-bit MIME decoding, with both parsers, to the
+// original's content. go-smtp's own client sends them: this package is
+// below outbox's.
+func TestDowngradeToSevenBitServer(t *testing.T) {
+	sink, err := smtpsink.Start(smtpsink.Options{Hide: []string{"8BITMIME"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.addr = l.Addr().String()
-	go srv.Serve(hideListener{l})
-	t.Cleanup(func() { srv.Close() })
-	return s
-}
-
-type sink struct{ s *sevenBitServer }
-
-func (x *sink) Mail(string, *gosmtp.MailOptions) error { return nil }
-func (x *sink) Rcpt(string, *gosmtp.RcptOptions) error { return nil }
-func (x *sink) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	x.s.mu.Lock()
-	x.s.got = append(x.s.got, b)
-	x.s.mu.Unlock()
-	return err
-}
-func (x *sink) Reset()        {}
-func (x *sink) Logout() error { return nil }
-
-type hideListener struct{ net.Listener }
-
-func (l hideListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	return hideConn{c}, err
-}
-
-// hideConn drops the 8BITMIME line from what the server writes.
-type hideConn struct{ net.Conn }
-
-func (c hideConn) Write(p []byte) (int, error) {
-	if _, err := c.Conn.Write(bytes.ReplaceAll(p, []byte("250-8BITMIME\r\n"), nil)); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// TestDowngradeToSevenBitServer sends 8-bit messages, downgraded, to a
-// server without 8BITMIME, and checks that what it received is 7-bit
-// MIME decoding, with both parsers, to the original's content.
-func TestDowngradeToSevenBitServer(t *testing.T) {
-	srv := startSevenBitServer(t)
+	defer sink.Stop()
 	big := strings.Repeat("Grüße aus Köln, eine lange Zeile nach der anderen. ", 20) + "\r\n"
 	msgs := []string{
 		"From: a@example.com\r\nTo: b@example.net\r\nSubject: plain\r\n\r\nGrüße\r\n.dot line\r\n",
@@ -86,7 +29,7 @@ func TestDowngradeToSevenBitServer(t *testing.T) {
 			"Content-Type: text/html; charset=utf-8\r\n\r\n<p>"+longLine+"é</p>\r\n",
 			"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 8bit\r\n\r\nSubject: fwd\r\n\r\n日本語\r\n"),
 	}
-	c, err := gosmtp.Dial(srv.addr)
+	c, err := gosmtp.Dial(sink.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,13 +49,15 @@ func TestDowngradeToSevenBitServer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	if len(srv.got) != len(msgs) {
-		t.Fatalf("server got %d messages, want %d", len(srv.got), len(msgs))
+	got := sink.Received()
+	if len(got) != len(msgs) {
+		t.Fatalf("server got %d messages, want %d", len(got), len(msgs))
 	}
 	for i, msg := range msgs {
-		check7bit(t, srv.got[i], false)
-		sameContent(t, msg, srv.got[i])
+		if got[i].EightBit {
+			t.Errorf("message %d was sent with BODY=8BITMIME", i)
+		}
+		check7bit(t, got[i].Data, false)
+		sameContent(t, msg, got[i].Data)
 	}
 }
