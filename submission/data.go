@@ -32,7 +32,7 @@ var errStore = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 
 	Message: "Temporary failure storing the message, try again later"}
 
 // Data streams the message into the queue: a Received header, then the
-// client's bytes as they arrive, with three changes. The dot-stuffing of
+// client's bytes as they arrive, with these changes. The dot-stuffing of
 // lines after a bare LF is undone (unstuffLines). What an MSA adds is
 // added (RFC 6409 §8): a Date and a Message-ID (on the server's host
 // name) when the message has none, and the empty line that ends a header
