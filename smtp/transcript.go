@@ -10,12 +10,18 @@ const (
 	Sent Direction = iota
 	// Received is a line the server sent.
 	Received
+	// Note is the client's own remark, not on the wire: how TLS went,
+	// a fallback to plain text, a dead pooled connection replaced.
+	Note
 )
 
-// String returns "C" for Sent and "S" for Received.
+// String returns "C" for Sent, "S" for Received and "*" for Note.
 func (d Direction) String() string {
-	if d == Sent {
+	switch d {
+	case Sent:
 		return "C"
+	case Note:
+		return "*"
 	}
 	return "S"
 }
