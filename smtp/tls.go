@@ -64,7 +64,7 @@ func (c *Client) tlsHandshake(opportunistic bool) error {
 		}
 	}
 	if c.verified {
-		c.trace(Note, fmt.Sprintf("TLS %s, certificate verified for %s", tls.VersionName(st.Version), cfg.ServerName))
+		c.trace(Note, fmt.Sprintf("%s, certificate verified for %s", tls.VersionName(st.Version), cfg.ServerName))
 	}
 	return nil
 }
