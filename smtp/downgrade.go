@@ -36,6 +36,10 @@ func (t *txn) downgrade(body io.Reader) {
 	}
 	src := &sourceReader{r: body}
 	d, err := t.so.Downgrade(src)
+	if err != nil && src.err != nil {
+		t.prepErr = fmt.Errorf("smtp: reading message body: %w", err) // the body failed, not the conversion
+		return
+	}
 	if err != nil {
 		t.prepErr = downgradeError(err)
 		return

@@ -128,6 +128,11 @@ func (r *Relay) parseHost(u *url.URL) error {
 	if r.Host == "" {
 		return fmt.Errorf("relay URL: missing host")
 	}
+	if ip, _, _ := strings.Cut(r.Host, "%"); strings.Contains(r.Host, ":") && net.ParseIP(ip) == nil {
+		// A colon left in the host is a stray port or an unbracketed IPv6
+		// address; not quoted, as it may be part of a mistyped password.
+		return fmt.Errorf("relay URL: invalid host (want host:port, an IPv6 address in brackets: [::1]:25)")
+	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
