@@ -74,6 +74,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if errors.As(err, &ue) {
 			return 2
 		}
+		var ec interface{ ExitCode() int } // e.g. 75 (EX_TEMPFAIL) from send --direct
+		if errors.As(err, &ec) {
+			return ec.ExitCode()
+		}
 		return 1
 	}
 	fmt.Fprintf(stderr, "outbox: unknown command %q (try 'outbox help')\n", args[0])
