@@ -96,8 +96,7 @@ func connect(ctx context.Context, addr string, o *Options, tr Transcript, plainO
 	}
 	c.dc = &deadlineConn{Conn: raw, timeout: o.Timeouts.Dial}
 	c.setConn(c.dc)
-	stop := c.dc.bind(ctx)
-	defer stop()
+	defer c.dc.bind(ctx).stop()
 	if err := c.handshake(ctx); err != nil {
 		c.quitAfterFailure()
 		c.Close()
@@ -214,14 +213,19 @@ func (c *Client) TLS() (tls.ConnectionState, bool) {
 
 // MaxMessageSize returns the SIZE limit advertised by the server, or 0.
 func (c *Client) MaxMessageSize() int64 {
-	n, _ := strconv.ParseInt(c.ext["SIZE"], 10, 64)
+	s := c.ext["SIZE"]
+	if s == "" {
+		return 0 // a bare SIZE: no limit given (and no ParseInt error to allocate)
+	}
+	n, _ := strconv.ParseInt(s, 10, 64)
 	return n
 }
 
 // writeLine buffers one command line (CRLF added) and traces it.
 func (c *Client) writeLine(line, shown string) error {
 	c.trace(Sent, shown)
-	_, err := c.w.WriteString(line + "\r\n")
+	c.w.WriteString(line)
+	_, err := c.w.WriteString("\r\n")
 	return err
 }
 
@@ -284,8 +288,11 @@ func (c *Client) fail(stage string, err error) error {
 // ctxErr prefers the context's error as cause when ctx ended (or its
 // deadline, which also bounds the connection's deadlines, has passed).
 func (c *Client) ctxErr(ctx context.Context, err error) error {
+	if err == nil {
+		return nil // before ce, whose address escapes: no allocation on success
+	}
 	var ce *ConnError
-	if err == nil || !errors.As(err, &ce) {
+	if !errors.As(err, &ce) {
 		return err
 	}
 	cause := context.Cause(ctx)
@@ -311,8 +318,7 @@ func (c *Client) simple(ctx context.Context, verb string) error {
 	if err := c.usable(); err != nil {
 		return err
 	}
-	stop := c.dc.bind(ctx)
-	defer stop()
+	defer c.dc.bind(ctx).stop()
 	rep, err := c.cmd(verb, c.opts.Timeouts.Command, verb)
 	if err != nil {
 		return c.ctxErr(ctx, err)

@@ -87,7 +87,9 @@ func (t *txn) streamData() error {
 		return c.fail("DATA", err)
 	}
 	t.res.BodySize = dw.n
-	c.trace(Sent, bodySummary(dw.n))
+	if c.tracing() {
+		c.trace(Sent, bodySummary(dw.n))
+	}
 	c.trace(Sent, ".")
 	if t.quit && t.pipelining {
 		c.writeLine("QUIT", "QUIT")

@@ -113,11 +113,11 @@ func (p *Pool) Send(ctx context.Context, env *Envelope, body io.Reader, so *Send
 // failure that is neither a timeout (a hung server is not retried at
 // once) nor the caller's cancellation.
 func (t *txn) closedUnderUs(ctx context.Context, err error) bool {
-	var ce *ConnError
-	if !t.started || t.c.replies != t.firstReply || !errors.As(err, &ce) || ce.Timeout() || ctx.Err() != nil {
+	if err == nil || !t.started || t.c.replies != t.firstReply || ctx.Err() != nil {
 		return false
 	}
-	return true
+	var ce *ConnError
+	return errors.As(err, &ce) && !ce.Timeout()
 }
 
 // failedResult gives err to every recipient.

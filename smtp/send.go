@@ -28,6 +28,9 @@ type SendOptions struct {
 	Downgrade func(body io.Reader) (io.Reader, error)
 }
 
+// noSendOptions stands for nil *SendOptions; it is never written.
+var noSendOptions SendOptions
+
 // txn is the state of one mail transaction.
 type txn struct {
 	c          *Client
@@ -82,7 +85,7 @@ func (c *Client) SendAndQuit(ctx context.Context, env *Envelope, body io.Reader)
 // newTxn starts a transaction on c; the body is set by prepare or again.
 func (c *Client) newTxn(env *Envelope, so *SendOptions, quit bool) *txn {
 	if so == nil {
-		so = &SendOptions{}
+		so = &noSendOptions
 	}
 	res := &SendResult{Recipients: make([]RecipientResult, len(env.Recipients)),
 		Server: c.host, RemoteAddr: c.raw.RemoteAddr(), TLS: c.isTLS, TLSVerified: c.isTLS && c.verified}
@@ -114,10 +117,10 @@ func (t *txn) exec(ctx context.Context) error {
 		err = t.checkRecipients()
 	}
 	if err == nil {
-		stop := c.dc.bind(ctx)
+		b := c.dc.bind(ctx)
 		t.started, t.firstReply = true, c.replies
 		err = t.run()
-		stop()
+		b.stop()
 		c.messages++
 		c.lastUsed = time.Now()
 		err = c.ctxErr(ctx, err)
@@ -177,13 +180,13 @@ func (t *txn) skip(i int) bool { return t.refused != nil && t.refused[i] }
 func (t *txn) finishQuit(ctx context.Context) {
 	c := t.c
 	if c.broken == nil {
-		stop := c.dc.bind(ctx)
+		b := c.dc.bind(ctx)
 		if t.quitSent {
 			c.readReplyTimeout("QUIT", c.opts.Timeouts.Command)
 		} else {
 			c.cmd("QUIT", c.opts.Timeouts.Command, "QUIT")
 		}
-		stop()
+		b.stop()
 	}
 	c.Close()
 }
@@ -396,12 +399,16 @@ func (t *txn) applyAccepted(err error) {
 // last chunk of a one-shot pipelined send.
 func (t *txn) writeChunk(chunk []byte, last bool) {
 	c := t.c
-	l := "BDAT " + strconv.Itoa(len(chunk))
+	var buf [32]byte // the command line, built without allocating
+	l := strconv.AppendInt(append(buf[:0], "BDAT "...), int64(len(chunk)), 10)
 	if last {
-		l += " LAST"
+		l = append(l, " LAST"...)
 	}
-	c.writeLine(l, l)
-	c.trace(Sent, bodySummary(int64(len(chunk))))
+	if c.tracing() {
+		c.trace(Sent, string(l))
+		c.trace(Sent, bodySummary(int64(len(chunk))))
+	}
+	c.w.Write(append(l, '\r', '\n'))
 	c.w.Write(chunk)
 	t.res.BodySize += int64(len(chunk))
 	if last && t.quit && t.pipelining {

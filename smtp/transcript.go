@@ -39,6 +39,10 @@ func bodySummary(n int64) string {
 	return "[body " + strconv.FormatInt(n, 10) + " bytes]"
 }
 
+// tracing reports whether any transcript hook is installed, so that a
+// line that costs something to build is built only when someone reads it.
+func (c *Client) tracing() bool { return c.opts.Transcript != nil || c.extraTrace != nil }
+
 // trace sends a line to the configured transcript hooks.
 func (c *Client) trace(dir Direction, line string) {
 	if c.opts.Transcript != nil {
