@@ -38,9 +38,7 @@ func (p TLSPolicy) String() string {
 // Timeouts bound each stage of a session. Each is an inactivity limit for
 // one command (or one block of data); zero values take the RFC 5321
 // §4.5.3.2 defaults. A stalled server costs only the connection it
-// stalls: the limit ends that session, nothing else waits on it. The
-// daemon's --timeout-connect is Dial, --timeout-command is Greeting,
-// Command, MailRcpt and DataInit, --timeout-data-end is DataTerm.
+// stalls: the limit ends that session, nothing else waits on it.
 type Timeouts struct {
 	Dial      time.Duration // TCP connect and TLS handshake (default 30s)
 	Greeting  time.Duration // 220 greeting (default 5m)
