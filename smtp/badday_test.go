@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -235,5 +236,53 @@ func TestNoRedialOnTimeoutOrFreshConnection(t *testing.T) {
 	_, err := p.Send(ctxT(t), env3, strings.NewReader("x"), &SendOptions{Transcript: tr.hook})
 	if ce := wantConnErr(t, err, "MAIL"); !ce.Timeout() || strings.Count(tr.text(), "S: 220") != 1 {
 		t.Fatalf("err %v; transcript:\n%s", err, tr.text())
+	}
+}
+
+// TestPool421OnReuseResends: a server that answers the first command on
+// a reused connection with 421 (it timed the session out) costs the
+// message nothing: it goes on a new connection within the same Send.
+func TestPool421OnReuseResends(t *testing.T) {
+	var mu sync.Mutex
+	conns := 0
+	addr := scripted(t, func(c net.Conn, r *bufio.Reader) {
+		mu.Lock()
+		conns++
+		first := conns == 1
+		mu.Unlock()
+		ehloPipelined(c, r, "PIPELINING")
+		mails := 0
+		for i := 0; i < 100; i++ {
+			switch l := expectLine(r); {
+			case strings.HasPrefix(l, "MAIL") && first && mails == 1:
+				io.WriteString(c, "421 4.4.2 idle too long, closing\r\n")
+				return
+			case strings.HasPrefix(l, "MAIL"):
+				mails++
+				io.WriteString(c, "250 ok\r\n")
+			case l == "DATA":
+				io.WriteString(c, "354 go\r\n")
+				readUntil(r, ".")
+				io.WriteString(c, "250 2.0.0 queued\r\n")
+			case l == "", l == "QUIT":
+				return
+			default:
+				io.WriteString(c, "250 ok\r\n")
+			}
+		}
+	})
+	p := NewPool(&PoolOptions{Addr: addr, Options: &Options{Dialer: plainDialer{}}, MaxConns: 1})
+	t.Cleanup(func() { p.Close() })
+	env := &Envelope{From: "a@x.test", Recipients: []string{"b@y.test"}}
+	if _, err := p.Send(ctxT(t), env, strings.NewReader("one"), nil); err != nil {
+		t.Fatal(err)
+	}
+	var tr testTranscript
+	res, err := p.Send(ctxT(t), env, strings.NewReader("two"), &SendOptions{Transcript: tr.hook})
+	if err != nil || res.Data == nil || res.Data.Code != 250 {
+		t.Fatalf("%v\n%s", err, tr.text())
+	}
+	if s := tr.text(); !strings.Contains(s, "S: 421 4.4.2") || !strings.Contains(s, "before the first reply") || strings.Count(s, "S: 220") != 1 {
+		t.Fatalf("transcript:\n%s", s)
 	}
 }
