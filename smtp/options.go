@@ -16,7 +16,9 @@ const (
 	TLSDefault TLSPolicy = iota
 	// TLSRequired fails the connection unless STARTTLS succeeds.
 	TLSRequired
-	// TLSOpportunistic uses STARTTLS when offered, plain text otherwise.
+	// TLSOpportunistic uses STARTTLS when offered, plain text otherwise
+	// (RFC 7435): a certificate that does not verify is recorded, not
+	// refused, and a handshake that fails is retried once in plain text.
 	TLSOpportunistic
 	// TLSOff never uses STARTTLS.
 	TLSOff
@@ -71,10 +73,13 @@ const DefaultChunkSize = 128 << 10
 // Options configures a Client. The zero value is usable: EHLO as
 // "localhost", opportunistic STARTTLS with certificate verification, no AUTH.
 type Options struct {
-	LocalName   string      // name given in EHLO/HELO (default "localhost")
-	ImplicitTLS bool        // TLS from the first byte (smtps, port 465)
-	StartTLS    TLSPolicy   // STARTTLS policy on a plain connection
-	TLSConfig   *tls.Config // nil: verify against system roots, ServerName from addr
+	LocalName   string    // name given in EHLO/HELO (default "localhost")
+	ImplicitTLS bool      // TLS from the first byte (smtps, port 465)
+	StartTLS    TLSPolicy // STARTTLS policy on a plain connection
+	// TLSConfig: nil verifies against the system roots, ServerName from
+	// addr; RootCAs names other roots, InsecureSkipVerify turns the check
+	// off (the outcome is still reported in SendResult.TLSVerified).
+	TLSConfig *tls.Config
 
 	Username   string // credentials; AUTH is done when Username is set
 	Password   string
