@@ -71,7 +71,8 @@ func (t Timeouts) withDefaults() Timeouts {
 const DefaultChunkSize = 128 << 10
 
 // Options configures a Client. The zero value is usable: EHLO as
-// "localhost", opportunistic STARTTLS with certificate verification, no AUTH.
+// "localhost", opportunistic STARTTLS (the certificate checked and reported,
+// not required), no AUTH.
 type Options struct {
 	LocalName   string    // name given in EHLO/HELO (default "localhost")
 	ImplicitTLS bool      // TLS from the first byte (smtps, port 465)
