@@ -84,6 +84,9 @@ func connect(ctx context.Context, addr string, o *Options, tr Transcript, plainO
 	if err != nil {
 		return nil, &ConnError{Stage: "dial", Err: err}
 	}
+	if o.ServerName != "" {
+		host = o.ServerName
+	}
 	dctx, cancel := context.WithTimeout(ctx, o.Timeouts.Dial)
 	raw, err := o.Dialer.DialContext(dctx, "tcp", addr)
 	cancel()

@@ -74,7 +74,11 @@ const DefaultChunkSize = 128 << 10
 // "localhost", opportunistic STARTTLS (the certificate checked and reported,
 // not required), no AUTH.
 type Options struct {
-	LocalName   string    // name given in EHLO/HELO (default "localhost")
+	LocalName string // name given in EHLO/HELO (default "localhost")
+	// ServerName is the server's host name when addr is one of its IP
+	// addresses (an MX host dialled address by address): the name TLS
+	// verifies and SendResult.Server reports. Default: addr's host.
+	ServerName  string
 	ImplicitTLS bool      // TLS from the first byte (smtps, port 465)
 	StartTLS    TLSPolicy // STARTTLS policy on a plain connection
 	// TLSConfig: nil verifies against the system roots, ServerName from

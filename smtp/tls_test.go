@@ -50,7 +50,7 @@ func newTestCA(t *testing.T) testCA {
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(11), Subject: pkix.Name{CommonName: "relay.test"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"mx1.relay.test"}, KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
@@ -279,5 +279,35 @@ func TestQuitAfterFailedSetup(t *testing.T) {
 	}
 	if l := <-saw; l != "QUIT" {
 		t.Fatalf("after a 554 greeting the client sent %q", l)
+	}
+}
+
+// TestServerNameForAnIPAddress: a host dialled by IP address (as an MX
+// host is, address by address) is verified and reported under its name.
+func TestServerNameForAnIPAddress(t *testing.T) {
+	ca := newTestCA(t)
+	ts := startServer(t, nil, nil, func(s *gosmtp.Server) {
+		s.TLSConfig = &tls.Config{Certificates: []tls.Certificate{ca.Leaf}}
+	})
+	r, err := ParseRelayURL("smtp://" + ts.Addr + "?ca=" + ca.PEM + "&starttls=required")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := r.Options(&Options{ServerName: "mx1.relay.test"})
+	c, err := Dial(ctxT(t), ts.Addr, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.SendAndQuit(ctxT(t), &Envelope{From: "a@x.test", Recipients: []string{"b@y.test"}}, strings.NewReader("hi"))
+	if err != nil || res.Server != "mx1.relay.test" || res.RemoteAddr.String() != ts.Addr || !res.TLSVerified {
+		t.Fatalf("%v: server %q at %v, verified %v", err, res.Server, res.RemoteAddr, res.TLSVerified)
+	}
+	// The certificate does not name another host: under the required
+	// policy that is a temporary local refusal.
+	o.ServerName = "mx2.relay.test"
+	_, err = Dial(ctxT(t), ts.Addr, o)
+	var e *Error
+	if !errors.As(err, &e) || e.EnhancedCode != (EnhancedCode{4, 7, 5}) || !strings.Contains(err.Error(), "mx2.relay.test") {
+		t.Fatalf("wrong name: %v", err)
 	}
 }
