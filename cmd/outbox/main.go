@@ -39,12 +39,15 @@ func commands() []command {
 		{"serve", "run the daemon: HTTP API, SMTP submission, delivery", runServe},
 		{"send", "compose a message and print, send or submit it", runSend},
 		{"queue", "list, show, retry or cancel queued messages", runQueue},
+		{"version", "print the version, commit and Go version", runVersion},
 	}
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := startProfile()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
 	stop()
 	os.Exit(code)
 }
@@ -57,6 +60,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		return run(ctx, []string{"version"}, stdout, stderr)
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {
