@@ -67,7 +67,8 @@ func NewPool(opts *PoolOptions) *Pool {
 // every recipient.
 //
 // An idle connection the server has closed is not used: it is found at
-// checkout without a round trip (see Client.peerGone), or, when the
+// checkout without a round trip (a non-blocking peek at the idle
+// socket: EOF or unasked-for bytes mean it is gone), or, when the
 // server closes it just as the transaction starts, by the transaction
 // failing before its first reply (RSET or MAIL: a write or read error,
 // or a 421). Then the message is sent again, once, on a new connection,
@@ -130,36 +131,36 @@ func failedResult(env *Envelope, err error) (*SendResult, error) {
 }
 
 // get returns a live idle connection (reused true) or dials a new one.
-func (p *Pool) get(ctx context.Context, tr Transcript) (c *Client, reused bool, err error) {
+func (p *Pool) get(ctx context.Context, tr Transcript) (*Client, bool, error) {
 	for {
-		c, err := p.popIdle()
+		idle, err := p.popIdle()
 		if err != nil {
 			return nil, false, err
 		}
-		if c == nil {
+		if idle == nil {
 			break
 		}
-		if p.expired(c, time.Now()) {
-			c.quitNoWait()
+		if p.expired(idle, time.Now()) {
+			idle.quitNoWait()
 			continue
 		}
-		if c.peerGone() {
+		if idle.peerGone() {
 			if tr != nil {
 				tr(Note, "pooled connection was closed by the server while idle; not using it")
 			}
-			c.Close()
+			idle.Close()
 			continue
 		}
-		c.SetTranscript(tr)
-		if time.Since(c.lastUsed) > p.opts.ProbeAfter {
-			if err := c.Noop(ctx); err != nil {
-				c.Close()
+		idle.SetTranscript(tr)
+		if time.Since(idle.lastUsed) > p.opts.ProbeAfter {
+			if err := idle.Noop(ctx); err != nil {
+				idle.Close()
 				continue
 			}
 		}
-		return c, true, nil
+		return idle, true, nil
 	}
-	c, err = p.dial(ctx, tr)
+	c, err := p.dial(ctx, tr)
 	return c, false, err
 }
 
