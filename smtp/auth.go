@@ -29,8 +29,8 @@ var (
 	mechPreferencePlain = []string{"CRAM-MD5", "PLAIN", "LOGIN"}
 )
 
-// AuthMechanisms are the SASL mechanisms Options.AuthMechanism can force.
-var AuthMechanisms = []string{"PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"}
+// authMechanisms are the SASL mechanisms Options.AuthMechanism can force.
+var authMechanisms = []string{"PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"}
 
 // revealsSecret reports whether mechanism name sends the password or
 // token itself, which outside TLS needs Options.AllowInsecureAuth.

@@ -164,7 +164,7 @@ func (r *Relay) parseQuery(q url.Values) error {
 			r.CAFile = v
 		case "auth":
 			r.AuthMechanism = strings.ToUpper(v)
-			if !slices.Contains(AuthMechanisms, r.AuthMechanism) {
+			if !slices.Contains(authMechanisms, r.AuthMechanism) {
 				err = fmt.Errorf("relay URL: auth=%q: want plain, login, cram-md5 or xoauth2", v)
 			}
 		default:
