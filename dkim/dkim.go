@@ -262,11 +262,14 @@ const lineWidth = 78
 func foldTags(tags []string) []byte {
 	out := []byte("DKIM-Signature:")
 	col := len(out)
-	for _, t := range tags {
-		if col+1+len(t) > lineWidth {
+	for i, t := range tags {
+		// Names in h= follow their colon directly unless the line is full.
+		sep := i == 0 || !strings.HasSuffix(tags[i-1], ":")
+		switch {
+		case col+1+len(t) > lineWidth:
 			out = append(out, "\r\n\t"...)
 			col = 1
-		} else {
+		case sep:
 			out = append(out, ' ')
 			col++
 		}

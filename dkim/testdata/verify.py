@@ -26,12 +26,19 @@ def txt(name, timeout=5):
 
 
 msg = sys.stdin.buffer.read()
-d = dkim.DKIM(msg)
+try:
+    d = dkim.DKIM(msg)
+except dkim.MessageFormatError as e:
+    print("overall unparsable:", e)
+    sys.exit(0)
 sigs = [v for k, v in d.headers if k.lower() == b"dkim-signature"]
 ok = bool(sigs)
 for i, v in enumerate(sigs):
     tags = dict((m.group(1), re.sub(rb"\s", b"", m.group(2))) for m in re.finditer(rb"(\w+)\s*=\s*([^;]*)", v))
-    passed = dkim.DKIM(msg).verify(idx=i, dnsfunc=txt)
+    try:
+        passed = dkim.DKIM(msg).verify(idx=i, dnsfunc=txt)
+    except dkim.DKIMException:
+        passed = False
     ok = ok and passed
     print("pass" if passed else "fail", tags[b"d"].decode(), tags[b"s"].decode(), tags[b"a"].decode())
 print("overall", "pass" if ok else "fail")
