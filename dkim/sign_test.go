@@ -216,12 +216,12 @@ func TestTamperingDetected(t *testing.T) {
 	s, dns := setup(t, k, ed)
 	signed := string(sign(t, s, []byte(simpleMsg)))
 	for name, bad := range map[string]string{
-		"body":           strings.Replace(signed, "see you", "see yoU", 1),
-		"body appended":  signed + "P.S. send money\r\n",
-		"subject":        strings.Replace(signed, "Subject: Hello", "Subject: Hellp", 1),
-		"from":           strings.Replace(signed, "alice@example.com", "alice@example.co", 1),
-		"second From":    strings.Replace(signed, "X-Unsigned:", "From: Mallory <m@evil.example>\r\nX-Unsigned:", 1),
-		"From appended":  strings.Replace(signed, "\r\n\r\n", "\r\nFrom: x@evil.example\r\n\r\n", 1),
+		"body":          strings.Replace(signed, "see you", "see yoU", 1),
+		"body appended": signed + "P.S. send money\r\n",
+		"subject":       strings.Replace(signed, "Subject: Hello", "Subject: Hellp", 1),
+		"from":          strings.Replace(signed, "alice@example.com", "alice@example.co", 1),
+		"second From":   strings.Replace(signed, "X-Unsigned:", "From: Mallory <m@evil.example>\r\nX-Unsigned:", 1),
+		"From appended": strings.Replace(signed, "\r\n\r\n", "\r\nFrom: x@evil.example\r\n\r\n", 1),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if bad == signed {
