@@ -12,6 +12,7 @@ import (
 type crlfReader struct {
 	r       io.Reader
 	buf     []byte
+	back    []byte // out's backing array, reused by every fill
 	out     []byte // normalised bytes not yet returned
 	cr      bool   // the last input byte was CR
 	lastLF  bool   // the last output byte was LF
@@ -20,7 +21,7 @@ type crlfReader struct {
 }
 
 func newCRLFReader(r io.Reader) *crlfReader {
-	return &crlfReader{r: r, buf: make([]byte, 16<<10), out: make([]byte, 0, 32<<10)}
+	return &crlfReader{r: r, buf: make([]byte, 16<<10), back: make([]byte, 0, 32<<10)}
 }
 
 // Read returns normalised bytes.
@@ -39,7 +40,7 @@ func (c *crlfReader) Read(p []byte) (int, error) {
 // fill reads one block from the source and normalises it into out.
 func (c *crlfReader) fill() {
 	n, err := c.r.Read(c.buf)
-	out := c.out[:0]
+	out := c.back[:0]
 	for _, b := range c.buf[:n] {
 		if c.cr {
 			c.cr = false
@@ -77,7 +78,7 @@ func (c *crlfReader) fill() {
 		c.written = true
 		c.lastLF = out[len(out)-1] == '\n'
 	}
-	c.out = out
+	c.back, c.out = out[:0], out
 }
 
 // relaxedBody is the "relaxed" body canonicalisation of RFC 6376 §3.4.4
@@ -107,10 +108,11 @@ func (c *relaxedBody) Write(p []byte) (int, error) {
 			c.wsp = false // trailing white space is deleted
 			c.blank++
 		default:
-			for c.blank > 0 {
-				k := min(c.blank, int64(len(crlfs)/2))
-				out = append(out, crlfs[:2*k]...)
-				c.blank -= k
+			if c.blank > 0 {
+				var err error
+				if out, err = c.emitBlank(out); err != nil {
+					return 0, err
+				}
 			}
 			if c.wsp {
 				out = append(out, ' ')
@@ -127,6 +129,28 @@ func (c *relaxedBody) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// emitBlank writes the line breaks counted so far after what out holds,
+// straight to the hash when there are many, and returns out to go on
+// with.
+func (c *relaxedBody) emitBlank(out []byte) ([]byte, error) {
+	if c.blank <= int64(len(crlfs)/2) {
+		out = append(out, crlfs[:2*c.blank]...)
+		c.blank = 0
+		return out, nil
+	}
+	if _, err := c.w.Write(out); err != nil {
+		return out, err
+	}
+	for c.blank > 0 {
+		k := min(c.blank, int64(len(crlfs)/2))
+		if _, err := c.w.Write(crlfs[:2*k]); err != nil {
+			return out, err
+		}
+		c.blank -= k
+	}
+	return out[:0], nil
 }
 
 // Close ends the body: a non-empty body ends with exactly one CRLF, and

@@ -52,7 +52,7 @@ type field struct {
 // length stream through; only signed fields are kept.
 func readHeader(br *bufio.Reader) ([]field, error) {
 	var fields []field
-	kept, keep, lineStart := 0, false, true
+	kept, keep, lineStart, line := 0, false, true, 0
 	for {
 		frag, err := br.ReadSlice('\n')
 		if err != nil && err != bufio.ErrBufferFull && err != io.EOF {
@@ -65,14 +65,24 @@ func readHeader(br *bufio.Reader) ([]field, error) {
 			if string(frag) == "\r\n" {
 				return fields, nil
 			}
-			if frag[0] != ' ' && frag[0] != '\t' {
-				name := fieldName(frag)
+			line++
+			// A continuation line belongs to the field before it; a line
+			// that is neither that nor a field is read differently by
+			// different verifiers, so such a message is not signed.
+			if frag[0] == ' ' || frag[0] == '\t' {
+				if line == 1 {
+					return nil, fmt.Errorf("%w: the header starts with a continuation line", ErrUnsignable)
+				}
+			} else {
+				name, ok := fieldName(frag)
+				if !ok {
+					return nil, fmt.Errorf("%w: header line %d is not a field (no name and colon)", ErrUnsignable, line)
+				}
 				keep = signedSet[name]
 				if keep {
 					fields = append(fields, field{name: name})
 				}
 			}
-			// A continuation line belongs to the field before it.
 		}
 		if keep {
 			if kept += len(frag); kept > maxSignedHeader {
@@ -88,14 +98,21 @@ func readHeader(br *bufio.Reader) ([]field, error) {
 	}
 }
 
-// fieldName returns the lowercase name of the field a line starts, or ""
-// when the line holds no colon.
-func fieldName(line []byte) string {
+// fieldName returns the lowercase name of the field a line starts, and
+// false when the line (as far as it was read) does not start with a
+// field name (printable ASCII) and a colon.
+func fieldName(line []byte) (string, bool) {
 	name, _, ok := bytes.Cut(line, []byte(":"))
-	if !ok {
-		return ""
+	name = bytes.TrimRight(name, " \t") // obsolete syntax allows WSP before the colon
+	if !ok || len(name) == 0 {
+		return "", false
 	}
-	return strings.ToLower(string(bytes.TrimRight(name, " \t")))
+	for _, b := range name {
+		if b < 33 || b > 126 {
+			return "", false
+		}
+	}
+	return strings.ToLower(string(name)), true
 }
 
 // fieldValue returns a raw field's value, unfolded.

@@ -249,7 +249,10 @@ func TestUnsignable(t *testing.T) {
 		"group":        {"From: undisclosed:;\r\n\r\nx\r\n", "no mailbox"},
 		"empty":        {"", "no From field"},
 		"huge signed":  {"From: a@example.com\r\nSubject: " + strings.Repeat("x", 300<<10) + "\r\n\r\n", "longer than"},
-		"garbage only": {"\x00\xff\r\n\r\n", "no From field"},
+		"garbage only": {"\x00\xff\r\n\r\n", "header line 1 is not a field"},
+		"mbox From_":   {"From alice Mon Jan  2 15:04:05 2006\nFrom: a@example.com\n\nx\n", "header line 1 is not a field"},
+		"no colon":     {"From: a@example.com\r\nTo\r\n\r\nx\r\n", "header line 2 is not a field"},
+		"continuation": {" x\r\nFrom: a@example.com\r\n\r\nx\r\n", "starts with a continuation"},
 	} {
 		sig, err := s.Sign(strings.NewReader(tc.msg))
 		if !errors.Is(err, ErrUnsignable) || !strings.Contains(err.Error(), tc.want) || sig != nil {
