@@ -107,6 +107,16 @@ var verifiers = []verifier{
 		[]string{"perl", "testdata/verify.pl"}, "apt-get install -y libmail-dkim-perl", false},
 }
 
+var installedOnce sync.Map // verifier name → func() error
+
+// installed reports (once per verifier) whether it can run.
+func (v verifier) installed() error {
+	f, _ := installedOnce.LoadOrStore(v.name, sync.OnceValue(func() error {
+		return exec.Command(v.check[0], v.check[1:]...).Run()
+	}))
+	return f.(func() error)()
+}
+
 // result is one verifier's verdict on one signature.
 type result struct {
 	verifier, verdict, domain, alg string
@@ -119,7 +129,7 @@ func verifyExternal(t *testing.T, dns *dnsServer, signed []byte) []result {
 	_, port, _ := strings.Cut(dns.addr(), ":")
 	var out []result
 	for _, v := range verifiers {
-		if err := exec.Command(v.check[0], v.check[1:]...).Run(); err != nil {
+		if err := v.installed(); err != nil {
 			if os.Getenv("CI") != "" {
 				t.Fatalf("%s is needed for the independent DKIM check (%v): %s", v.name, err, v.install)
 			}

@@ -22,6 +22,7 @@ const simpleMsg = "From: Alice <alice@example.com>\r\n" +
 	"Hi Bob,\r\n\r\nsee you  \t soon.  \r\n\r\n\r\n"
 
 func TestSignRSA(t *testing.T) {
+	t.Parallel()
 	k := Key{Domain: "example.com", Selector: "s2048", Signer: testRSA(t)}
 	s, dns := setup(t, k)
 	signed := sign(t, s, []byte(simpleMsg))
@@ -43,6 +44,7 @@ func TestSignRSA(t *testing.T) {
 }
 
 func TestSignEd25519(t *testing.T) {
+	t.Parallel()
 	k := Key{Domain: "example.com", Selector: "ed", Signer: testEd25519(t)}
 	s, dns := setup(t, k)
 	signed := sign(t, s, []byte(simpleMsg))
@@ -55,6 +57,7 @@ func TestSignEd25519(t *testing.T) {
 // Two keys for one domain (RSA and Ed25519 side by side, or an old and a
 // new key during a rotation) give two signatures, each verifying alone.
 func TestDualSigning(t *testing.T) {
+	t.Parallel()
 	old := Key{Domain: "example.com", Selector: "2024", Signer: testRSA(t)}
 	ed := Key{Domain: "example.com", Selector: "2025", Signer: testEd25519(t)}
 	s, dns := setup(t, old, ed)
@@ -70,6 +73,7 @@ func TestDualSigning(t *testing.T) {
 // Mail from a subdomain is signed by the most specific domain that covers
 // it; mail from elsewhere is not signed, and its body is not read.
 func TestDomainChoice(t *testing.T) {
+	t.Parallel()
 	parent := Key{Domain: "Example.COM", Selector: "p", Signer: testEd25519(t)}
 	child := Key{Domain: "mail.example.com", Selector: "c", Signer: testEd25519(t)}
 	other := Key{Domain: "example.org", Selector: "o", Signer: testEd25519(t)}
@@ -84,7 +88,10 @@ func TestDomainChoice(t *testing.T) {
 	} {
 		msg := "From: " + tc.from + "\r\nSubject: x\r\n\r\nbody\r\n"
 		signed := sign(t, s, []byte(msg))
-		checkBoth(t, dns, signed, tc.d)
+		// Which key signs is the question here; go-msgauth answers it.
+		if vs := verifyGo(t, dns, signed); len(vs) != 1 || vs[0].Err != nil || vs[0].Domain != tc.d {
+			t.Errorf("From %s: %v, want one passing signature by %s", tc.from, vs, tc.d)
+		}
 	}
 
 	for _, from := range []string{"a@example.net", "a@badexample.com", "a@[192.0.2.1]", "a@example.com, b@example.net"} {
@@ -114,6 +121,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // A message composed by the message package with attachments, an inline
 // image, HTML and non-ASCII everywhere, signed and verified.
 func TestMultipartWithAttachments(t *testing.T) {
+	t.Parallel()
 	k := Key{Domain: "bücher.example", Selector: "sel", Signer: testRSA(t)}
 	ed := Key{Domain: "bücher.example", Selector: "ed", Signer: testEd25519(t)}
 	s, dns := setup(t, k, ed)
@@ -153,6 +161,7 @@ func TestMultipartWithAttachments(t *testing.T) {
 // Raw UTF-8 (RFC 6532) and RFC 2047 headers, folded fields, a repeated
 // field, white space everywhere and a body without a final line break.
 func TestRawHeaders(t *testing.T) {
+	t.Parallel()
 	k := Key{Domain: "example.com", Selector: "sel", Signer: testRSA(t)}
 	ed := Key{Domain: "example.com", Selector: "ed", Signer: testEd25519(t)}
 	s, dns := setup(t, k, ed)
@@ -181,6 +190,7 @@ func TestRawHeaders(t *testing.T) {
 // signing exactly as the smtp client normalises them on the wire, so the
 // signature verifies on what is sent.
 func TestLineEndingsAsSent(t *testing.T) {
+	t.Parallel()
 	k := Key{Domain: "example.com", Selector: "ed", Signer: testEd25519(t)}
 	s, dns := setup(t, k)
 	lf := strings.ReplaceAll(simpleMsg, "\r\n", "\n")
@@ -211,6 +221,7 @@ func bh(t *testing.T, sig []byte) string {
 // Tampering with the body or with a signed header, or adding a From,
 // breaks the signature for every verifier; an unsigned header does not.
 func TestTamperingDetected(t *testing.T) {
+	t.Parallel()
 	k := Key{Domain: "example.com", Selector: "sel", Signer: testRSA(t)}
 	ed := Key{Domain: "example.com", Selector: "ed", Signer: testEd25519(t)}
 	s, dns := setup(t, k, ed)
@@ -274,6 +285,7 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 // A message that is all header (no empty line, no body) is signed over an
 // empty body and verifies as sent.
 func TestHeaderOnly(t *testing.T) {
+	t.Parallel()
 	k := Key{Domain: "example.com", Selector: "ed", Signer: testEd25519(t)}
 	s, dns := setup(t, k)
 	signed := sign(t, s, []byte("From: a@example.com\r\nSubject: no body"))
