@@ -24,6 +24,11 @@ func newCRLFReader(r io.Reader) *crlfReader {
 	return &crlfReader{r: r, buf: make([]byte, 16<<10), back: make([]byte, 0, 32<<10)}
 }
 
+// reset makes c read r from the start, keeping its buffers.
+func (c *crlfReader) reset(r io.Reader) {
+	*c = crlfReader{r: r, buf: c.buf, back: c.back[:0]}
+}
+
 // Read returns normalised bytes.
 func (c *crlfReader) Read(p []byte) (int, error) {
 	for len(c.out) == 0 {

@@ -31,6 +31,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -76,7 +77,10 @@ func NewSigner(keys ...Key) (*Signer, error) {
 // The message is read once, in constant memory; only the header fields
 // that are signed are kept (at most 256 KiB of them).
 func (s *Signer) Sign(r io.Reader) ([]byte, error) {
-	br := bufio.NewReaderSize(newCRLFReader(r), 32<<10)
+	st := states.Get().(*signState)
+	defer st.release()
+	st.crlf.reset(r)
+	br := st.br
 	fields, err := readHeader(br)
 	if err != nil {
 		return nil, err
@@ -90,7 +94,8 @@ func (s *Signer) Sign(r io.Reader) ([]byte, error) {
 		return nil, nil
 	}
 	bh := sha256.New()
-	body := &relaxedBody{w: bh, out: make([]byte, 0, 32<<10)}
+	body := &st.body
+	*body = relaxedBody{w: bh, out: body.out[:0]}
 	if _, err := br.WriteTo(body); err != nil {
 		return nil, err
 	}
@@ -133,6 +138,28 @@ func (s *Signer) Open(open func() (io.ReadCloser, error)) (io.ReadCloser, error)
 		return nil, err
 	}
 	return signedReader{io.MultiReader(strings.NewReader(string(sig)), newCRLFReader(second)), second}, nil
+}
+
+// signState holds the buffers of one Sign, reused by the next: a small
+// message would otherwise cost more in buffers than in bytes.
+type signState struct {
+	crlf *crlfReader
+	br   *bufio.Reader
+	body relaxedBody
+}
+
+var states = sync.Pool{New: func() any {
+	st := &signState{crlf: newCRLFReader(nil), body: relaxedBody{out: make([]byte, 0, 32<<10)}}
+	st.br = bufio.NewReaderSize(st.crlf, 32<<10)
+	return st
+}}
+
+// release drops the references to the message and returns st to the pool.
+func (st *signState) release() {
+	st.crlf.reset(nil)
+	st.br.Reset(st.crlf)
+	st.body.w = nil
+	states.Put(st)
 }
 
 type signedReader struct {
