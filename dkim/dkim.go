@@ -33,6 +33,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/outbox-mail/outbox/internal/crlf"
 )
 
 // ErrUnsignable is wrapped by the errors Sign returns for a message that
@@ -79,7 +81,7 @@ func NewSigner(keys ...Key) (*Signer, error) {
 func (s *Signer) Sign(r io.Reader) ([]byte, error) {
 	st := states.Get().(*signState)
 	defer st.release()
-	st.crlf.reset(r)
+	st.crlf.Reset(r)
 	br := st.br
 	fields, err := readHeader(br)
 	if err != nil {
@@ -137,26 +139,26 @@ func (s *Signer) Open(open func() (io.ReadCloser, error)) (io.ReadCloser, error)
 	if err != nil {
 		return nil, err
 	}
-	return signedReader{io.MultiReader(strings.NewReader(string(sig)), newCRLFReader(second)), second}, nil
+	return signedReader{io.MultiReader(strings.NewReader(string(sig)), crlf.NewReader(second)), second}, nil
 }
 
 // signState holds the buffers of one Sign, reused by the next: a small
 // message would otherwise cost more in buffers than in bytes.
 type signState struct {
-	crlf *crlfReader
+	crlf *crlf.Reader
 	br   *bufio.Reader
 	body relaxedBody
 }
 
 var states = sync.Pool{New: func() any {
-	st := &signState{crlf: newCRLFReader(nil), body: relaxedBody{out: make([]byte, 0, 32<<10)}}
+	st := &signState{crlf: crlf.NewReader(nil), body: relaxedBody{out: make([]byte, 0, 32<<10)}}
 	st.br = bufio.NewReaderSize(st.crlf, 32<<10)
 	return st
 }}
 
 // release drops the references to the message and returns st to the pool.
 func (st *signState) release() {
-	st.crlf.reset(nil)
+	st.crlf.Reset(nil)
 	st.br.Reset(st.crlf)
 	st.body.w = nil
 	states.Put(st)

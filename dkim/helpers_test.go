@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	msgauth "github.com/emersion/go-msgauth/dkim"
+
+	"github.com/outbox-mail/outbox/internal/crlf"
 )
 
 var (
@@ -71,7 +73,7 @@ func sign(t *testing.T, s *Signer, msg []byte) []byte {
 
 func normalize(t testing.TB, msg []byte) []byte {
 	var out bytes.Buffer
-	if _, err := out.ReadFrom(newCRLFReader(bytes.NewReader(msg))); err != nil {
+	if _, err := out.ReadFrom(crlf.NewReader(bytes.NewReader(msg))); err != nil {
 		t.Fatal(err)
 	}
 	return out.Bytes()

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	msgauth "github.com/emersion/go-msgauth/dkim"
+
+	"github.com/outbox-mail/outbox/internal/crlf"
 )
 
 // genMessage is a multipart message of about size bytes made up as it is
@@ -250,7 +252,7 @@ func TestBlankBodyBoundedMemory(t *testing.T) {
 	if alloc > 1<<20 {
 		t.Errorf("signing %d MiB of empty lines allocated %d KiB", size>>20, alloc>>10)
 	}
-	signed, err := io.ReadAll(io.MultiReader(bytes.NewReader(sig), newCRLFReader(msg())))
+	signed, err := io.ReadAll(io.MultiReader(bytes.NewReader(sig), crlf.NewReader(msg())))
 	if err != nil {
 		t.Fatal(err)
 	}
