@@ -122,9 +122,9 @@ func (s *Signer) Sign(r io.Reader) ([]byte, error) {
 // from a first open, and the reader returned reads the DKIM-Signature
 // fields and then the message, normalised, from a second open. The two
 // opens must yield the same bytes (a stored body does). Closing the reader
-// closes the second opening. The message is sent unsigned, with no error,
-// when no key covers its From domain; an error wrapping ErrUnsignable
-// means it could be sent unsigned.
+// closes the second opening. When no key covers the From domain the
+// reader yields the message unsigned, with no error; an error wrapping
+// ErrUnsignable means the caller may send the message unsigned.
 func (s *Signer) Open(open func() (io.ReadCloser, error)) (io.ReadCloser, error) {
 	first, err := open()
 	if err != nil {
@@ -139,7 +139,7 @@ func (s *Signer) Open(open func() (io.ReadCloser, error)) (io.ReadCloser, error)
 	if err != nil {
 		return nil, err
 	}
-	return signedReader{io.MultiReader(strings.NewReader(string(sig)), crlf.NewReader(second)), second}, nil
+	return signedReader{io.MultiReader(bytes.NewReader(sig), crlf.NewReader(second)), second}, nil
 }
 
 // signState holds the buffers of one Sign, reused by the next: a small
@@ -164,6 +164,7 @@ func (st *signState) release() {
 	states.Put(st)
 }
 
+// signedReader is the signature and the message, closed with the latter.
 type signedReader struct {
 	io.Reader
 	c io.Closer
