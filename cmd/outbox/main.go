@@ -39,6 +39,7 @@ func commands() []command {
 		{"serve", "run the daemon: HTTP API, SMTP submission, delivery", runServe},
 		{"send", "compose a message and print, send or submit it", runSend},
 		{"queue", "list, show, retry or cancel queued messages", runQueue},
+		{"dkim", "generate a DKIM key and the DNS record to publish", runDKIM},
 		{"version", "print the version, commit and Go version", runVersion},
 	}
 }
