@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -51,20 +52,25 @@ func TestDowngradeToServerWithout8BITMIME(t *testing.T) {
 	defer sink.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client, err := smtp.Dial(ctx, sink.Addr(), nil)
+	// The way delivery sends it: the pool, with mime7.Downgrade as the hook
+	// it calls for an 8-bit body and a server without 8BITMIME.
+	pool := smtp.NewPool(&smtp.PoolOptions{Addr: sink.Addr()})
+	defer pool.Close()
+	env := &smtp.Envelope{From: "a@example.com", Recipients: []string{"b@example.com"}, EightBit: true}
+	res, err := pool.Send(ctx, env, bytes.NewReader(stored), &smtp.SendOptions{Downgrade: mime7.Downgrade})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
-	if ok, _ := client.Extension("8BITMIME"); ok {
-		t.Fatal("the server offers 8BITMIME")
+	if !res.Downgraded {
+		t.Error("SendResult.Downgraded is false")
 	}
-	body, err := mime7.Downgrade(bytes.NewReader(stored))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.Send(ctx, &smtp.Envelope{From: "a@example.com", Recipients: []string{"b@example.com"}}, body); err != nil {
-		t.Fatal(err)
+	// One that cannot be downgraded (8-bit header, no SMTPUTF8) fails
+	// locally and for good with 5.6.3 and mime7's reason.
+	bad := dated + "Subject: Grüße\r\n\r\nGrüße\r\n"
+	_, err = pool.Send(ctx, env, strings.NewReader(bad), &smtp.SendOptions{Downgrade: mime7.Downgrade})
+	var se *smtp.Error
+	if !errors.As(err, &se) || se.Code != 554 || se.EnhancedCode != (smtp.EnhancedCode{5, 6, 3}) || !strings.Contains(se.Message, "SMTPUTF8") {
+		t.Errorf("8-bit header: %v, want a local 554 5.6.3 naming SMTPUTF8", err)
 	}
 	rcv := sink.Received()
 	if len(rcv) != 1 || rcv[0].EightBit {
