@@ -25,8 +25,8 @@ func (q *Queue[TTx]) Enqueue(ctx context.Context, m NewMessage) (string, error) 
 // memory: no claim transaction, no body read-back. Should the process die,
 // the lease lapses and the message is claimed again like any other.
 func (q *Queue[TTx]) EnqueueLeased(ctx context.Context, m NewMessage, owner string, lease time.Duration) (Enqueued, error) {
-	if owner == "" || lease <= 0 {
-		return Enqueued{}, fmt.Errorf("%s: %w: EnqueueLeased needs an owner and a positive lease", q.name, ErrInvalid)
+	if owner == "" || lease == 0 {
+		return Enqueued{}, fmt.Errorf("%s: %w: EnqueueLeased needs an owner and a lease", q.name, ErrInvalid)
 	}
 	return q.enqueue(ctx, m, owner, lease)
 }
@@ -250,9 +250,12 @@ func (q *Queue[TTx]) firstState(p *pending, sup map[string][]Suppression) (Messa
 		statuses[i] = rs[i].Status
 	}
 	row := MessageRow{ID: p.id, From: m.From, Subject: m.Subject, Status: Summarize(statuses),
-		CreatedAt: p.created, NextAttemptAt: later(p.created, m.SendAt), ExpiresAt: p.expires,
+		CreatedAt: p.created, NextAttemptAt: p.created, ExpiresAt: p.expires,
 		IdempotencyKey: m.IdempotencyKey, Size: p.size, Source: m.Source, Flags: m.Flags,
 		Repairs: m.Repairs, Tags: m.Tags}
+	if !m.SendAt.IsZero() {
+		row.NextAttemptAt = m.SendAt
+	}
 	if p.file == nil {
 		row.Inline = p.mem
 	}
