@@ -28,7 +28,7 @@ func BenchmarkEnqueue(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			dsn, _ := freshSchema(b)
-			s := openStore(b, dsn, Options{BatchMessages: c.batch})
+			s := openStore(b, dsn, Options{Queue: queue.Options{BatchMessages: c.batch}})
 			ctx := context.Background()
 			lat := make([]time.Duration, b.N)
 			var next atomic.Int64
@@ -60,8 +60,8 @@ func BenchmarkEnqueue(b *testing.B) {
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-			if c := s.commits.Load(); c > 0 {
-				b.ReportMetric(float64(s.committed.Load())/float64(c), "msgs/commit")
+			if c, n := s.CommitStats(); c > 0 {
+				b.ReportMetric(float64(n)/float64(c), "msgs/commit")
 			}
 		})
 	}

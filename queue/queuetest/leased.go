@@ -60,15 +60,18 @@ func testBadResultStatus(t *testing.T, s queue.Store) {
 // testTextValidated: what no database column holds is refused alike.
 func testTextValidated(t *testing.T, s queue.Store) {
 	for name, mod := range map[string]func(*queue.NewMessage){
-		"NUL in subject":         func(m *queue.NewMessage) { m.Subject = "a\x00b" },
-		"invalid UTF-8 subject":  func(m *queue.NewMessage) { m.Subject = "\xff" },
-		"NUL in tag":             func(m *queue.NewMessage) { m.Tags = map[string]string{"k": "\x00"} },
-		"unknown source":         func(m *queue.NewMessage) { m.Source = "carrier-pigeon" },
-		"bad RET":                func(m *queue.NewMessage) { m.DSN.Return = "ALL" },
-		"CRLF in ENVID":          func(m *queue.NewMessage) { m.DSN.EnvID = "x\r\ny" },
-		"bad NOTIFY":             func(m *queue.NewMessage) { m.RecipientDSN = []queue.RecipientDSN{{Notify: []string{"ALWAYS"}}} },
-		"RecipientDSN too short": func(m *queue.NewMessage) { m.Recipients = append(m.Recipients, "c@x.test"); m.RecipientDSN = []queue.RecipientDSN{{}} },
-		"repair with space":      func(m *queue.NewMessage) { m.Repairs = []string{"message id"} },
+		"NUL in subject":        func(m *queue.NewMessage) { m.Subject = "a\x00b" },
+		"invalid UTF-8 subject": func(m *queue.NewMessage) { m.Subject = "\xff" },
+		"NUL in tag":            func(m *queue.NewMessage) { m.Tags = map[string]string{"k": "\x00"} },
+		"unknown source":        func(m *queue.NewMessage) { m.Source = "carrier-pigeon" },
+		"bad RET":               func(m *queue.NewMessage) { m.DSN.Return = "ALL" },
+		"CRLF in ENVID":         func(m *queue.NewMessage) { m.DSN.EnvID = "x\r\ny" },
+		"bad NOTIFY":            func(m *queue.NewMessage) { m.RecipientDSN = []queue.RecipientDSN{{Notify: []string{"ALWAYS"}}} },
+		"RecipientDSN too short": func(m *queue.NewMessage) {
+			m.Recipients = append(m.Recipients, "c@x.test")
+			m.RecipientDSN = []queue.RecipientDSN{{}}
+		},
+		"repair with space": func(m *queue.NewMessage) { m.Repairs = []string{"message id"} },
 	} {
 		m := newMsg("b@x.test")
 		mod(&m)
