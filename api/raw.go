@@ -103,10 +103,8 @@ func (h *Handler) rawEnvelope(q url.Values, hdr []byte) (queue.NewMessage, *apiE
 		return queue.NewMessage{}, unprocessable("to", "too many recipients: %d given, at most %d allowed", len(rcpts), h.cfg.MaxRecipients)
 	}
 	nm := queue.NewMessage{From: from, Recipients: rcpts, Subject: decodeSubject(header.Get("Subject")),
-		Tags: map[string]string{"source": "api"}}
-	if env.NeedsSMTPUTF8() {
-		nm.Tags["smtputf8"] = "1"
-	}
+		Source: queue.SourceAPI}
+	nm.SMTPUTF8 = env.NeedsSMTPUTF8()
 	return nm, nil
 }
 

@@ -37,7 +37,7 @@ func TestMetricsAfterDelivery(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		msg, err := c.Status(context.Background(), id)
+		msg, err := c.Get(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}

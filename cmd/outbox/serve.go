@@ -168,8 +168,8 @@ func (d *service) build() error {
 	d.hooks = hooks
 	m := metrics.New(d.store)
 	occ := outbox.Config{Store: d.store, Transport: d.transport, Workers: cfg.workers,
-		Retry:    delivery.RetryPolicy{Initial: cfg.retryInitial, Max: cfg.retryMax},
-		Lifetime: cfg.maxLifetime, Lease: cfg.lease, OnEnqueue: m.Accepted, OnResult: m.Result, Logger: d.log}
+		Retry: delivery.RetryPolicy{Initial: cfg.retryInitial, Max: cfg.retryMax},
+		Lease: cfg.lease, OnEnqueue: m.Accepted, OnResult: m.Result, Logger: d.log}
 	if hooks != nil {
 		occ.Events = hooks.EventsFor
 		occ.OnCancel = hooks.Cancelled

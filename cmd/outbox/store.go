@@ -21,11 +21,11 @@ func openStore(ctx context.Context, db string, lifetime time.Duration, log *slog
 		if path == "" {
 			return nil, usagef("--db sqlite: needs a path, e.g. sqlite:outbox-data/outbox.db")
 		}
-		return sqlite.Open(path, sqlite.Options{DefaultLifetime: lifetime, Logger: log})
+		return sqlite.Open(path, sqlite.Options{Queue: queue.Options{Lifetime: lifetime, Logger: log}})
 	case strings.HasPrefix(db, "postgres://"), strings.HasPrefix(db, "postgresql://"):
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		return postgres.Open(ctx, db, postgres.Options{DefaultLifetime: lifetime, Logger: log})
+		return postgres.Open(ctx, db, postgres.Options{Queue: queue.Options{Lifetime: lifetime, Logger: log}})
 	}
 	return nil, usagef("--db %q: want sqlite:PATH or postgres://…", redactDSN(db))
 }
