@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/outbox-mail/outbox/queue"
+	"github.com/outbox-mail/outbox/queue/queuetest"
 )
 
 // BenchmarkEnqueue measures durable enqueue throughput (each Enqueue
@@ -63,6 +64,18 @@ func BenchmarkEnqueue(b *testing.B) {
 			if c, n := s.CommitStats(); c > 0 {
 				b.ReportMetric(float64(n)/float64(c), "msgs/commit")
 			}
+		})
+	}
+}
+
+// BenchmarkCycle measures what one message costs this process end to end
+// (see queuetest.BenchCycle); PostgreSQL's own CPU is not counted.
+func BenchmarkCycle(b *testing.B) {
+	for _, leased := range []bool{false, true} {
+		name := map[bool]string{false: "claim", true: "leased"}[leased]
+		b.Run(name, func(b *testing.B) {
+			dsn, _ := freshSchema(b)
+			queuetest.BenchCycle(b, openStore(b, dsn, Options{}), leased)
 		})
 	}
 }
