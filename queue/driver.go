@@ -101,8 +101,10 @@ type Tx interface {
 	Counts(ctx context.Context) (map[Status]int64, error)
 	// BodySize returns a message's body size; ErrNotFound if absent.
 	BodySize(ctx context.Context, id string) (int64, error)
-	// Chunk reads chunk seq of a body; ErrNotFound if absent.
-	Chunk(ctx context.Context, id string, seq int) ([]byte, error)
+	// Chunk reads chunk seq of a body into buf (reusing its storage, so a
+	// body streams through one buffer) and returns it; ErrNotFound if
+	// absent.
+	Chunk(ctx context.Context, id string, seq int, buf []byte) ([]byte, error)
 	// InsertHistory records recipient events.
 	InsertHistory(ctx context.Context, rows []RecipientEvent) error
 	// History reads a message's recipient events, oldest first.

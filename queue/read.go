@@ -195,7 +195,8 @@ type bodyReader[TTx any] struct {
 	size   int64
 	read   int64
 	seq    int
-	cur    []byte
+	buf    []byte // the chunk buffer, reused for every chunk
+	cur    []byte // what is left of the current chunk
 	closed bool
 }
 
@@ -210,7 +211,8 @@ func (b *bodyReader[TTx]) Read(p []byte) (int, error) {
 		}
 		err := b.q.read(b.ctx, "read body", func(tx Tx) error {
 			var err error
-			b.cur, err = tx.Chunk(b.ctx, b.id, b.seq)
+			b.buf, err = tx.Chunk(b.ctx, b.id, b.seq, b.buf[:0])
+			b.cur = b.buf
 			return err
 		})
 		if errors.Is(err, ErrNotFound) {
@@ -229,6 +231,6 @@ func (b *bodyReader[TTx]) Read(p []byte) (int, error) {
 
 // Close implements io.Closer.
 func (b *bodyReader[TTx]) Close() error {
-	b.closed, b.cur = true, nil
+	b.closed, b.cur, b.buf = true, nil, nil
 	return nil
 }

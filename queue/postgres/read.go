@@ -259,10 +259,18 @@ func (t *pgTx) BodySize(ctx context.Context, id string) (int64, error) {
 }
 
 // Chunk reads one body chunk.
-func (t *pgTx) Chunk(ctx context.Context, id string, seq int) ([]byte, error) {
-	var b []byte
-	err := t.row(ctx, []any{&b}, `SELECT data FROM outbox_body_chunks WHERE message_id = $1 AND seq = $2`, id, seq)
-	return b, err
+func (t *pgTx) Chunk(ctx context.Context, id string, seq int, buf []byte) ([]byte, error) {
+	found := false
+	err := t.rows(ctx, func(r pgx.Rows) error {
+		found = true
+		// RawValues are pgx's read buffer, valid until the next row.
+		buf = append(buf[:0], r.RawValues()[0]...)
+		return nil
+	}, `SELECT data FROM outbox_body_chunks WHERE message_id = $1 AND seq = $2`, id, seq)
+	if err == nil && !found {
+		err = queue.ErrNotFound
+	}
+	return buf, err
 }
 
 // History reads a message's recipient events.

@@ -199,10 +199,26 @@ func (t *sqlTx) BodySize(ctx context.Context, id string) (int64, error) {
 }
 
 // Chunk reads one body chunk.
-func (t *sqlTx) Chunk(ctx context.Context, id string, seq int) ([]byte, error) {
-	var b []byte
-	err := t.queryRow(ctx, []any{&b}, `SELECT data FROM body_chunks WHERE message_id = ? AND seq = ?`, id, seq)
-	return b, err
+func (t *sqlTx) Chunk(ctx context.Context, id string, seq int, buf []byte) ([]byte, error) {
+	// RawBytes is the driver's own copy, valid until the rows move on:
+	// copying it into buf saves a second allocation per chunk.
+	var raw sql.RawBytes
+	rows, err := t.query(ctx, `SELECT data FROM body_chunks WHERE message_id = ? AND seq = ?`, id, seq)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		return nil, queue.ErrNotFound
+	}
+	if err := rows.Scan(&raw); err != nil {
+		return nil, err
+	}
+	buf = append(buf[:0], raw...)
+	return buf, rows.Close()
 }
 
 // History reads a message's recipient events.

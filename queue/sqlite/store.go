@@ -107,7 +107,8 @@ func openDriver(path string, log *slog.Logger) (*sqliteDriver, error) {
 	// acknowledged enqueue survives power loss. _txlock=immediate takes the
 	// write lock at BEGIN, so no transaction fails half-way upgrading it.
 	d.wdb, err = sql.Open("sqlite", dsn(path,
-		"_pragma=journal_mode(WAL)", "_pragma=synchronous(FULL)", "_txlock=immediate", "_pragma=wal_autocheckpoint(0)"))
+		"_pragma=journal_mode(WAL)", "_pragma=synchronous(FULL)", "_txlock=immediate", "_pragma=wal_autocheckpoint(0)",
+		"_pragma=cache_size(-1024)"))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
@@ -119,14 +120,17 @@ func openDriver(path string, log *slog.Logger) (*sqliteDriver, error) {
 		d.wdb.Close()
 		return nil, err
 	}
-	if d.rdb, err = sql.Open("sqlite", dsn(path, "_pragma=query_only(1)")); err != nil {
+	// Readers keep a small page cache (512 KiB each, not SQLite's 2 MiB):
+	// bodies stream through them chunk by chunk, and the operating
+	// system's cache holds what was just written anyway.
+	if d.rdb, err = sql.Open("sqlite", dsn(path, "_pragma=query_only(1)", "_pragma=cache_size(-512)")); err != nil {
 		d.wdb.Close()
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	readers := max(4, runtime.GOMAXPROCS(0))
 	d.rdb.SetMaxOpenConns(readers)
 	d.rdb.SetMaxIdleConns(readers)
-	if d.ckdb, err = sql.Open("sqlite", dsn(path, "_pragma=synchronous(FULL)")); err != nil {
+	if d.ckdb, err = sql.Open("sqlite", dsn(path, "_pragma=synchronous(FULL)", "_pragma=cache_size(-512)")); err != nil {
 		d.rdb.Close()
 		d.wdb.Close()
 		return nil, fmt.Errorf("sqlite: open: %w", err)
