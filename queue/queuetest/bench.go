@@ -75,7 +75,7 @@ func startCommitter(b *testing.B, s queue.LeaseHolder) *committer {
 // a delivery worker hands its result over and takes the next message.
 func (c *committer) complete(m *queue.Claimed) {
 	c.results <- cycleResult{ok: make(chan struct{}), r: queue.Result{MessageID: m.ID,
-		Attempt: queue.Attempt{Number: m.Attempts, Route: "bench", Transcript: "S: 250 ok\r\n"},
+		Attempt:    queue.Attempt{Number: m.Attempts, Route: "bench", Transcript: "S: 250 ok\r\n"},
 		Recipients: []queue.RecipientResult{{Address: m.Recipients[0].Address, Status: queue.RecipientDelivered, Code: 250}}}}
 }
 
