@@ -73,34 +73,29 @@ func firstErr(a, b error) error {
 // Attempts returns a message's attempts, oldest first; ErrNotFound if the
 // message does not exist.
 func (q *Queue[TTx]) Attempts(ctx context.Context, id string) ([]Attempt, error) {
-	if !storable(id) {
-		return nil, firstErr(q.check(), ErrNotFound)
-	}
-	var out []Attempt
-	err := q.read(ctx, "attempts", func(tx Tx) error {
-		if _, err := tx.BodySize(ctx, id); err != nil {
-			return err
-		}
-		var err error
-		out, err = tx.Attempts(ctx, id)
-		return err
-	})
-	return out, err
+	return ofMessage(ctx, q, "attempts", id, Tx.Attempts)
 }
 
 // History returns a message's recipient events (bounces, delays,
 // complaints), oldest first; ErrNotFound if the message does not exist.
 func (q *Queue[TTx]) History(ctx context.Context, id string) ([]RecipientEvent, error) {
+	return ofMessage(ctx, q, "history", id, Tx.History)
+}
+
+// ofMessage reads what read gives of message id, in one snapshot with the
+// check that the message exists.
+func ofMessage[TTx, T any](ctx context.Context, q *Queue[TTx], op, id string,
+	read func(Tx, context.Context, string) ([]T, error)) ([]T, error) {
 	if !storable(id) {
 		return nil, firstErr(q.check(), ErrNotFound)
 	}
-	var out []RecipientEvent
-	err := q.read(ctx, "history", func(tx Tx) error {
+	var out []T
+	err := q.read(ctx, op, func(tx Tx) error {
 		if _, err := tx.BodySize(ctx, id); err != nil {
 			return err
 		}
 		var err error
-		out, err = tx.History(ctx, id)
+		out, err = read(tx, ctx, id)
 		return err
 	})
 	return out, err

@@ -37,6 +37,58 @@ func deref(t *time.Time) time.Time {
 // waits for it. Inline bodies follow as one more statement, pipelined.
 func (t *pgTx) InsertMessages(ctx context.Context, rows []queue.MessageRow) ([]queue.Inserted, error) {
 	n := len(rows)
+	args, err := messageArrays(rows)
+	if err != nil {
+		return nil, err
+	}
+	got := map[string]*time.Time{}
+	err = t.rows(ctx, func(r pgx.Rows) error {
+		var id string
+		var lease *time.Time
+		if err := r.Scan(&id, &lease); err != nil {
+			return err
+		}
+		got[id] = lease
+		return nil
+	}, `INSERT INTO outbox_messages (id, sender, subject, status, created_at, updated_at,
+		next_attempt_at, expires_at, idempotency_key, size, tags, source, eight_bit, smtputf8,
+		dsn_ret, dsn_envid, ignore_suppressions, repairs, lease_owner, lease_expires_at, attempts)
+	SELECT u.id, u.sender, u.subject, u.status, u.created, u.created, u.next, u.expires,
+		nullif(u.key, ''), u.size, u.tags::jsonb, u.source, u.eight, u.utf8, u.ret, u.envid,
+		u.ignore, u.repairs, u.owner,
+		CASE WHEN u.owner <> '' THEN now() + u.lease * interval '1 microsecond' END,
+		CASE WHEN u.owner <> '' THEN 1 ELSE 0 END
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+		$7::timestamptz[], $8::text[], $9::bigint[], $10::text[], $11::text[], $12::bool[], $13::bool[],
+		$14::text[], $15::text[], $16::bool[], $17::text[], $18::text[], $19::bigint[]) WITH ORDINALITY
+		AS u(id, sender, subject, status, created, next, expires, key, size, tags, source, eight, utf8,
+			ret, envid, ignore, repairs, owner, lease, ord)
+	ORDER BY u.ord
+	ON CONFLICT (idempotency_key) DO NOTHING
+	RETURNING id, lease_expires_at`, args...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]queue.Inserted, n)
+	var cids []string
+	var data [][]byte
+	for i, r := range rows {
+		lease, ok := got[r.ID]
+		out[i] = queue.Inserted{OK: ok, LeaseExpiresAt: deref(lease)}
+		if ok && len(r.Inline) > 0 {
+			cids, data = append(cids, r.ID), append(data, r.Inline)
+		}
+	}
+	if len(cids) > 0 {
+		t.queue(`INSERT INTO outbox_body_chunks (message_id, seq, data)
+			SELECT u.id, 0, u.data FROM unnest($1::text[], $2::bytea[]) AS u(id, data)`, cids, data)
+	}
+	return out, nil
+}
+
+// messageArrays are InsertMessages' arguments: one array per column.
+func messageArrays(rows []queue.MessageRow) ([]any, error) {
+	n := len(rows)
 	var (
 		ids, senders, subjects, statuses, keys, tags, sources, rets, envids, repairs, owners = make([]string, n),
 			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
@@ -60,51 +112,8 @@ func (t *pgTx) InsertMessages(ctx context.Context, rows []queue.MessageRow) ([]q
 		created[i], expires[i], next[i], sizes[i] = r.CreatedAt, r.ExpiresAt, timeOrNil(r.NextAttemptAt), r.Size
 		eight[i], utf8[i], ignore[i] = r.Flags.EightBit, r.Flags.SMTPUTF8, r.Flags.IgnoreSuppressions
 	}
-	got := map[string]*time.Time{}
-	err := t.rows(ctx, func(r pgx.Rows) error {
-		var id string
-		var lease *time.Time
-		if err := r.Scan(&id, &lease); err != nil {
-			return err
-		}
-		got[id] = lease
-		return nil
-	}, `INSERT INTO outbox_messages (id, sender, subject, status, created_at, updated_at,
-		next_attempt_at, expires_at, idempotency_key, size, tags, source, eight_bit, smtputf8,
-		dsn_ret, dsn_envid, ignore_suppressions, repairs, lease_owner, lease_expires_at, attempts)
-	SELECT u.id, u.sender, u.subject, u.status, u.created, u.created, u.next, u.expires,
-		nullif(u.key, ''), u.size, u.tags::jsonb, u.source, u.eight, u.utf8, u.ret, u.envid,
-		u.ignore, u.repairs, u.owner,
-		CASE WHEN u.owner <> '' THEN now() + u.lease * interval '1 microsecond' END,
-		CASE WHEN u.owner <> '' THEN 1 ELSE 0 END
-	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
-		$7::timestamptz[], $8::text[], $9::bigint[], $10::text[], $11::text[], $12::bool[], $13::bool[],
-		$14::text[], $15::text[], $16::bool[], $17::text[], $18::text[], $19::bigint[]) WITH ORDINALITY
-		AS u(id, sender, subject, status, created, next, expires, key, size, tags, source, eight, utf8,
-			ret, envid, ignore, repairs, owner, lease, ord)
-	ORDER BY u.ord
-	ON CONFLICT (idempotency_key) DO NOTHING
-	RETURNING id, lease_expires_at`,
-		ids, senders, subjects, statuses, created, next, expires, keys, sizes, tags, sources, eight, utf8,
-		rets, envids, ignore, repairs, owners, leases)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]queue.Inserted, n)
-	var cids []string
-	var data [][]byte
-	for i, r := range rows {
-		lease, ok := got[r.ID]
-		out[i] = queue.Inserted{OK: ok, LeaseExpiresAt: deref(lease)}
-		if ok && len(r.Inline) > 0 {
-			cids, data = append(cids, r.ID), append(data, r.Inline)
-		}
-	}
-	if len(cids) > 0 {
-		t.queue(`INSERT INTO outbox_body_chunks (message_id, seq, data)
-			SELECT u.id, 0, u.data FROM unnest($1::text[], $2::bytea[]) AS u(id, data)`, cids, data)
-	}
-	return out, nil
+	return []any{ids, senders, subjects, statuses, created, next, expires, keys, sizes, tags, sources, eight, utf8,
+		rets, envids, ignore, repairs, owners, leases}, nil
 }
 
 // FindKeys returns the ids holding idempotency keys. It runs as its own
