@@ -84,7 +84,8 @@ func newService(ctx context.Context, cfg *serveConfig, log *slog.Logger) (*servi
 		return nil, err
 	}
 	d.transport = tr
-	if d.store, err = openStore(ctx, cfg.db, cfg.maxLifetime, log); err != nil {
+	if d.store, err = openStore(ctx, cfg.db, queue.Options{Lifetime: cfg.maxLifetime,
+		Transcripts: queue.TranscriptPolicy(cfg.transcripts), Logger: log}); err != nil {
 		return nil, err
 	}
 	if err := d.build(); err != nil {
