@@ -156,13 +156,13 @@ func (q *Queue[TTx]) insertRows(ctx context.Context, tx Tx, batch []*pending) ([
 	var all []RecipientRow
 	for i, p := range batch {
 		inserted[i] = ins[i].OK
+		p.claimed = nil // from an earlier try of a batch that failed, if any
 		if !ins[i].OK {
 			taken = append(taken, p.msg.IdempotencyKey)
 			continue
 		}
 		ids[i] = p.id
 		all = append(all, rcpts[i]...)
-		p.claimed = nil
 		if rows[i].Status == StatusSending {
 			p.claimed = claimedFrom(&rows[i], rcpts[i], p, ins[i].LeaseExpiresAt)
 		}
