@@ -12,9 +12,7 @@ package outbox
 
 import (
 	"context"
-	"database/sql"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -23,10 +21,6 @@ import (
 	"github.com/outbox-mail/outbox/message"
 	"github.com/outbox-mail/outbox/queue"
 )
-
-// DefaultLifetime is how long delivery is attempted before a deferred
-// recipient fails for good (Postfix's maximal_queue_lifetime is 5 days).
-const DefaultLifetime = 120 * time.Hour
 
 // Config configures a Client. Store is required.
 type Config struct {
@@ -38,9 +32,8 @@ type Config struct {
 	// Workers is the number of concurrent deliveries (default 8).
 	Workers int
 	// Retry is the schedule after temporary failures (Postfix's defaults).
+	// How long a message is retried is the store's queue.Options.Lifetime.
 	Retry delivery.RetryPolicy
-	// Lifetime bounds how long a message is retried (default 120h).
-	Lifetime time.Duration
 	// Lease is how long a claim lasts without renewal (default 2m).
 	Lease time.Duration
 	// PollInterval bounds idle sleeps, for mail enqueued behind the
@@ -54,9 +47,9 @@ type Config struct {
 	// OnCancel is called after a message is cancelled, e.g. to record the
 	// webhook events of the cancellation; its error is Cancel's.
 	OnCancel func(ctx context.Context, m *queue.Message) error
-	// OnEnqueue is called after a message is durably accepted, with its
-	// tags (e.g. "source"). It must not block.
-	OnEnqueue func(id string, tags map[string]string)
+	// OnEnqueue is called after a message is durably accepted, with where
+	// it came from. It must not block.
+	OnEnqueue func(id string, source queue.Source)
 	// Logger receives operational logs (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -73,15 +66,17 @@ type EnqueueOptions struct {
 	SendAt time.Time
 	// IdempotencyKey makes a repeated enqueue return the first id.
 	IdempotencyKey string
-	// Tags are kept with the message (e.g. "source": "signup").
+	// Tags are the caller's own labels, kept with the message and shown
+	// back; nothing acts on them.
 	Tags map[string]string
-}
-
-// TxEnqueuer is implemented by stores that can enqueue within a caller's
-// own database transaction: queue/sqlite with a *sql.Tx, queue/postgres
-// with a pgx.Tx.
-type TxEnqueuer[Tx any] interface {
-	EnqueueTx(ctx context.Context, tx Tx, m queue.NewMessage) (string, error)
+	// Source says where the message came from (default library).
+	Source queue.Source
+	// IgnoreSuppressions sends even to addresses on the suppression list.
+	IgnoreSuppressions bool
+	// DSN holds the RFC 3461 RET and ENVID; Notify, when set, is every
+	// recipient's NOTIFY.
+	DSN    queue.DSN
+	Notify []string
 }
 
 // New returns a Client; call Start to begin delivering.
@@ -91,9 +86,6 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.Transport == nil {
 		cfg.Transport = delivery.Capture{}
-	}
-	if cfg.Lifetime <= 0 {
-		cfg.Lifetime = DefaultLifetime
 	}
 	d, err := delivery.New(delivery.Config{
 		Store: cfg.Store, Transport: cfg.Transport, Workers: cfg.Workers,
@@ -121,16 +113,24 @@ func (c *Client) Notify() { c.deliverer.Notify() }
 // Store returns the client's store, for listing and inspection.
 func (c *Client) Store() queue.Store { return c.cfg.Store }
 
-// Status returns a message with the fate of each recipient: its status,
+// Get returns a message with the fate of each recipient: its status,
 // attempts and last SMTP reply.
-func (c *Client) Status(ctx context.Context, id string) (*queue.Message, error) {
+func (c *Client) Get(ctx context.Context, id string) (*queue.Message, error) {
 	return c.cfg.Store.Get(ctx, id)
 }
 
-// Retry makes a deferred message due now; with includeFailed, failed
-// recipients are tried again too.
-func (c *Client) Retry(ctx context.Context, id string, includeFailed bool) error {
-	if err := c.cfg.Store.Retry(ctx, id, includeFailed); err != nil {
+// Retry makes a message with deferred or pending recipients due now.
+func (c *Client) Retry(ctx context.Context, id string) error {
+	if err := c.cfg.Store.Retry(ctx, id); err != nil {
+		return err
+	}
+	c.deliverer.Notify()
+	return nil
+}
+
+// Requeue tries a message's failed and bounced recipients again, due now.
+func (c *Client) Requeue(ctx context.Context, id string) error {
+	if err := c.cfg.Store.Requeue(ctx, id); err != nil {
 		return err
 	}
 	c.deliverer.Notify()
@@ -163,57 +163,28 @@ func (c *Client) Enqueue(ctx context.Context, m *message.Message, opts *EnqueueO
 	if err = finish(err); err != nil {
 		return "", err
 	}
-	c.accepted(id, nm.Tags)
-	return id, nil
-}
-
-// EnqueueTx stores m within the caller's transaction tx, so the message
-// exists if and only if tx commits (the transactional outbox). The store
-// must support it (queue/sqlite does, on the database tx belongs to). Call
-// Notify after the commit to deliver at once; otherwise delivery starts
-// within PollInterval. For PostgreSQL's pgx.Tx use the function
-// EnqueueInTx.
-func (c *Client) EnqueueTx(ctx context.Context, tx *sql.Tx, m *message.Message, opts *EnqueueOptions) (string, error) {
-	return EnqueueInTx(ctx, c, tx, m, opts)
-}
-
-// EnqueueInTx is Client.EnqueueTx for any transaction type the client's
-// store accepts, e.g. a pgx.Tx with queue/postgres, whose commit also
-// wakes the workers of every node.
-func EnqueueInTx[Tx any](ctx context.Context, c *Client, tx Tx, m *message.Message, opts *EnqueueOptions) (string, error) {
-	te, ok := c.cfg.Store.(TxEnqueuer[Tx])
-	if !ok {
-		return "", fmt.Errorf("outbox: this store cannot enqueue within a %T transaction", tx)
-	}
-	nm, finish, err := c.prepare(m, opts)
-	if err != nil {
-		return "", err
-	}
-	id, err := te.EnqueueTx(ctx, tx, nm)
-	if err = finish(err); err != nil {
-		return "", err
-	}
+	c.accepted(id, nm.Source)
 	return id, nil
 }
 
 // EnqueueRaw stores a ready RFC 5322 message with its envelope.
 func (c *Client) EnqueueRaw(ctx context.Context, nm queue.NewMessage) (string, error) {
-	if nm.ExpiresAt.IsZero() {
-		nm.ExpiresAt = lifetimeStart(nm.SendAt).Add(c.cfg.Lifetime)
-	}
 	id, err := c.cfg.Store.Enqueue(ctx, nm)
 	if err != nil {
 		return "", err
 	}
-	c.accepted(id, nm.Tags)
+	c.accepted(id, nm.Source)
 	return id, nil
 }
 
 // accepted wakes the workers and tells the OnEnqueue hook.
-func (c *Client) accepted(id string, tags map[string]string) {
+func (c *Client) accepted(id string, source queue.Source) {
 	c.deliverer.Notify()
 	if c.cfg.OnEnqueue != nil {
-		c.cfg.OnEnqueue(id, tags)
+		if source == "" {
+			source = queue.SourceLibrary
+		}
+		c.cfg.OnEnqueue(id, source)
 	}
 }
 
@@ -240,8 +211,15 @@ func (c *Client) prepare(m *message.Message, opts *EnqueueOptions) (queue.NewMes
 	}()
 	nm := queue.NewMessage{
 		From: from, Recipients: rcpts, Subject: m.Subject, Body: pr,
-		SendAt: opts.SendAt, IdempotencyKey: opts.IdempotencyKey, Tags: tagsFor(m, opts.Tags),
-		ExpiresAt: lifetimeStart(opts.SendAt).Add(c.cfg.Lifetime),
+		SendAt: opts.SendAt, IdempotencyKey: opts.IdempotencyKey, Tags: opts.Tags,
+		Source: opts.Source, Flags: queue.Flags{EightBit: m.Allow8Bit, SMTPUTF8: m.NeedsSMTPUTF8(),
+			DSN: opts.DSN, IgnoreSuppressions: opts.IgnoreSuppressions},
+	}
+	if len(opts.Notify) > 0 {
+		nm.RecipientDSN = make([]queue.RecipientDSN, len(rcpts))
+		for i := range nm.RecipientDSN {
+			nm.RecipientDSN[i].Notify = opts.Notify
+		}
 	}
 	finish := func(storeErr error) error {
 		pr.CloseWithError(errStoreStopped)
@@ -258,23 +236,45 @@ func (c *Client) prepare(m *message.Message, opts *EnqueueOptions) (queue.NewMes
 // errStoreStopped ends the composer when the store stops reading the body.
 var errStoreStopped = errors.New("outbox: store stopped reading")
 
-func tagsFor(m *message.Message, tags map[string]string) map[string]string {
-	out := make(map[string]string, len(tags)+2)
-	for k, v := range tags {
-		out[k] = v
-	}
-	if m.Allow8Bit {
-		out["body"] = "8bitmime"
-	}
-	if m.NeedsSMTPUTF8() {
-		out["smtputf8"] = "1"
-	}
-	return out
+// TxClient is a Client whose store also writes within the application's
+// own transactions of type TTx (*sql.Tx with queue/sqlite, pgx.Tx with
+// queue/postgres), checked by the compiler: the transactional outbox.
+type TxClient[TTx any] struct {
+	*Client
+	tx queue.TxProducer[TTx]
 }
 
-func lifetimeStart(sendAt time.Time) time.Time {
-	if now := time.Now(); sendAt.Before(now) {
-		return now
+// TxStore is a store that can enqueue within transactions of type TTx:
+// *sqlite.Store for *sql.Tx, *postgres.Store for pgx.Tx.
+type TxStore[TTx any] interface {
+	queue.Store
+	queue.TxProducer[TTx]
+}
+
+// NewTx is New for a store that can enqueue within transactions of type
+// TTx; cfg.Store is set to store.
+func NewTx[TTx any](store TxStore[TTx], cfg Config) (*TxClient[TTx], error) {
+	if store == nil {
+		return nil, errors.New("outbox: NewTx needs a store")
 	}
-	return sendAt
+	cfg.Store = store
+	c, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &TxClient[TTx]{Client: c, tx: store}, nil
+}
+
+// EnqueueTx composes m and stores it within the caller's transaction tx,
+// in a savepoint, so the message exists if and only if tx commits and a
+// failed EnqueueTx leaves tx usable. Call Notify after the commit to
+// deliver at once (PostgreSQL's commit also wakes every node); otherwise
+// delivery starts within PollInterval.
+func (c *TxClient[TTx]) EnqueueTx(ctx context.Context, tx TTx, m *message.Message, opts *EnqueueOptions) (string, error) {
+	nm, finish, err := c.prepare(m, opts)
+	if err != nil {
+		return "", err
+	}
+	id, err := c.tx.EnqueueTx(ctx, tx, nm)
+	return id, finish(err)
 }

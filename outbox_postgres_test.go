@@ -16,10 +16,10 @@ import (
 	"github.com/outbox-mail/outbox/smtp"
 )
 
-// TestEnqueueInTxPostgres: with PostgreSQL, mail is sent if and only if the
+// TestEnqueueTxPostgres: with PostgreSQL, mail is sent if and only if the
 // application's own pgx transaction commits, and the commit itself wakes
 // the workers (LISTEN/NOTIFY) without a Notify call.
-func TestEnqueueInTxPostgres(t *testing.T) {
+func TestEnqueueTxPostgres(t *testing.T) {
 	dsn, _ := pgtest.FreshSchema(t)
 	ctx := context.Background()
 	st, err := postgres.Open(ctx, dsn, postgres.Options{})
@@ -35,7 +35,7 @@ func TestEnqueueInTxPostgres(t *testing.T) {
 	relay, _ := smtp.ParseRelayURL("smtp://" + sink.Addr() + "?starttls=off")
 	tr := delivery.NewSMTPRelay(relay, nil, smtp.PoolOptions{})
 	defer tr.Close()
-	c, err := outbox.New(outbox.Config{Store: st, Transport: tr, PollInterval: -1})
+	c, err := outbox.NewTx(st, outbox.Config{Transport: tr, PollInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestEnqueueInTxPostgres(t *testing.T) {
 		if _, err := tx.Exec(ctx, `INSERT INTO orders (item) VALUES ($1)`, item); err != nil {
 			t.Fatal(err)
 		}
-		id, err := outbox.EnqueueInTx(ctx, c, tx, newMessage("order "+item), nil)
+		id, err := c.EnqueueTx(ctx, tx, newMessage("order "+item), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,8 +69,8 @@ func TestEnqueueInTxPostgres(t *testing.T) {
 	if n := sink.WaitFor(1, 10*time.Second); n != 1 {
 		t.Fatalf("sink received %d messages after the commit, want 1 (woken by NOTIFY)", n)
 	}
-	waitDelivered(t, c, committed)
-	if _, err := c.Status(ctx, rolledBack); !errors.Is(err, queue.ErrNotFound) {
+	waitDelivered(t, c.Client, committed)
+	if _, err := c.Get(ctx, rolledBack); !errors.Is(err, queue.ErrNotFound) {
 		t.Errorf("rolled-back message: %v, want ErrNotFound", err)
 	}
 	time.Sleep(100 * time.Millisecond)
@@ -78,7 +78,9 @@ func TestEnqueueInTxPostgres(t *testing.T) {
 	if len(got) != 1 || !bytes.Contains(got[0].Data, []byte("Subject: order committed")) {
 		t.Fatalf("sink received %d messages; want exactly the committed one", len(got))
 	}
-	if _, err := c.EnqueueTx(ctx, nil, newMessage("x"), nil); err == nil {
-		t.Error("a *sql.Tx enqueue on the PostgreSQL store succeeded")
+	// A *sql.Tx cannot even be passed to c.EnqueueTx: the compiler checks
+	// the transaction type. A nil pgx.Tx is refused.
+	if _, err := c.EnqueueTx(ctx, nil, newMessage("x"), nil); !errors.Is(err, queue.ErrInvalid) {
+		t.Errorf("EnqueueTx with a nil transaction: %v, want ErrInvalid", err)
 	}
 }

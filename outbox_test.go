@@ -23,7 +23,7 @@ import (
 type fixture struct {
 	sink   *smtpsink.Sink
 	store  *sqlite.Store
-	client *outbox.Client
+	client *outbox.TxClient[*sql.Tx]
 	dbPath string
 }
 
@@ -46,7 +46,7 @@ func setup(t *testing.T) *fixture {
 	}
 	tr := delivery.NewSMTPRelay(relay, nil, smtp.PoolOptions{})
 	t.Cleanup(func() { tr.Close() })
-	c, err := outbox.New(outbox.Config{Store: st, Transport: tr, PollInterval: -1})
+	c, err := outbox.NewTx(st, outbox.Config{Transport: tr, PollInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func waitDelivered(t *testing.T, c *outbox.Client, id string) *queue.Message {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		m, err := c.Status(context.Background(), id)
+		m, err := c.Get(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +98,7 @@ func TestEnqueueDeliversWhatWasStored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := waitDelivered(t, f.client, id)
+	m := waitDelivered(t, f.client.Client, id)
 	if len(m.Recipients) != 2 || m.Subject != "Shipped 🚚" || m.Tags["source"] != "test" {
 		t.Fatalf("stored message: %+v", m)
 	}
@@ -176,7 +176,7 @@ func TestIdempotentEnqueue(t *testing.T) {
 	if err := f.client.Cancel(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := f.client.Status(context.Background(), a); m.Status != queue.StatusCancelled || m.Subject != "one" {
+	if m, _ := f.client.Get(context.Background(), a); m.Status != queue.StatusCancelled || m.Subject != "one" {
 		t.Errorf("after cancel: %s %q", m.Status, m.Subject)
 	}
 }
@@ -217,8 +217,8 @@ func TestEnqueueTx(t *testing.T) {
 	}
 	rolledBack := order("rolled-back", false)
 	committed := order("committed", true)
-	waitDelivered(t, f.client, committed)
-	if _, err := f.client.Status(ctx, rolledBack); !errors.Is(err, queue.ErrNotFound) {
+	waitDelivered(t, f.client.Client, committed)
+	if _, err := f.client.Get(ctx, rolledBack); !errors.Is(err, queue.ErrNotFound) {
 		t.Errorf("rolled-back message: %v, want ErrNotFound", err)
 	}
 	got := f.sink.Received()

@@ -65,7 +65,7 @@ func (h *Handler) postRaw(w http.ResponseWriter, r *http.Request) {
 	// that could never be relayed.
 	rep := info.Repair(h.cfg.Hostname, time.Now())
 	nm.Body = mime7.Check(headerblock.StripBcc(rep.Apply(bytes.NewReader(hdr), br)))
-	// HANDOFF(lead): nm.Repairs = rep.Added once queue.NewMessage has Repairs (issue 13).
+	nm.Repairs = rep.Added
 	id, err := h.client.EnqueueRaw(r.Context(), nm)
 	var unmendable *mime7.Error
 	switch {
@@ -117,10 +117,8 @@ func (h *Handler) rawEnvelope(q url.Values, hdr []byte) (queue.NewMessage, *apiE
 		return queue.NewMessage{}, unprocessable("to", "too many recipients: %d given, at most %d allowed", len(rcpts), h.cfg.MaxRecipients)
 	}
 	nm := queue.NewMessage{From: from, Recipients: rcpts, Subject: decodeSubject(header.Get("Subject")),
-		Tags: map[string]string{"source": "api"}}
-	if env.NeedsSMTPUTF8() {
-		nm.Tags["smtputf8"] = "1"
-	}
+		Source: queue.SourceAPI}
+	nm.SMTPUTF8 = env.NeedsSMTPUTF8()
 	return nm, nil
 }
 

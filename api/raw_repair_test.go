@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/mail"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -34,6 +36,11 @@ func TestRawRepairs(t *testing.T) {
 			var a accepted
 			r.decode(t, &a)
 			got := storedBody(t, e, a.ID)
+			if m, err := e.client.Get(context.Background(), a.ID); err != nil {
+				t.Fatal(err)
+			} else if want := wantRepairs(tt.date, tt.id, tt.separator); !slices.Equal(m.Repairs, want) {
+				t.Errorf("recorded repairs %q, want %q", m.Repairs, want)
+			}
 			rest := got
 			if tt.date {
 				rest = rest[strings.Index(rest, "\r\n")+2:]
@@ -60,6 +67,21 @@ func TestRawRepairs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// wantRepairs lists what the raw upload must record having added, in order.
+func wantRepairs(date, id, separator bool) []string {
+	var out []string
+	if date {
+		out = append(out, "date")
+	}
+	if id {
+		out = append(out, "message-id")
+	}
+	if separator {
+		out = append(out, "header-block")
+	}
+	return out
 }
 
 // A header line over 998 octets could never be relayed: the upload is

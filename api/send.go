@@ -13,6 +13,7 @@ import (
 
 	"github.com/outbox-mail/outbox"
 	"github.com/outbox-mail/outbox/message"
+	"github.com/outbox-mail/outbox/queue"
 	"github.com/outbox-mail/outbox/templates"
 )
 
@@ -207,7 +208,7 @@ func (req *sendRequest) options(idemKey string) (*outbox.EnqueueOptions, *apiErr
 		return nil, e
 	}
 	return &outbox.EnqueueOptions{IdempotencyKey: idemKey, SendAt: sendAt,
-		Tags: map[string]string{"source": "api"}}, nil
+		Source: queue.SourceAPI}, nil
 }
 
 // checkIdemKey bounds the Idempotency-Key header, which is stored.

@@ -183,7 +183,10 @@ func (h *Handler) retryMessage(w http.ResponseWriter, r *http.Request) {
 		includeFailed = b
 	}
 	h.steer(w, r, id, func(ctx context.Context) error {
-		return h.client.Retry(ctx, id, includeFailed)
+		if includeFailed {
+			return h.client.Requeue(ctx, id)
+		}
+		return h.client.Retry(ctx, id)
 	})
 }
 

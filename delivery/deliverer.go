@@ -15,7 +15,7 @@ import (
 
 // Config configures a Deliverer. Store and Transport are required.
 type Config struct {
-	Store     queue.Store
+	Store     queue.LeaseHolder
 	Transport Transport
 	// Workers is the number of messages sent concurrently (default 8).
 	Workers int

@@ -56,8 +56,8 @@ func (d *Deliverer) attempt(ctx context.Context, c *queue.Claimed) Outcome {
 	defer body.Close()
 	env := Envelope{MessageID: c.ID, From: c.From, Size: c.Size,
 		Recipients: make([]string, len(c.Recipients)),
-		EightBit:   c.Tags["body"] == "8bitmime",
-		UTF8:       c.Tags["smtputf8"] == "1" || !isASCII(c.From)}
+		EightBit:   c.EightBit,
+		UTF8:       c.SMTPUTF8 || !isASCII(c.From)}
 	for i, r := range c.Recipients {
 		env.Recipients[i] = r.Address
 		env.UTF8 = env.UTF8 || !isASCII(r.Address)

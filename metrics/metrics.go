@@ -29,7 +29,7 @@ type Metrics struct {
 
 // New registers outbox's metrics, the Go runtime's and the process's in a
 // registry of their own; store supplies the queue depth.
-func New(store queue.Store) *Metrics {
+func New(store queue.Counter) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -66,14 +66,14 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-// Accepted counts a durably accepted message; plug it into
-// outbox.Config.OnEnqueue.
-func (m *Metrics) Accepted(_ string, tags map[string]string) {
-	source := tags["source"]
-	if source == "" {
-		source = "library"
+// Accepted counts a durably accepted message by its source, a closed set
+// (never a user's tag, which could explode the label's cardinality);
+// plug it into outbox.Config.OnEnqueue.
+func (m *Metrics) Accepted(_ string, source queue.Source) {
+	if !source.Valid() {
+		source = queue.SourceLibrary
 	}
-	m.accepted.WithLabelValues(source).Inc()
+	m.accepted.WithLabelValues(string(source)).Inc()
 }
 
 // Result counts one committed attempt; plug it into
@@ -96,7 +96,7 @@ var depthDesc = prometheus.NewDesc("outbox_queue_messages",
 	"Messages in the store by status.", []string{"status"}, nil)
 
 // depthCollector reads the queue depth from the store at each scrape.
-type depthCollector struct{ store queue.Store }
+type depthCollector struct{ store queue.Counter }
 
 func (d *depthCollector) Describe(ch chan<- *prometheus.Desc) { ch <- depthDesc }
 
@@ -108,8 +108,7 @@ func (d *depthCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(depthDesc, err)
 		return
 	}
-	for _, s := range []queue.Status{queue.StatusQueued, queue.StatusSending, queue.StatusDeferred,
-		queue.StatusDelivered, queue.StatusPartial, queue.StatusFailed, queue.StatusCancelled} {
+	for _, s := range queue.Statuses {
 		ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(counts[s]), string(s))
 	}
 }

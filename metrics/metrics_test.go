@@ -31,13 +31,14 @@ func TestMetricsAfterDelivery(t *testing.T) {
 	defer c.Shutdown(context.Background())
 	id, err := c.Enqueue(context.Background(), &message.Message{From: message.Address{Email: "a@x.test"},
 		To: []message.Address{{Email: "b@x.test"}, {Email: "c@x.test"}}, Subject: "s", Text: "t"},
-		&outbox.EnqueueOptions{Tags: map[string]string{"source": "api"}})
+		&outbox.EnqueueOptions{Source: queue.SourceAPI})
 	if err != nil {
 		t.Fatal(err)
 	}
+
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		msg, err := c.Status(context.Background(), id)
+		msg, err := c.Get(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,5 +79,21 @@ func TestMetricsAfterDelivery(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+	// A user's tag never becomes a label: this message counts as library.
+	if _, err := c.Enqueue(context.Background(), &message.Message{From: message.Address{Email: "a@x.test"},
+		To: []message.Address{{Email: "d@x.test"}}, Subject: "s", Text: "t"},
+		&outbox.EnqueueOptions{Tags: map[string]string{"source": "attacker-chosen"}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if text := string(body); strings.Contains(text, "attacker-chosen") ||
+		!strings.Contains(text, `outbox_messages_accepted_total{source="library"} 1`) {
+		t.Errorf("a tag reached the metrics, or the library source was not counted:\n%s", text)
 	}
 }

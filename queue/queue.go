@@ -1,17 +1,27 @@
-// Package queue defines the durable mail queue: the types a store speaks and
-// the Store interface that every database driver implements.
+// Package queue is the durable mail queue: its types, the role interfaces
+// its consumers take, and Queue, the one implementation of its rules (status
+// transitions, lease fencing, retry, requeue and cancel, result recording,
+// the webhook event queue, suppressions, validation and defaults) above a
+// small per-database Driver whose methods are each one statement, or one
+// batch, in that database's dialect (queue/sqlite, queue/postgres).
 //
-// A message is accepted only once a Store has committed it, body and all, to
-// durable storage. Delivery workers claim due messages under a lease, send
-// them, and report per-recipient results back in batches.
+// A message is accepted only once the driver has committed it, body and
+// all, to durable storage. Delivery workers claim due messages under a
+// lease, send them, and report per-recipient results back in batches; the
+// node that accepts fresh mail may write it already leased to itself
+// (EnqueueLeased), so that such a message costs one write.
 package queue
 
 import (
-	"context"
 	"errors"
 	"io"
 	"time"
 )
+
+// DefaultLifetime is how long delivery is tried when a message gives no
+// ExpiresAt (Postfix's maximal_queue_lifetime is 5 days). It is defined
+// here only; Options.Lifetime overrides it per store.
+const DefaultLifetime = 120 * time.Hour
 
 // Status is the state of a whole message.
 type Status string
@@ -27,6 +37,13 @@ const (
 	StatusFailed    Status = "failed"
 	StatusCancelled Status = "cancelled"
 )
+
+// Statuses lists every message status, waiting ones first.
+var Statuses = []Status{StatusQueued, StatusSending, StatusDeferred, StatusDelivered,
+	StatusPartial, StatusFailed, StatusCancelled}
+
+// FinalStatuses lists the statuses of messages no attempt will be made for.
+var FinalStatuses = []Status{StatusDelivered, StatusPartial, StatusFailed, StatusCancelled}
 
 // Final reports whether no further delivery attempt will be made.
 func (s Status) Final() bool {
@@ -50,12 +67,19 @@ func (s Status) Valid() bool {
 // RecipientStatus is the state of one recipient of a message.
 type RecipientStatus string
 
-// Recipient statuses.
+// Recipient statuses. Bounced and suppressed count as failed when a
+// message's status is derived (see Summarize).
 const (
 	RecipientPending   RecipientStatus = "pending"
 	RecipientDelivered RecipientStatus = "delivered"
 	RecipientDeferred  RecipientStatus = "deferred"
 	RecipientFailed    RecipientStatus = "failed"
+	// RecipientBounced: the next hop accepted the message, then a DSN
+	// reported that delivery failed.
+	RecipientBounced RecipientStatus = "bounced"
+	// RecipientSuppressed: never sent, because the address was on the
+	// suppression list when the message was accepted.
+	RecipientSuppressed RecipientStatus = "suppressed"
 )
 
 // Open reports whether the recipient still waits for delivery.
@@ -63,26 +87,103 @@ func (s RecipientStatus) Open() bool {
 	return s == RecipientPending || s == RecipientDeferred
 }
 
-// NewMessage is what a producer hands to Store.Enqueue.
+// Undelivered reports whether the recipient ended without its mail
+// arriving: failed, bounced or suppressed.
+func (s RecipientStatus) Undelivered() bool {
+	return s == RecipientFailed || s == RecipientBounced || s == RecipientSuppressed
+}
+
+// Source is where a message came from: a closed set, so that it can label
+// metrics without a user's input choosing the label.
+type Source string
+
+// Message sources.
+const (
+	SourceLibrary Source = "library" // Enqueue from Go code (the default)
+	SourceAPI     Source = "api"     // the HTTP JSON API
+	SourceSMTP    Source = "smtp"    // the SMTP submission listener
+	SourceCLI     Source = "cli"     // the command line, sending direct
+)
+
+// Valid reports whether s is one of the defined sources.
+func (s Source) Valid() bool {
+	switch s {
+	case SourceLibrary, SourceAPI, SourceSMTP, SourceCLI:
+		return true
+	}
+	return false
+}
+
+// DSNReturn is the RFC 3461 RET parameter: how much of the message a
+// failure DSN should return.
+type DSNReturn string
+
+// RET values; empty leaves it to the server.
+const (
+	DSNReturnFull    DSNReturn = "FULL"
+	DSNReturnHeaders DSNReturn = "HDRS"
+)
+
+// DSN holds a message's RFC 3461 parameters for MAIL FROM.
+type DSN struct {
+	Return DSNReturn // RET
+	EnvID  string    // ENVID, as plain text; the SMTP client xtext-encodes it
+}
+
+// RecipientDSN holds one recipient's RFC 3461 parameters for RCPT TO.
+type RecipientDSN struct {
+	// Notify is the NOTIFY keywords, e.g. ["FAILURE", "DELAY"] or
+	// ["NEVER"]; empty leaves it to the server.
+	Notify []string
+	// ORcpt is the original recipient address (ORCPT=rfc822;…), if any.
+	ORcpt string
+}
+
+// Flags are a message's typed delivery flags, stored with it and given
+// back on every claim, so no free-form tag can switch one on.
+type Flags struct {
+	// EightBit: the body is 8-bit MIME (BODY=8BITMIME).
+	EightBit bool
+	// SMTPUTF8: addresses or headers need SMTPUTF8.
+	SMTPUTF8 bool
+	// DSN holds RET and ENVID.
+	DSN DSN
+	// IgnoreSuppressions sends to every recipient, even those on the
+	// suppression list (a password reset the user asked for).
+	IgnoreSuppressions bool
+}
+
+// NewMessage is what a producer hands to Enqueue.
 type NewMessage struct {
 	// From is the envelope sender (MAIL FROM); empty for a null sender.
 	From string
 	// Recipients are the envelope recipients (RCPT TO), at least one.
 	Recipients []string
+	// RecipientDSN, when not empty, holds one entry per Recipients entry:
+	// its NOTIFY and ORCPT.
+	RecipientDSN []RecipientDSN
 	// Subject is kept for listing and search only; the body is authoritative.
 	Subject string
 	// Body is the complete RFC 5322 message. It is streamed into the store
-	// and never held whole in memory.
+	// and never held whole in memory (a body of at most one chunk is).
 	Body io.Reader
 	// SendAt delays the first attempt; zero means now.
 	SendAt time.Time
-	// ExpiresAt is when delivery is given up; zero means the store's default
-	// lifetime from now.
+	// ExpiresAt is when delivery is given up; zero means the store's
+	// lifetime from the first attempt's time.
 	ExpiresAt time.Time
 	// IdempotencyKey, when set, makes a second enqueue with the same key
 	// return the first message's id and store nothing.
 	IdempotencyKey string
-	// Tags are free-form labels (route name, source) kept with the message.
+	// Source says where the message came from; empty means SourceLibrary.
+	Source Source
+	// Flags are the delivery flags (8-bit body, SMTPUTF8, DSN, suppressions).
+	Flags
+	// Repairs names what submission added to the message it was given,
+	// e.g. "date", "message-id", "header-block".
+	Repairs []string
+	// Tags are the user's free-form labels, kept with the message and
+	// shown back; nothing in outbox acts on them.
 	Tags map[string]string
 }
 
@@ -95,9 +196,12 @@ type Message struct {
 	Size           int64
 	Attempts       int
 	IdempotencyKey string
-	Tags           map[string]string
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	Source         Source
+	Flags
+	Repairs   []string
+	Tags      map[string]string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 	// NextAttemptAt is when the message is next due; zero once final.
 	NextAttemptAt time.Time
 	ExpiresAt     time.Time
@@ -106,28 +210,40 @@ type Message struct {
 
 // Recipient is one envelope recipient and what became of it.
 type Recipient struct {
-	Address  string
-	Status   RecipientStatus
+	Address string
+	Status  RecipientStatus
+	DSN     RecipientDSN
+	// Attempts counts the attempts that reported on this recipient.
 	Attempts int
 	// Code, EnhancedCode and Text are the last SMTP reply for this
-	// recipient (Code 0 when no reply was received, e.g. connection lost).
+	// recipient (Code 0 when no reply was received, e.g. connection lost),
+	// or a bounce's diagnostic once bounced.
 	Code          int
 	EnhancedCode  string
 	Text          string
 	LastAttemptAt time.Time
 }
 
-// Attempt is the record of one delivery attempt of a message.
+// Attempt is the record of one delivery attempt of a message. A
+// successful attempt keeps its summary (route, host, reply, times); its
+// transcript is kept as the store's TranscriptPolicy says.
 type Attempt struct {
 	Number     int
 	StartedAt  time.Time
 	FinishedAt time.Time
 	// Route names the transport used, e.g. "relay:smtp.example.com:587".
 	Route string
+	// Host is the server that answered, e.g. "mx1.example.org:25".
+	Host string
+	// Reply is the attempt's last SMTP reply, e.g. "250 2.0.0 Ok: queued".
+	Reply string
 	// Error summarises a connection-level failure, empty otherwise.
 	Error string
 	// Transcript is the redacted SMTP conversation, possibly truncated.
 	Transcript string
+	// KeepTranscript keeps Transcript whatever the store's policy (short of
+	// TranscriptsOff): a transcript someone asked for.
+	KeepTranscript bool
 }
 
 // Claimed is a message a worker holds under a lease. Recipients holds only
@@ -136,6 +252,22 @@ type Claimed struct {
 	Message
 	// LeaseExpiresAt is when the claim lapses unless renewed.
 	LeaseExpiresAt time.Time
+}
+
+// Enqueued is what EnqueueLeased returns.
+type Enqueued struct {
+	// ID is the message's id (an earlier message's, for a repeated
+	// idempotency key).
+	ID string
+	// Claimed is the message as Claim would have returned it, leased to
+	// the owner asked for; nil when it was not leased: scheduled for
+	// later, final at once (every recipient suppressed), or an earlier
+	// message returned for its idempotency key.
+	Claimed *Claimed
+	// Body is the message's body when the store held it in memory (a body
+	// of at most one chunk), nil otherwise: read it with OpenBody. It is
+	// the caller's.
+	Body []byte
 }
 
 // RecipientResult is the outcome of one attempt for one recipient.
@@ -167,8 +299,8 @@ type Result struct {
 type NewEvent struct {
 	// Endpoint is the URL the event is POSTed to.
 	Endpoint string
-	// Type is what happened: "delivered", "deferred", "failed" or
-	// "cancelled".
+	// Type is what happened: "delivered", "deferred", "failed",
+	// "cancelled", "bounced", …
 	Type      string
 	MessageID string
 	// Payload is the JSON body to POST.
@@ -184,6 +316,76 @@ type Event struct {
 	CreatedAt     time.Time
 	NextAttemptAt time.Time
 	LastError     string
+}
+
+// HistoryType is the kind of a recipient history event.
+type HistoryType string
+
+// History event types: what was learnt about a recipient after an attempt.
+const (
+	// HistoryBounced: a DSN reported that delivery failed after the next
+	// hop had accepted the message; the recipient becomes bounced.
+	HistoryBounced HistoryType = "bounced"
+	// HistoryDelayed: a DSN reported that delivery is delayed downstream.
+	HistoryDelayed HistoryType = "delayed"
+	// HistoryComplained: the recipient reported the message as spam (ARF).
+	HistoryComplained HistoryType = "complained"
+)
+
+// Valid reports whether t is a defined history type.
+func (t HistoryType) Valid() bool {
+	return t == HistoryBounced || t == HistoryDelayed || t == HistoryComplained
+}
+
+// RecipientEvent is something learnt about one recipient of a message
+// after it was sent: a bounce, a delay notice, a complaint.
+type RecipientEvent struct {
+	MessageID string
+	Address   string
+	Type      HistoryType
+	// Code, EnhancedCode and Text are the diagnostic, e.g. a DSN's
+	// Diagnostic-Code and Status.
+	Code         int
+	EnhancedCode string
+	Text         string
+	// At is when it happened (zero: now).
+	At time.Time
+}
+
+// Suppression is an address the sender must not mail (again).
+type Suppression struct {
+	// Address is the suppressed address, compared without regard to case.
+	Address string
+	// Scope limits the suppression to senders of one domain (e.g.
+	// "shop.example"); empty suppresses the address for every sender.
+	Scope string
+	// Reason is a human-readable why, e.g. a bounce's diagnostic.
+	Reason string
+	// Cause is the event that caused it: "bounced", "complained",
+	// "unsubscribed" or "manual".
+	Cause string
+	// MessageID names the message whose event caused it, if any.
+	MessageID string
+	CreatedAt time.Time
+	// ExpiresAt ends the suppression; zero keeps it until removed.
+	ExpiresAt time.Time
+}
+
+// SuppressionFilter selects suppressions for Suppressions.
+type SuppressionFilter struct {
+	// Address, when set, keeps entries whose address contains it.
+	Address string
+	// Limit bounds the page size; zero means 50, at most 1000.
+	Limit int
+	// Cursor continues a previous listing (from SuppressionPage.Next).
+	Cursor string
+}
+
+// SuppressionPage is one page of the suppression list, by address.
+type SuppressionPage struct {
+	Suppressions []Suppression
+	// Next is the cursor for the following page, empty on the last one.
+	Next string
 }
 
 // Filter selects messages for List.
@@ -207,114 +409,35 @@ type ListPage struct {
 	Next string
 }
 
-// Errors returned by stores.
+// DeleteFilter selects final messages for DeleteMessages.
+type DeleteFilter struct {
+	// Status is one final status; empty means every final status.
+	Status Status
+	// Before keeps only messages created before it; required.
+	Before time.Time
+}
+
+// Errors returned by the queue.
 var (
-	// ErrNotFound: no message has that id.
+	// ErrNotFound: no message (or suppression) has that id (or address).
 	ErrNotFound = errors.New("queue: message not found")
 	// ErrLeaseLost: the worker no longer holds the message's lease, so its
 	// result was not recorded.
 	ErrLeaseLost = errors.New("queue: lease lost")
 	// ErrFinal: the message is final and cannot be changed that way.
 	ErrFinal = errors.New("queue: message is already final")
+	// ErrNotFinal: the message is still waiting or being sent, so it
+	// cannot be deleted.
+	ErrNotFinal = errors.New("queue: message is not final")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("queue: store closed")
 	// ErrSending: a worker holds the message under a live lease, so Retry
 	// has nothing to do now; its result will decide what comes next.
 	ErrSending = errors.New("queue: message is being delivered")
-	// ErrInvalid: Enqueue was given a message it cannot accept; the
+	// ErrInvalid: the queue was given something it cannot accept; the
 	// wrapping error names the field. Nothing was stored.
-	ErrInvalid = errors.New("queue: invalid message")
+	ErrInvalid = errors.New("queue: invalid input")
 )
-
-// Store is a durable mail queue. Implementations are safe for concurrent use
-// by many goroutines and, for shared databases, many processes.
-type Store interface {
-	// Enqueue stores a message and returns its id once the message and its
-	// body are durably committed. Concurrent calls may share one commit.
-	Enqueue(ctx context.Context, m NewMessage) (id string, err error)
-
-	// Claim leases up to limit due messages (queued or deferred with
-	// next attempt <= now, or sending with an expired lease) to owner until
-	// now+lease, marks them sending, and returns them.
-	Claim(ctx context.Context, owner string, limit int, lease time.Duration) ([]Claimed, error)
-	// Renew extends owner's leases on ids; ids no longer held are ignored.
-	Renew(ctx context.Context, owner string, ids []string, lease time.Duration) error
-	// Complete records the results of attempts in one transaction. Each
-	// result is recorded only if owner still holds that message's lease;
-	// the returned slice has one error (nil or ErrLeaseLost) per result.
-	Complete(ctx context.Context, owner string, results []Result) ([]error, error)
-	// Release gives back owner's leases on ids unfinished, due at once.
-	Release(ctx context.Context, owner string, ids []string) error
-	// NextDue returns the earliest time a message becomes claimable;
-	// ok is false when nothing is waiting.
-	NextDue(ctx context.Context) (t time.Time, ok bool, err error)
-
-	// OpenBody streams a message's stored RFC 5322 body.
-	OpenBody(ctx context.Context, id string) (io.ReadCloser, error)
-	// Get returns a message with all its recipients.
-	Get(ctx context.Context, id string) (*Message, error)
-	// Attempts returns a message's attempts, oldest first.
-	Attempts(ctx context.Context, id string) ([]Attempt, error)
-	// List returns messages matching f, newest first, by keyset paging.
-	List(ctx context.Context, f Filter) (*ListPage, error)
-	// Counts returns the number of messages in each status.
-	Counts(ctx context.Context) (map[Status]int64, error)
-
-	// Retry makes a message due now. Deferred recipients are retried; with
-	// failed ones included (requeue) failed recipients become pending again.
-	// A delivered or cancelled message gives ErrFinal.
-	Retry(ctx context.Context, id string, includeFailed bool) error
-	// Cancel stops delivery of a message not yet final; ErrFinal otherwise.
-	// Recipients still open become failed; the message becomes cancelled.
-	// A message a worker is sending under a live lease gives ErrSending:
-	// its attempt may be delivering it right now, and its result must not
-	// be thrown away; cancel it once the attempt has ended.
-	Cancel(ctx context.Context, id string) error
-
-	// AddEvents durably records webhook events not tied to a delivery
-	// result, such as a cancellation's.
-	AddEvents(ctx context.Context, events []NewEvent) error
-	// ClaimEvents leases up to limit due events to owner until now+lease,
-	// oldest first; an event whose lease lapsed is due again.
-	ClaimEvents(ctx context.Context, owner string, limit int, lease time.Duration) ([]Event, error)
-	// FinishEvent records the outcome of posting an event owner holds:
-	// delivered removes it; otherwise it is due again at next with
-	// lastError kept, or abandoned for good when next is zero.
-	FinishEvent(ctx context.Context, owner, id string, delivered bool, next time.Time, lastError string) error
-	// NextEventDue returns the earliest time an event becomes claimable.
-	NextEventDue(ctx context.Context) (t time.Time, ok bool, err error)
-
-	// Purge deletes final messages last updated before cutoff, with their
-	// recipients, attempts and bodies (so their idempotency keys expire),
-	// and abandoned events created before cutoff. It returns how many
-	// messages it deleted, working in bounded batches so it never holds
-	// the database for long.
-	Purge(ctx context.Context, cutoff time.Time) (int, error)
-
-	// Close releases the store's resources.
-	Close() error
-}
-
-// Insights is implemented by stores that can summarise recent activity
-// for the dashboard's overview; both stores here do.
-type Insights interface {
-	// Activity counts, per bucket of width bucket from since to now, the
-	// messages created ("created") and those that became final, under
-	// their final status; slot i covers [since+i*bucket, since+(i+1)*bucket).
-	Activity(ctx context.Context, since time.Time, bucket time.Duration) (map[string][]int64, error)
-	// RouteHealth counts attempts per route since then, and those that did
-	// not deliver every recipient.
-	RouteHealth(ctx context.Context, since time.Time) (attempts, failures map[string]int64, err error)
-	// OldestWaiting returns the oldest message not yet final, nil if none.
-	OldestWaiting(ctx context.Context) (*Message, error)
-}
-
-// Watcher is implemented by stores shared between processes (PostgreSQL
-// with LISTEN/NOTIFY): fn is called whenever another process may have made
-// work due, so idle workers on every node wake at once. stop unsubscribes.
-type Watcher interface {
-	Watch(fn func()) (stop func())
-}
 
 // SameAttempt reports whether a result for attempt number (0: unnumbered)
 // belongs to the claim that raised the message's attempts to attempts.
@@ -322,28 +445,37 @@ func SameAttempt(number, attempts int) bool {
 	return number == 0 || number == attempts
 }
 
-// Summarize derives a message's status from its recipients' statuses.
+// Summarize derives a message's status from its recipients' statuses:
+// queued while no recipient has been tried (pending, or suppressed), deferred while any is
+// open after an attempt, then delivered, failed or partial. Bounced and
+// suppressed recipients count as failed: a message whose every recipient
+// was suppressed is failed at once, and a bounce turns a delivered message
+// partial (or failed, when it was the only recipient delivered).
 func Summarize(rs []RecipientStatus) Status {
-	var open, deferred, delivered, failed int
+	var open, attempted, delivered, undelivered int
 	for _, s := range rs {
 		switch {
+		case s == RecipientPending:
+			open++
 		case s == RecipientDeferred:
 			open++
-			deferred++
-		case s.Open():
-			open++
+			attempted++
 		case s == RecipientDelivered:
 			delivered++
-		case s == RecipientFailed:
-			failed++
+			attempted++
+		case s.Undelivered():
+			undelivered++
+			if s != RecipientSuppressed {
+				attempted++
+			}
 		}
 	}
 	switch {
-	case open > 0 && deferred+delivered+failed == 0:
+	case open > 0 && attempted == 0:
 		return StatusQueued
 	case open > 0:
 		return StatusDeferred
-	case failed == 0:
+	case undelivered == 0:
 		return StatusDelivered
 	case delivered == 0:
 		return StatusFailed

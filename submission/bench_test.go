@@ -33,7 +33,7 @@ func BenchmarkSubmission(b *testing.B) {
 }
 
 func benchSubmission(b *testing.B, bdat bool) {
-	st, err := sqlite.Open(filepath.Join(b.TempDir(), "outbox.db"), sqlite.Options{Logger: slog.New(slog.DiscardHandler)})
+	st, err := sqlite.Open(filepath.Join(b.TempDir(), "outbox.db"), sqlite.Options{Queue: queue.Options{Logger: slog.New(slog.DiscardHandler)}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func benchExpect(r *textproto.Reader, code int) error {
 // BenchmarkStoreDirect is the same load without SMTP: 16 goroutines calling
 // the store's Enqueue, the ceiling the listener can reach.
 func BenchmarkStoreDirect(b *testing.B) {
-	st, err := sqlite.Open(filepath.Join(b.TempDir(), "outbox.db"), sqlite.Options{Logger: slog.New(slog.DiscardHandler)})
+	st, err := sqlite.Open(filepath.Join(b.TempDir(), "outbox.db"), sqlite.Options{Queue: queue.Options{Logger: slog.New(slog.DiscardHandler)}})
 	if err != nil {
 		b.Fatal(err)
 	}

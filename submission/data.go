@@ -71,9 +71,11 @@ func (s *session) Data(r io.Reader) error {
 		Subject:    subjectOf(hb.Subject),
 		Body: io.MultiReader(strings.NewReader(s.received(trace, tx)),
 			mime7.Check(headerblock.StripBcc(rep.Apply(hb.Reader(), br)))),
-		Tags: s.tags(tx),
+		Source:  queue.SourceSMTP,
+		Flags:   queue.Flags{EightBit: tx.body8bit, SMTPUTF8: tx.utf8},
+		Repairs: rep.Added,
+		Tags:    s.tags(),
 	}
-	// HANDOFF(lead): nm.Repairs = rep.Added once queue.NewMessage has Repairs (issue 13).
 	id, err := s.srv.cfg.Enqueuer.EnqueueRaw(s.srv.ctx, nm)
 	if err != nil {
 		return s.dataFailed(trace, src, err)
@@ -119,18 +121,13 @@ func (s *session) dataFailed(trace string, src *readErr, err error) error {
 	return errStore
 }
 
-func (s *session) tags(tx *transaction) map[string]string {
-	t := map[string]string{"source": "smtp"}
-	if s.user != "" {
-		t["user"] = s.user
+// tags label the message with the authenticated user, for whoever reads
+// it; the delivery flags are typed fields of the message.
+func (s *session) tags() map[string]string {
+	if s.user == "" {
+		return nil
 	}
-	if tx.body8bit {
-		t["body"] = "8bitmime"
-	}
-	if tx.utf8 {
-		t["smtputf8"] = "1"
-	}
-	return t
+	return map[string]string{"user": s.user}
 }
 
 // received is the RFC 5321 §4.4 trace header. Every part that came from the

@@ -42,7 +42,7 @@ func newFixture(t *testing.T, edit func(*Config)) *fixture {
 	t.Helper()
 	f := &fixture{t: t, logs: &syncBuffer{}, served: make(chan error, 1)}
 	f.dbPath = filepath.Join(t.TempDir(), "outbox.db")
-	st, err := sqlite.Open(f.dbPath, sqlite.Options{Logger: slog.New(slog.DiscardHandler)})
+	st, err := sqlite.Open(f.dbPath, sqlite.Options{Queue: queue.Options{Logger: slog.New(slog.DiscardHandler)}})
 	if err != nil {
 		t.Fatal(err)
 	}

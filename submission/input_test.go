@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outbox-mail/outbox/queue"
 	"github.com/outbox-mail/outbox/queue/sqlite"
 )
 
@@ -180,7 +181,7 @@ func TestStoreFailure(t *testing.T) {
 		t.Errorf("DATA into a closed store: %d %s, want 451 4.3.0", code, msg)
 	}
 	c.must("NOOP", 250)
-	st, err := sqlite.Open(f.dbPath, sqlite.Options{Logger: slog.New(slog.DiscardHandler)})
+	st, err := sqlite.Open(f.dbPath, sqlite.Options{Queue: queue.Options{Logger: slog.New(slog.DiscardHandler)}})
 	if err != nil {
 		t.Fatal(err)
 	}

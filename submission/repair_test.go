@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/mail"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -40,7 +41,10 @@ func TestSubmissionRepairs(t *testing.T) {
 			if code != 250 {
 				t.Fatalf("DATA: %d %s", code, reply)
 			}
-			_, body := f.message(queuedID(t, reply))
+			stored, body := f.message(queuedID(t, reply))
+			if want := wantRepairs(tt.date, tt.id, tt.separator); !slices.Equal(stored.Repairs, want) {
+				t.Errorf("recorded repairs %q, want %q", stored.Repairs, want)
+			}
 			_, after := splitReceived(t, body)
 			added := addedFields.FindSubmatch(after)
 			if !tt.date && !tt.id {
@@ -71,6 +75,21 @@ func TestSubmissionRepairs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// wantRepairs lists what submission must record having added, in order.
+func wantRepairs(date, id, separator bool) []string {
+	var out []string
+	if date {
+		out = append(out, "date")
+	}
+	if id {
+		out = append(out, "message-id")
+	}
+	if separator {
+		out = append(out, "header-block")
+	}
+	return out
 }
 
 // A header line over 998 octets can be neither relayed nor re-encoded: the

@@ -140,11 +140,11 @@ func (h *handler) detailLive(w http.ResponseWriter, r *http.Request, s *session)
 }
 
 func (h *handler) retry(w http.ResponseWriter, r *http.Request, s *session) {
-	h.steer(w, r, "Retry requested.", func(id string) error { return h.client.Retry(r.Context(), id, false) })
+	h.steer(w, r, "Retry requested.", func(id string) error { return h.client.Retry(r.Context(), id) })
 }
 
 func (h *handler) requeue(w http.ResponseWriter, r *http.Request, s *session) {
-	h.steer(w, r, "Requeued, failed recipients included.", func(id string) error { return h.client.Retry(r.Context(), id, true) })
+	h.steer(w, r, "Requeued, failed recipients included.", func(id string) error { return h.client.Requeue(r.Context(), id) })
 }
 
 func (h *handler) cancel(w http.ResponseWriter, r *http.Request, s *session) {

@@ -67,7 +67,7 @@ type Config struct {
 type handler struct {
 	cfg      Config
 	client   *outbox.Client
-	store    queue.Store
+	store    queue.Reader
 	insights queue.Insights // nil when the store has none
 	log      *slog.Logger
 	auth     *authenticator

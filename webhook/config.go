@@ -95,7 +95,7 @@ func (p RetryPolicy) Backoff(attempts int) time.Duration {
 // dispatcher records and sends nothing.
 type Config struct {
 	// Store keeps events durably; the same store as the mail queue.
-	Store queue.Store
+	Store queue.EventQueue
 	// Endpoints receive events. An event stored for a URL no longer listed
 	// here is abandoned.
 	Endpoints []Endpoint

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -183,5 +184,15 @@ func TestQueueNeutralisesControls(t *testing.T) {
 	var m api.Message
 	if err := json.Unmarshal([]byte(out), &m); err != nil || m.Subject != evil {
 		t.Errorf("--json does not keep the subject: %v, %q", err, m.Subject)
+	}
+}
+
+// An unknown --transcripts policy is a usage error naming the flag, before
+// anything is opened.
+func TestServeTranscriptsFlag(t *testing.T) {
+	db := "sqlite:" + filepath.Join(t.TempDir(), "o.db")
+	code, out, errOut := runOutbox(t, "serve", "--db", db, "--transcripts", "some", "--http", "127.0.0.1:0", "--smtp", "off")
+	if line := oneLine(t, errOut); code != 2 || out != "" || !strings.Contains(line, "--transcripts") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 naming --transcripts", code, out, line)
 	}
 }

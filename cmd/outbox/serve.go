@@ -84,7 +84,8 @@ func newService(ctx context.Context, cfg *serveConfig, log *slog.Logger) (*servi
 		return nil, err
 	}
 	d.transport = tr
-	if d.store, err = openStore(ctx, cfg.db, cfg.maxLifetime, log); err != nil {
+	if d.store, err = openStore(ctx, cfg.db, queue.Options{Lifetime: cfg.maxLifetime,
+		Transcripts: queue.TranscriptPolicy(cfg.transcripts), Logger: log}); err != nil {
 		return nil, err
 	}
 	if err := d.build(); err != nil {
@@ -168,8 +169,8 @@ func (d *service) build() error {
 	d.hooks = hooks
 	m := metrics.New(d.store)
 	occ := outbox.Config{Store: d.store, Transport: d.transport, Workers: cfg.workers,
-		Retry:    delivery.RetryPolicy{Initial: cfg.retryInitial, Max: cfg.retryMax},
-		Lifetime: cfg.maxLifetime, Lease: cfg.lease, OnEnqueue: m.Accepted, OnResult: m.Result, Logger: d.log}
+		Retry: delivery.RetryPolicy{Initial: cfg.retryInitial, Max: cfg.retryMax},
+		Lease: cfg.lease, OnEnqueue: m.Accepted, OnResult: m.Result, Logger: d.log}
 	if hooks != nil {
 		occ.Events = hooks.EventsFor
 		occ.OnCancel = hooks.Cancelled

@@ -27,6 +27,7 @@ type serveConfig struct {
 	tlsCert, tlsKey               string
 	logFormat, logLevel           string
 	configFile                    string
+	transcripts                   string
 	webhooks                      []webhookConfig
 }
 
@@ -90,6 +91,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.tlsKey, "tls-key", "", "key file for --tls-cert")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.transcripts, "transcripts", "failures", "which attempts keep their full SMTP transcript: all, failures or off (every attempt keeps its summary)")
 	fs.StringVar(&c.configFile, "config", "", "JSON config file (keys as flags with _ for -, plus webhooks)")
 	return fs
 }

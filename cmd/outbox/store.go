@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -13,19 +12,23 @@ import (
 )
 
 // openStore opens the store a --db value names: sqlite:PATH (the embedded
-// default) or postgres://… (shared by several nodes).
-func openStore(ctx context.Context, db string, lifetime time.Duration, log *slog.Logger) (queue.Store, error) {
+// default) or postgres://… (shared by several nodes), with the queue's
+// options qo.
+func openStore(ctx context.Context, db string, qo queue.Options) (queue.Store, error) {
+	if _, err := queue.ParseTranscriptPolicy(string(qo.Transcripts)); err != nil {
+		return nil, usagef("--transcripts %q: want all, failures or off", qo.Transcripts)
+	}
 	switch {
 	case strings.HasPrefix(db, "sqlite:"):
 		path := strings.TrimPrefix(db, "sqlite:")
 		if path == "" {
 			return nil, usagef("--db sqlite: needs a path, e.g. sqlite:outbox-data/outbox.db")
 		}
-		return sqlite.Open(path, sqlite.Options{DefaultLifetime: lifetime, Logger: log})
+		return sqlite.Open(path, sqlite.Options{Queue: qo})
 	case strings.HasPrefix(db, "postgres://"), strings.HasPrefix(db, "postgresql://"):
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		return postgres.Open(ctx, db, postgres.Options{DefaultLifetime: lifetime, Logger: log})
+		return postgres.Open(ctx, db, postgres.Options{Queue: qo})
 	}
 	return nil, usagef("--db %q: want sqlite:PATH or postgres://…", redactDSN(db))
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/outbox-mail/outbox/queue"
+	"github.com/outbox-mail/outbox/queue/queuetest"
 )
 
 // BenchmarkEnqueue measures durable enqueue throughput (each Enqueue
@@ -28,7 +29,7 @@ func BenchmarkEnqueue(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			dsn, _ := freshSchema(b)
-			s := openStore(b, dsn, Options{BatchMessages: c.batch})
+			s := openStore(b, dsn, Options{Queue: queue.Options{BatchMessages: c.batch}})
 			ctx := context.Background()
 			lat := make([]time.Duration, b.N)
 			var next atomic.Int64
@@ -60,9 +61,21 @@ func BenchmarkEnqueue(b *testing.B) {
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-			if c := s.commits.Load(); c > 0 {
-				b.ReportMetric(float64(s.committed.Load())/float64(c), "msgs/commit")
+			if c, n := s.CommitStats(); c > 0 {
+				b.ReportMetric(float64(n)/float64(c), "msgs/commit")
 			}
+		})
+	}
+}
+
+// BenchmarkCycle measures what one message costs this process end to end
+// (see queuetest.BenchCycle); PostgreSQL's own CPU is not counted.
+func BenchmarkCycle(b *testing.B) {
+	for _, leased := range []bool{false, true} {
+		name := map[bool]string{false: "claim", true: "leased"}[leased]
+		b.Run(name, func(b *testing.B) {
+			dsn, _ := freshSchema(b)
+			queuetest.BenchCycle(b, openStore(b, dsn, Options{}), leased)
 		})
 	}
 }

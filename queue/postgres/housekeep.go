@@ -3,53 +3,14 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
-
-// purgeBatch bounds the rows one purge transaction deletes, so that no
-// purge holds many row locks or a long transaction.
-const purgeBatch = 500
 
 // ErrHousekeepBusy is returned by Housekeep when another process (or
 // another Housekeep call) is already housekeeping this schema. Callers on a
 // timer can ignore it: the other node does the work.
 var ErrHousekeepBusy = errors.New("postgres: housekeeping is running elsewhere")
-
-// Purge deletes final messages last updated before cutoff (by the caller's
-// clock) with their recipients, attempts and bodies (by ON DELETE
-// CASCADE), then abandoned events created before it, each in batches of
-// purgeBatch rows per transaction. Rows another transaction has locked are
-// skipped and left for the next run. It returns the messages deleted.
-func (s *Store) Purge(ctx context.Context, cutoff time.Time) (int, error) {
-	if err := s.check(); err != nil {
-		return 0, err
-	}
-	total := 0
-	for {
-		tag, err := s.pool.Exec(ctx, `DELETE FROM outbox_messages WHERE id IN (
-			SELECT id FROM outbox_messages
-			WHERE status IN ('delivered', 'partial', 'failed', 'cancelled') AND updated_at < $1
-			LIMIT $2 FOR UPDATE SKIP LOCKED)`, cutoff, purgeBatch)
-		if err != nil {
-			return total, s.wrap("purge", err)
-		}
-		total += int(tag.RowsAffected())
-		if tag.RowsAffected() < purgeBatch {
-			break
-		}
-	}
-	for {
-		tag, err := s.pool.Exec(ctx, `DELETE FROM outbox_events WHERE id IN (
-			SELECT id FROM outbox_events WHERE status = 'abandoned' AND created_at < $1
-			LIMIT $2 FOR UPDATE SKIP LOCKED)`, cutoff, purgeBatch)
-		if err != nil {
-			return total, s.wrap("purge", err)
-		}
-		if tag.RowsAffected() < purgeBatch {
-			return total, nil
-		}
-	}
-}
 
 // Housekeep runs Purge with cutoff now-retention, on one node at a time:
 // it first takes a session-level advisory lock (pg_try_advisory_lock,
@@ -60,18 +21,15 @@ func (s *Store) Purge(ctx context.Context, cutoff time.Time) (int, error) {
 // ends and PostgreSQL releases the lock. Call it from a timer on every
 // node; whichever gets the lock does the work.
 func (s *Store) Housekeep(ctx context.Context, retention time.Duration) (int, error) {
-	if err := s.check(); err != nil {
-		return 0, err
-	}
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.d.pool.Acquire(ctx)
 	if err != nil {
-		return 0, s.wrap("housekeep", err)
+		return 0, fmt.Errorf("postgres: housekeep: %w", err)
 	}
 	defer conn.Release()
 	var got bool
 	err = conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, `+schemaKey+`)`, housekeepLockClass).Scan(&got)
 	if err != nil {
-		return 0, s.wrap("housekeep", err)
+		return 0, fmt.Errorf("postgres: housekeep: %w", err)
 	}
 	if !got {
 		return 0, ErrHousekeepBusy

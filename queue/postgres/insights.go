@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/outbox-mail/outbox/queue"
-	"github.com/outbox-mail/outbox/queue/internal/pending"
+	"github.com/outbox-mail/outbox/queue/internal/ids"
 )
 
 // The insight queries feed the web dashboard's overview, as the SQLite
@@ -17,9 +17,6 @@ import (
 // messages created ("created") and those that became final, under their
 // final status. Slot i covers [since+i*bucket, since+(i+1)*bucket).
 func (s *Store) Activity(ctx context.Context, since time.Time, bucket time.Duration) (map[string][]int64, error) {
-	if err := s.check(); err != nil {
-		return nil, err
-	}
 	if bucket < time.Millisecond {
 		return nil, fmt.Errorf("%w: activity bucket %v is too small", queue.ErrInvalid, bucket)
 	}
@@ -34,29 +31,29 @@ func (s *Store) Activity(ctx context.Context, since time.Time, bucket time.Durat
 	width := bucket.Seconds()
 	// Final messages through the (status, updated_at) index; created ones
 	// through the primary key, since UUIDv7 ids start with their time.
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.d.pool.Query(ctx, `
 		SELECT status, floor(extract(epoch FROM updated_at - $1) / $2)::bigint AS b, count(*)
 		FROM outbox_messages WHERE status IN ('delivered', 'partial', 'failed', 'cancelled')
 			AND updated_at >= $1 GROUP BY status, b
 		UNION ALL
 		SELECT 'created', floor(extract(epoch FROM created_at - $1) / $2)::bigint AS b, count(*)
 		FROM outbox_messages WHERE id >= $3 AND created_at >= $1 GROUP BY b`,
-		since, width, pending.IDFloor(since))
+		since, width, ids.Floor(since))
 	if err != nil {
-		return nil, s.wrap("activity", err)
+		return nil, wrap("activity", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var series string
 		var b, count int64
 		if err := rows.Scan(&series, &b, &count); err != nil {
-			return nil, s.wrap("activity", err)
+			return nil, wrap("activity", err)
 		}
 		if sl, ok := out[series]; ok && b >= 0 && b < int64(len(sl)) {
 			sl[b] += count
 		}
 	}
-	return out, s.wrap("activity", rows.Err())
+	return out, wrap("activity", rows.Err())
 }
 
 // RouteHealth returns, per route used since then, how many attempts
@@ -64,10 +61,7 @@ func (s *Store) Activity(ctx context.Context, since time.Time, bucket time.Durat
 // attempt succeeded when it is its message's last and the message is
 // delivered.
 func (s *Store) RouteHealth(ctx context.Context, since time.Time) (attempts, failures map[string]int64, err error) {
-	if err := s.check(); err != nil {
-		return nil, nil, err
-	}
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.d.pool.Query(ctx, `
 		SELECT a.route, count(*), count(*) FILTER (WHERE NOT (m.status = 'delivered'
 			AND a.number = (SELECT max(number) FROM outbox_attempts l WHERE l.message_id = m.id)))
 		FROM outbox_messages m JOIN outbox_attempts a ON a.message_id = m.id
@@ -75,7 +69,7 @@ func (s *Store) RouteHealth(ctx context.Context, since time.Time) (attempts, fai
 			AND m.updated_at >= $1 AND a.finished_at >= $1
 		GROUP BY a.route ORDER BY a.route`, since)
 	if err != nil {
-		return nil, nil, s.wrap("route health", err)
+		return nil, nil, wrap("route health", err)
 	}
 	defer rows.Close()
 	attempts, failures = map[string]int64{}, map[string]int64{}
@@ -83,27 +77,24 @@ func (s *Store) RouteHealth(ctx context.Context, since time.Time) (attempts, fai
 		var route string
 		var n, bad int64
 		if err := rows.Scan(&route, &n, &bad); err != nil {
-			return nil, nil, s.wrap("route health", err)
+			return nil, nil, wrap("route health", err)
 		}
 		attempts[route], failures[route] = n, bad
 	}
-	return attempts, failures, s.wrap("route health", rows.Err())
+	return attempts, failures, wrap("route health", rows.Err())
 }
 
 // OldestWaiting returns the oldest message not yet final, or nil.
 func (s *Store) OldestWaiting(ctx context.Context) (*queue.Message, error) {
-	if err := s.check(); err != nil {
-		return nil, err
-	}
 	// One index seek per status on (status, id), rather than a scan of
 	// all three.
 	var id *string // least() of three NULLs is NULL: nothing waits
-	err := s.pool.QueryRow(ctx, `SELECT least(
+	err := s.d.pool.QueryRow(ctx, `SELECT least(
 		(SELECT min(id) FROM outbox_messages WHERE status = 'queued'),
 		(SELECT min(id) FROM outbox_messages WHERE status = 'sending'),
 		(SELECT min(id) FROM outbox_messages WHERE status = 'deferred'))`).Scan(&id)
 	if err != nil {
-		return nil, s.wrap("oldest waiting", err)
+		return nil, wrap("oldest waiting", err)
 	}
 	if id == nil {
 		return nil, nil
@@ -113,4 +104,12 @@ func (s *Store) OldestWaiting(ctx context.Context) (*queue.Message, error) {
 		return nil, nil
 	}
 	return m, err
+}
+
+// wrap names an insight query in its error.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("postgres: %s: %w", op, err)
 }

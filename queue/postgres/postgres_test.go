@@ -11,140 +11,49 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/outbox-mail/outbox/queue"
 	"github.com/outbox-mail/outbox/queue/queuetest"
 )
 
 func TestStore(t *testing.T) {
-	queuetest.Run(t, func(t *testing.T) queue.Store {
-		dsn, _ := freshSchema(t)
-		return openStore(t, dsn, Options{})
+	queuetest.Run(t, queuetest.Harness[pgx.Tx]{
+		Open: func(t *testing.T) queuetest.Backend[pgx.Tx] {
+			dsn, _ := freshSchema(t)
+			s := openStore(t, dsn, Options{})
+			if _, err := s.Pool().Exec(context.Background(), `CREATE TABLE app_orders (n int)`); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		Begin: func(t *testing.T, s queuetest.Backend[pgx.Tx]) pgx.Tx {
+			tx, err := s.(*Store).Pool().Begin(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tx
+		},
+		Commit:   func(tx pgx.Tx) error { return tx.Commit(context.Background()) },
+		Rollback: func(tx pgx.Tx) error { return tx.Rollback(context.Background()) },
+		AppWrite: func(t *testing.T, tx pgx.Tx) {
+			if _, err := tx.Exec(context.Background(), `INSERT INTO app_orders VALUES (1)`); err != nil {
+				t.Fatal(err)
+			}
+		},
+		AppRows: func(t *testing.T, s queuetest.Backend[pgx.Tx]) int {
+			var n int
+			if err := s.(*Store).Pool().QueryRow(context.Background(), `SELECT count(*) FROM app_orders`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		},
 	})
 }
 
 func newMsg(to ...string) queue.NewMessage {
 	return queue.NewMessage{From: "a@example.com", Recipients: to, Subject: "hi",
 		Body: strings.NewReader("Subject: hi\r\n\r\nhello\r\n")}
-}
-
-func TestEnqueueTxRollback(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	dsn, _ := freshSchema(t)
-	s := openStore(t, dsn, Options{})
-	tx, err := s.Pool().Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gone, err := s.EnqueueTx(ctx, tx, newMsg("rolled@back.test"))
-	if err != nil {
-		t.Fatalf("EnqueueTx: %v", err)
-	}
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Get(ctx, gone); !errors.Is(err, queue.ErrNotFound) {
-		t.Errorf("rolled-back message: Get = %v, want ErrNotFound", err)
-	}
-	var rows int
-	err = s.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM outbox_body_chunks) +
-		(SELECT count(*) FROM outbox_recipients) + (SELECT count(*) FROM outbox_messages)`).Scan(&rows)
-	if err != nil || rows != 0 {
-		t.Errorf("a rollback left %d rows (%v)", rows, err)
-	}
-	// Invalid input is refused before anything is written.
-	tx, err = s.Pool().Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	bad := newMsg("x@y.test")
-	bad.Subject = "nul\x00byte"
-	if _, err := EnqueueTx(ctx, tx, bad); !errors.Is(err, queue.ErrInvalid) || !strings.Contains(err.Error(), "Subject") {
-		t.Errorf("EnqueueTx with a NUL in Subject: %v, want ErrInvalid naming Subject", err)
-	}
-}
-
-// A body that fails half-way leaves nothing in the caller's transaction,
-// which stays usable: its own work still commits.
-func TestEnqueueTxBodyFails(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	dsn, _ := freshSchema(t)
-	s := openStore(t, dsn, Options{ChunkSize: 1024})
-	if _, err := s.Pool().Exec(ctx, `CREATE TABLE app_orders (n int)`); err != nil {
-		t.Fatal(err)
-	}
-	tx, err := s.Pool().Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `INSERT INTO app_orders VALUES (1)`); err != nil {
-		t.Fatal(err)
-	}
-	m := newMsg("b@x.test")
-	m.Body = io.MultiReader(io.LimitReader(&counter{}, 5000), failing{})
-	if _, err := s.EnqueueTx(ctx, tx, m); err == nil {
-		t.Fatal("EnqueueTx with a failing body succeeded")
-	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatalf("the caller's transaction is unusable after a failed EnqueueTx: %v", err)
-	}
-	var orders, rows int
-	err = s.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM app_orders),
-		(SELECT count(*) FROM outbox_body_chunks) + (SELECT count(*) FROM outbox_messages)`).Scan(&orders, &rows)
-	if err != nil || orders != 1 || rows != 0 {
-		t.Errorf("after commit: %d orders, %d outbox rows (%v); want 1 and 0", orders, rows, err)
-	}
-}
-
-// failing is a reader whose every read fails.
-type failing struct{}
-
-func (failing) Read([]byte) (int, error) { return 0, errors.New("client went away") }
-
-func TestEnqueueTxCommit(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	dsn, _ := freshSchema(t)
-	s := openStore(t, dsn, Options{DefaultLifetime: 7 * time.Hour})
-	tx, err := s.Pool().Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	m := newMsg("kept@commit.test")
-	m.IdempotencyKey = "tx-key"
-	id, err := s.EnqueueTx(ctx, tx, m)
-	if err != nil {
-		t.Fatalf("EnqueueTx: %v", err)
-	}
-	if _, err := s.Get(ctx, id); !errors.Is(err, queue.ErrNotFound) {
-		t.Errorf("uncommitted message visible outside its transaction: Get = %v", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.Get(ctx, id)
-	if err != nil {
-		t.Fatalf("committed message: %v", err)
-	}
-	if got.Status != queue.StatusQueued || got.Size != int64(len("Subject: hi\r\n\r\nhello\r\n")) ||
-		len(got.Recipients) != 1 || got.Recipients[0].Address != "kept@commit.test" {
-		t.Errorf("committed message = %+v", got)
-	}
-	if life := got.ExpiresAt.Sub(got.CreatedAt); life < 7*time.Hour-time.Second || life > 7*time.Hour+time.Second {
-		t.Errorf("lifetime %v, want the store's 7h", life)
-	}
-	// The same key through the group-commit path finds the EnqueueTx one.
-	if again, err := s.Enqueue(ctx, m); err != nil || again != id {
-		t.Errorf("Enqueue with the EnqueueTx key = %s, %v; want %s", again, err, id)
-	}
-	c, err := s.Claim(ctx, "w", 10, time.Minute)
-	if err != nil || len(c) != 1 || c[0].ID != id {
-		t.Fatalf("Claim after commit = %v, %v", c, err)
-	}
 }
 
 func TestConcurrentMigrations(t *testing.T) {
@@ -369,9 +278,9 @@ func TestStreamLargeBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if chunks != size/DefaultChunkSize || biggest != DefaultChunkSize {
+	if chunks != size/queue.DefaultChunkSize || biggest != queue.DefaultChunkSize {
 		t.Errorf("body stored as %d chunks of at most %d bytes, want %d of %d",
-			chunks, biggest, size/DefaultChunkSize, DefaultChunkSize)
+			chunks, biggest, size/queue.DefaultChunkSize, queue.DefaultChunkSize)
 	}
 	rc, err := s.OpenBody(ctx, id)
 	if err != nil {

@@ -2,134 +2,200 @@ package postgres
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
-	"io"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/outbox-mail/outbox/queue"
-	"github.com/outbox-mail/outbox/queue/internal/listpage"
 )
 
-// readTx begins a read-only REPEATABLE READ transaction, so that a message
-// and its recipients are read from one snapshot.
-func (s *Store) readTx(ctx context.Context) (pgx.Tx, error) {
-	return s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+// msgCols are the outbox_messages columns scanMessage reads, in order.
+const msgCols = `id, sender, subject, status, size, attempts,
+	coalesce(idempotency_key, ''), tags::text, created_at, updated_at,
+	next_attempt_at, expires_at, source, eight_bit, smtputf8, dsn_ret, dsn_envid,
+	ignore_suppressions, repairs`
+
+// scanMessage reads the msgCols of one row, after the extra destinations
+// a query puts first.
+func scanMessage(row pgx.Row, extra ...any) (queue.Message, error) {
+	var m queue.Message
+	var status, tags, source, ret, repairs string
+	var next *time.Time
+	dst := append(extra, &m.ID, &m.From, &m.Subject, &status, &m.Size, &m.Attempts,
+		&m.IdempotencyKey, &tags, &m.CreatedAt, &m.UpdatedAt, &next, &m.ExpiresAt, &source,
+		&m.EightBit, &m.SMTPUTF8, &ret, &m.DSN.EnvID, &m.IgnoreSuppressions, &repairs)
+	if err := row.Scan(dst...); err != nil {
+		return m, err
+	}
+	m.Status, m.NextAttemptAt, m.Source, m.DSN.Return = queue.Status(status), deref(next), queue.Source(source), queue.DSNReturn(ret)
+	m.Repairs = split(repairs)
+	if tags != "" && tags != "{}" {
+		if err := json.Unmarshal([]byte(tags), &m.Tags); err != nil {
+			return m, fmt.Errorf("message %s: tags: %w", m.ID, err)
+		}
+	}
+	return m, nil
 }
 
-// Get returns a message with all its recipients.
-func (s *Store) Get(ctx context.Context, id string) (*queue.Message, error) {
-	if err := s.check(); err != nil {
-		return nil, err
+// split undoes strings.Join(s, ","); "" is none.
+func split(s string) []string {
+	if s == "" {
+		return nil
 	}
-	if !storableID(id) {
-		return nil, queue.ErrNotFound
-	}
-	tx, err := s.readTx(ctx)
-	if err != nil {
-		return nil, s.wrap("get", err)
-	}
-	defer rollback(tx)
-	m, err := scanMessage(tx.QueryRow(ctx, `SELECT `+msgCols+` FROM outbox_messages WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, queue.ErrNotFound
-	}
-	if err != nil {
-		return nil, s.wrap("get", err)
-	}
-	rcpts, err := loadRecipients(ctx, tx, []string{id}, false)
-	if err != nil {
-		return nil, s.wrap("get", err)
-	}
-	m.Recipients = rcpts[id]
-	return &m, nil
+	return strings.Split(s, ",")
 }
 
-// Attempts returns a message's attempts, oldest first; ErrNotFound if the
-// message does not exist.
-func (s *Store) Attempts(ctx context.Context, id string) ([]queue.Attempt, error) {
-	if err := s.check(); err != nil {
+// dueQuery lists the oldest due messages ($3 is the limit), locking them
+// and skipping rows another claimer has locked. Each status is its own
+// bounded index range, so a claim costs the same with a backlog of a
+// million as with ten. Due means by the database's clock.
+const dueQuery = `
+	SELECT * FROM (SELECT id, next_attempt_at AS due FROM outbox_messages
+		WHERE status = 'queued' AND next_attempt_at <= now()
+		ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) q1
+	UNION ALL
+	SELECT * FROM (SELECT id, next_attempt_at FROM outbox_messages
+		WHERE status = 'deferred' AND next_attempt_at <= now()
+		ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) q2
+	UNION ALL
+	SELECT * FROM (SELECT id, lease_expires_at FROM outbox_messages
+		WHERE status = 'sending' AND lease_expires_at <= now()
+		ORDER BY lease_expires_at LIMIT $3 FOR UPDATE SKIP LOCKED) q3`
+
+// ClaimDue leases due messages in one statement, until the database's
+// now() plus lease.
+func (t *pgTx) ClaimDue(ctx context.Context, owner string, limit int, lease time.Duration) ([]queue.Claimed, error) {
+	var out []queue.Claimed
+	err := t.rows(ctx, func(r pgx.Rows) error {
+		var c queue.Claimed
+		m, err := scanMessage(r, &c.LeaseExpiresAt)
+		c.Message = m
+		out = append(out, c)
+		return err
+	}, `UPDATE outbox_messages
+		SET status = 'sending', lease_owner = $1, lease_expires_at = now() + $2::interval,
+			attempts = attempts + 1, updated_at = now()
+		WHERE id IN (SELECT id FROM (`+dueQuery+`) d ORDER BY due LIMIT $3)
+		RETURNING lease_expires_at, `+msgCols, owner, lease, limit)
+	slices.SortFunc(out, func(a, b queue.Claimed) int { return strings.Compare(a.ID, b.ID) })
+	return out, err
+}
+
+// Recipients reads the recipients of ids in envelope order.
+func (t *pgTx) Recipients(ctx context.Context, ids []string, openOnly bool) (map[string][]queue.Recipient, error) {
+	out := make(map[string][]queue.Recipient, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	query := `SELECT message_id, address, status, attempts, code, enhanced_code,
+		text, last_attempt_at, dsn_notify, dsn_orcpt FROM outbox_recipients WHERE message_id = ANY($1)`
+	if openOnly {
+		query += ` AND status IN ('pending', 'deferred')`
+	}
+	err := t.rows(ctx, func(rows pgx.Rows) error {
+		var id, status, notify string
+		var last *time.Time
+		var r queue.Recipient
+		if err := rows.Scan(&id, &r.Address, &status, &r.Attempts, &r.Code,
+			&r.EnhancedCode, &r.Text, &last, &notify, &r.DSN.ORcpt); err != nil {
+			return err
+		}
+		r.Status, r.LastAttemptAt, r.DSN.Notify = queue.RecipientStatus(status), deref(last), split(notify)
+		out[id] = append(out[id], r)
+		return nil
+	}, query+` ORDER BY message_id, idx`, ids)
+	return out, err
+}
+
+// states reads message states joined with their recipients.
+func (t *pgTx) states(ctx context.Context, query string, args ...any) ([]queue.MessageState, error) {
+	var out []queue.MessageState
+	err := t.rows(ctx, func(rows pgx.Rows) error {
+		var m queue.MessageState
+		var r queue.RecipientState
+		var status, rstatus string
+		if err := rows.Scan(&m.ID, &status, &m.Attempts, &m.LeaseLive, &r.Idx, &r.Address, &rstatus); err != nil {
+			return err
+		}
+		r.Status = queue.RecipientStatus(rstatus)
+		if n := len(out); n > 0 && out[n-1].ID == m.ID {
+			out[n-1].Recipients = append(out[n-1].Recipients, r)
+			return nil
+		}
+		m.Status, m.Recipients = queue.Status(status), []queue.RecipientState{r}
+		out = append(out, m)
+		return nil
+	}, query, args...)
+	return out, err
+}
+
+const stateCols = `m.id, m.status, m.attempts, coalesce(m.status = 'sending' AND m.lease_expires_at > now(), false),
+	r.idx, r.address, r.status FROM outbox_messages m JOIN outbox_recipients r ON r.message_id = m.id`
+
+// Held locks owner's leased messages of ids, in id order so that
+// concurrent callers cannot deadlock, and reads them with their recipients.
+func (t *pgTx) Held(ctx context.Context, owner string, ids []string) ([]queue.MessageState, error) {
+	return t.states(ctx, `SELECT `+stateCols+`
+		WHERE m.id = ANY($1) AND m.status = 'sending' AND m.lease_owner = $2
+		ORDER BY m.id, r.idx FOR UPDATE OF m`, ids, owner)
+}
+
+// Lock locks one message and reads its state.
+func (t *pgTx) Lock(ctx context.Context, id string) (*queue.MessageState, error) {
+	st, err := t.states(ctx, `SELECT `+stateCols+` WHERE m.id = $1 ORDER BY r.idx FOR UPDATE OF m`, id)
+	if err != nil {
 		return nil, err
 	}
-	if !storableID(id) {
+	if len(st) == 0 {
 		return nil, queue.ErrNotFound
 	}
-	tx, err := s.readTx(ctx)
-	if err != nil {
-		return nil, s.wrap("attempts", err)
+	return &st[0], nil
+}
+
+// NextDue is the earliest next attempt or lease expiry.
+func (t *pgTx) NextDue(ctx context.Context) (time.Time, bool, error) {
+	var v *time.Time
+	err := t.row(ctx, []any{&v}, `SELECT least(
+		(SELECT min(next_attempt_at) FROM outbox_messages WHERE status = 'queued'),
+		(SELECT min(next_attempt_at) FROM outbox_messages WHERE status = 'deferred'),
+		(SELECT min(lease_expires_at) FROM outbox_messages WHERE status = 'sending'))`)
+	return deref(v), v != nil, err
+}
+
+// Message reads one message.
+func (t *pgTx) Message(ctx context.Context, id string) (*queue.Message, error) {
+	var out *queue.Message
+	err := t.rows(ctx, func(r pgx.Rows) error {
+		m, err := scanMessage(r)
+		out = &m
+		return err
+	}, `SELECT `+msgCols+` FROM outbox_messages WHERE id = $1`, id)
+	if err == nil && out == nil {
+		err = queue.ErrNotFound
 	}
-	defer rollback(tx)
-	var one int
-	err = tx.QueryRow(ctx, `SELECT 1 FROM outbox_messages WHERE id = $1`, id).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, queue.ErrNotFound
-	}
-	if err != nil {
-		return nil, s.wrap("attempts", err)
-	}
-	rows, err := tx.Query(ctx, `SELECT number, started_at, finished_at, route,
-		error, transcript FROM outbox_attempts WHERE message_id = $1 ORDER BY number`, id)
-	if err != nil {
-		return nil, s.wrap("attempts", err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (queue.Attempt, error) {
+	return out, err
+}
+
+// Attempts reads a message's attempts.
+func (t *pgTx) Attempts(ctx context.Context, id string) ([]queue.Attempt, error) {
+	var out []queue.Attempt
+	err := t.rows(ctx, func(r pgx.Rows) error {
 		var a queue.Attempt
-		err := row.Scan(&a.Number, &a.StartedAt, &a.FinishedAt, &a.Route, &a.Error, &a.Transcript)
-		return a, err
-	})
-	return out, s.wrap("attempts", err)
+		err := r.Scan(&a.Number, &a.StartedAt, &a.FinishedAt, &a.Route, &a.Host, &a.Reply, &a.Error, &a.Transcript)
+		out = append(out, a)
+		return err
+	}, `SELECT number, started_at, finished_at, route, host, reply, error, transcript
+		FROM outbox_attempts WHERE message_id = $1 ORDER BY number`, id)
+	return out, err
 }
 
-// List returns messages matching f, newest first. The cursor is the last
-// id of the previous page: ids are UUIDv7, so id order is creation order
-// and paging by "id < cursor" never skips or repeats a message.
-func (s *Store) List(ctx context.Context, f queue.Filter) (*queue.ListPage, error) {
-	if err := s.check(); err != nil {
-		return nil, err
-	}
-	where, args, err := listWhere(f)
-	if err != nil {
-		return nil, err
-	}
-	limit := listpage.Limit(f.Limit)
-	tx, err := s.readTx(ctx)
-	if err != nil {
-		return nil, s.wrap("list", err)
-	}
-	defer rollback(tx)
-	args = append(args, limit+1)
-	rows, err := tx.Query(ctx, `SELECT `+msgCols+` FROM outbox_messages m`+where+
-		fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args)), args...)
-	if err != nil {
-		return nil, s.wrap("list", err)
-	}
-	msgs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (queue.Message, error) {
-		return scanMessage(row)
-	})
-	if err != nil {
-		return nil, s.wrap("list", err)
-	}
-	page := listpage.Cut(msgs, limit)
-	ids := make([]string, len(page.Messages))
-	for i, m := range page.Messages {
-		ids[i] = m.ID
-	}
-	rcpts, err := loadRecipients(ctx, tx, ids, false)
-	if err != nil {
-		return nil, s.wrap("list", err)
-	}
-	for i := range page.Messages {
-		page.Messages[i].Recipients = rcpts[page.Messages[i].ID]
-	}
-	return page, nil
-}
-
-// listWhere turns a filter into a WHERE clause and its arguments.
-// Substring matches use strpos on lowered text rather than LIKE, so a
-// user's % or _ means itself.
-func listWhere(f queue.Filter) (string, []any, error) {
+// List reads a page of messages. Substring matches use strpos on lowered
+// text rather than LIKE, so a user's % or _ means itself.
+func (t *pgTx) List(ctx context.Context, f queue.Filter, before string, limit int) ([]queue.Message, error) {
 	var conds []string
 	var args []any
 	add := func(cond string, arg any) {
@@ -137,15 +203,7 @@ func listWhere(f queue.Filter) (string, []any, error) {
 		conds = append(conds, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(args))))
 	}
 	if f.Status != "" {
-		if !f.Status.Valid() {
-			return "", nil, fmt.Errorf("%w: Status: unknown status %q", queue.ErrInvalid, f.Status)
-		}
 		add("status = $?", string(f.Status))
-	}
-	for field, v := range map[string]string{"Recipient": f.Recipient, "From": f.From, "Subject": f.Subject} {
-		if err := checkText(field, v, false); err != nil {
-			return "", nil, err
-		}
 	}
 	if f.Recipient != "" {
 		add(`EXISTS (SELECT 1 FROM outbox_recipients r WHERE r.message_id = m.id
@@ -163,101 +221,116 @@ func listWhere(f queue.Filter) (string, []any, error) {
 	if !f.Until.IsZero() {
 		add("created_at < $?", f.Until)
 	}
-	if f.Cursor != "" {
-		last, ok := listpage.After(f.Cursor)
-		if !ok || checkText("Cursor", last, true) != nil {
-			return "", nil, fmt.Errorf("%w: Cursor: malformed cursor", queue.ErrInvalid)
-		}
-		add("id < $?", last)
+	if before != "" {
+		add("id < $?", before)
 	}
-	if len(conds) == 0 {
-		return "", nil, nil
+	where := ""
+	if len(conds) > 0 {
+		where = " WHERE " + strings.Join(conds, " AND ")
 	}
-	return " WHERE " + strings.Join(conds, " AND "), args, nil
+	args = append(args, limit)
+	var out []queue.Message
+	err := t.rows(ctx, func(r pgx.Rows) error {
+		m, err := scanMessage(r)
+		out = append(out, m)
+		return err
+	}, `SELECT `+msgCols+` FROM outbox_messages m`+where+fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args)), args...)
+	return out, err
 }
 
-// Counts returns the number of messages in each status present.
-func (s *Store) Counts(ctx context.Context) (map[queue.Status]int64, error) {
-	if err := s.check(); err != nil {
-		return nil, err
-	}
-	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM outbox_messages GROUP BY status`)
-	if err != nil {
-		return nil, s.wrap("counts", err)
-	}
-	defer rows.Close()
+// Counts counts messages by status.
+func (t *pgTx) Counts(ctx context.Context) (map[queue.Status]int64, error) {
 	out := make(map[queue.Status]int64)
-	for rows.Next() {
+	err := t.rows(ctx, func(r pgx.Rows) error {
 		var st string
 		var n int64
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, s.wrap("counts", err)
-		}
+		err := r.Scan(&st, &n)
 		out[queue.Status(st)] = n
-	}
-	return out, s.wrap("counts", rows.Err())
+		return err
+	}, `SELECT status, count(*) FROM outbox_messages GROUP BY status`)
+	return out, err
 }
 
-// OpenBody streams a message's body, fetching one chunk per query so that
-// memory stays at one chunk whatever the body's size and no connection is
-// held between reads.
-func (s *Store) OpenBody(ctx context.Context, id string) (io.ReadCloser, error) {
-	if err := s.check(); err != nil {
-		return nil, err
-	}
-	if !storableID(id) {
-		return nil, queue.ErrNotFound
-	}
-	var size int64
-	err := s.pool.QueryRow(ctx, `SELECT size FROM outbox_messages WHERE id = $1`, id).Scan(&size)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, queue.ErrNotFound
-	}
-	if err != nil {
-		return nil, s.wrap("open body", err)
-	}
-	return &bodyReader{s: s, ctx: ctx, id: id, size: size}, nil
+// BodySize reads a message's body size.
+func (t *pgTx) BodySize(ctx context.Context, id string) (int64, error) {
+	var n int64
+	err := t.row(ctx, []any{&n}, `SELECT size FROM outbox_messages WHERE id = $1`, id)
+	return n, err
 }
 
-// bodyReader reads outbox_body_chunks in seq order.
-type bodyReader struct {
-	s      *Store
-	ctx    context.Context
-	id     string
-	size   int64
-	read   int64
-	seq    int
-	cur    []byte
-	closed bool
+// Chunk reads one body chunk.
+func (t *pgTx) Chunk(ctx context.Context, id string, seq int, buf []byte) ([]byte, error) {
+	found := false
+	err := t.rows(ctx, func(r pgx.Rows) error {
+		found = true
+		// RawValues are pgx's read buffer, valid until the next row.
+		buf = append(buf[:0], r.RawValues()[0]...)
+		return nil
+	}, `SELECT data FROM outbox_body_chunks WHERE message_id = $1 AND seq = $2`, id, seq)
+	if err == nil && !found {
+		err = queue.ErrNotFound
+	}
+	return buf, err
 }
 
-// Read implements io.Reader.
-func (b *bodyReader) Read(p []byte) (int, error) {
-	if b.closed {
-		return 0, errors.New("postgres: read of closed body")
-	}
-	for len(b.cur) == 0 {
-		if b.read >= b.size {
-			return 0, io.EOF
-		}
-		err := b.s.pool.QueryRow(b.ctx, `SELECT data FROM outbox_body_chunks
-			WHERE message_id = $1 AND seq = $2`, b.id, b.seq).Scan(&b.cur)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, fmt.Errorf("postgres: body of %s ends at %d of %d bytes: %w", b.id, b.read, b.size, io.ErrUnexpectedEOF)
-		}
-		if err != nil {
-			return 0, b.s.wrap("read body", err)
-		}
-		b.seq++
-	}
-	n := copy(p, b.cur)
-	b.cur = b.cur[n:]
-	b.read += int64(n)
-	return n, nil
+// History reads a message's recipient events.
+func (t *pgTx) History(ctx context.Context, id string) ([]queue.RecipientEvent, error) {
+	var out []queue.RecipientEvent
+	err := t.rows(ctx, func(r pgx.Rows) error {
+		e := queue.RecipientEvent{MessageID: id}
+		var typ string
+		err := r.Scan(&e.Address, &typ, &e.Code, &e.EnhancedCode, &e.Text, &e.At)
+		e.Type = queue.HistoryType(typ)
+		out = append(out, e)
+		return err
+	}, `SELECT address, type, code, enhanced_code, text, created_at
+		FROM outbox_recipient_events WHERE message_id = $1 ORDER BY id`, id)
+	return out, err
 }
 
-// Close implements io.Closer.
-func (b *bodyReader) Close() error {
-	b.closed, b.cur = true, nil
-	return nil
+// dueEventsQuery lists the due events ($3 is the limit) as one index range
+// per status, locking them and skipping those another claimer holds.
+const dueEventsQuery = `
+	SELECT * FROM (SELECT id, next_attempt_at AS due FROM outbox_events
+		WHERE status = 'pending' AND next_attempt_at <= now()
+		ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) q1
+	UNION ALL
+	SELECT * FROM (SELECT id, lease_expires_at FROM outbox_events
+		WHERE status = 'sending' AND lease_expires_at <= now()
+		ORDER BY lease_expires_at LIMIT $3 FOR UPDATE SKIP LOCKED) q2`
+
+// ClaimEvents leases due events in one statement, longest due first.
+func (t *pgTx) ClaimEvents(ctx context.Context, owner string, limit int, lease time.Duration) ([]queue.Event, error) {
+	var out []queue.Event
+	err := t.rows(ctx, func(r pgx.Rows) error {
+		var e queue.Event
+		err := r.Scan(&e.ID, &e.Endpoint, &e.Type, &e.MessageID, &e.Payload,
+			&e.Attempts, &e.CreatedAt, &e.NextAttemptAt, &e.LastError)
+		out = append(out, e)
+		return err
+	}, `UPDATE outbox_events e
+		SET status = 'sending', lease_owner = $1, lease_expires_at = now() + $2::interval,
+			attempts = attempts + 1
+		FROM (SELECT id, due FROM (`+dueEventsQuery+`) d ORDER BY due LIMIT $3) d
+		WHERE e.id = d.id
+		RETURNING e.id, endpoint, type, message_id, payload, attempts, created_at,
+			next_attempt_at, last_error`, owner, lease, limit)
+	slices.SortStableFunc(out, func(a, b queue.Event) int { return a.NextAttemptAt.Compare(b.NextAttemptAt) })
+	return out, err
+}
+
+// NextEventDue is the earliest time an event becomes claimable.
+func (t *pgTx) NextEventDue(ctx context.Context) (time.Time, bool, error) {
+	var v *time.Time
+	err := t.row(ctx, []any{&v}, `SELECT least(
+		(SELECT min(next_attempt_at) FROM outbox_events WHERE status = 'pending'),
+		(SELECT min(lease_expires_at) FROM outbox_events WHERE status = 'sending'))`)
+	return deref(v), v != nil, err
+}
+
+// ListSuppressions reads a page of entries by address and scope.
+func (t *pgTx) ListSuppressions(ctx context.Context, contains, afterAddress, afterScope string, limit int) ([]queue.Suppression, error) {
+	return t.suppressions(ctx, `SELECT `+suppressionCols+` FROM outbox_suppressions
+		WHERE (address, scope) > ($1, $2) AND strpos(address, $3) > 0
+		ORDER BY address, scope LIMIT $4`, afterAddress, afterScope, contains, limit)
 }

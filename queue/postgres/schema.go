@@ -102,6 +102,57 @@ CREATE INDEX outbox_events_due ON outbox_events (status, next_attempt_at);
 CREATE INDEX outbox_events_lease ON outbox_events (status, lease_expires_at);
 CREATE INDEX outbox_events_created ON outbox_events (status, created_at);
 `,
+	// 2: typed delivery flags instead of tags, DSN parameters, what
+	// submission repaired, attempt summaries, the suppression list and
+	// recipient history. Tags that were flags move to their columns.
+	`
+ALTER TABLE outbox_messages
+	ADD COLUMN source text NOT NULL DEFAULT 'library',
+	ADD COLUMN eight_bit boolean NOT NULL DEFAULT false,
+	ADD COLUMN smtputf8 boolean NOT NULL DEFAULT false,
+	ADD COLUMN dsn_ret text NOT NULL DEFAULT '',
+	ADD COLUMN dsn_envid text NOT NULL DEFAULT '',
+	ADD COLUMN ignore_suppressions boolean NOT NULL DEFAULT false,
+	ADD COLUMN repairs text NOT NULL DEFAULT '';
+UPDATE outbox_messages SET
+	eight_bit = coalesce(tags->>'body' = '8bitmime', false),
+	smtputf8 = coalesce(tags->>'smtputf8' = '1', false),
+	source = CASE WHEN tags->>'source' IN ('api', 'smtp', 'library', 'cli') THEN tags->>'source' ELSE 'library' END;
+UPDATE outbox_messages SET tags = tags - 'body' - 'smtputf8' WHERE tags ?| array['body', 'smtputf8'];
+UPDATE outbox_messages SET tags = tags - 'source' WHERE source = tags->>'source';
+ALTER TABLE outbox_recipients
+	ADD COLUMN dsn_notify text NOT NULL DEFAULT '',
+	ADD COLUMN dsn_orcpt text NOT NULL DEFAULT '';
+ALTER TABLE outbox_attempts
+	ADD COLUMN host text NOT NULL DEFAULT '',
+	ADD COLUMN reply text NOT NULL DEFAULT '';
+
+-- The suppression list: address and scope are lower-cased; scope '' is
+-- every sender.
+CREATE TABLE outbox_suppressions (
+	address    text NOT NULL,
+	scope      text NOT NULL DEFAULT '',
+	reason     text NOT NULL DEFAULT '',
+	cause      text NOT NULL,
+	message_id text NOT NULL DEFAULT '',
+	created_at timestamptz NOT NULL,
+	expires_at timestamptz,
+	PRIMARY KEY (address, scope)
+);
+
+-- What was learnt about recipients after sending.
+CREATE TABLE outbox_recipient_events (
+	id            bigserial PRIMARY KEY,
+	message_id    text NOT NULL REFERENCES outbox_messages (id) ON DELETE CASCADE,
+	address       text NOT NULL,
+	type          text NOT NULL,
+	code          integer NOT NULL DEFAULT 0,
+	enhanced_code text NOT NULL DEFAULT '',
+	text          text NOT NULL DEFAULT '',
+	created_at    timestamptz NOT NULL
+);
+CREATE INDEX outbox_recipient_events_message ON outbox_recipient_events (message_id, id);
+`,
 }
 
 // Beginner starts transactions: *pgxpool.Pool, *pgx.Conn and pgx.Tx all
@@ -111,8 +162,8 @@ type Beginner interface {
 }
 
 // Migrate creates or upgrades the outbox schema (tables prefixed
-// "outbox_") in the first schema of db's search_path, so that an
-// application can call EnqueueTx on its own database. Open runs it too.
+// "outbox_") in the first schema of db's search_path, so that a store can
+// EnqueueTx into an application's transactions on its own database. Open runs it too.
 //
 // All pending migrations run in one transaction that first takes a
 // transaction-level advisory lock, so any number of processes may migrate
@@ -155,3 +206,6 @@ func Migrate(ctx context.Context, db Beginner) error {
 	}
 	return nil
 }
+
+// rollback undoes tx unless it was committed; for use in defer.
+func rollback(tx pgx.Tx) { _ = tx.Rollback(context.Background()) }

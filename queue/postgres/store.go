@@ -1,106 +1,73 @@
-// Package postgres is the multi-node queue store: every node of an outbox
-// cluster opens the same PostgreSQL database and any node can deliver any
-// message, because bodies live in the database too, in chunks.
+// Package postgres is the multi-node queue store: the queue's rules
+// (queue.Queue) over a driver for a PostgreSQL database that every node of
+// an outbox cluster opens, so that any node can deliver any message:
+// bodies live in the database too, in chunks.
 //
-// Enqueues are group-committed: a writer goroutine gathers every pending
-// enqueue into one transaction, sends its statements in pgx batches (one
-// round trip for many small messages) and acknowledges them all after one
-// commit. Bodies are spooled to memory or a temporary file before they
-// reach the writer, so a slow producer never holds a batch open.
+// A transaction's statements are pipelined: writes whose results the rules
+// do not need are queued and sent with the next statement that returns
+// rows, or with the COMMIT, so that recording a batch of results costs two
+// round trips (read the leases held, write everything and commit) and a
+// group commit of small messages a few, whatever the batch's size. Every
+// batch of rows is one statement (unnest of arrays); pgx prepares each
+// statement once per connection and caches it.
 //
 // Claims select due rows with FOR UPDATE SKIP LOCKED inside the UPDATE that
-// leases them, so claimers on many nodes never collide. Lease expiry, due
-// times of unscheduled messages and creation times come from the database's
-// clock (now()), so nodes whose clocks disagree still agree on which leases
-// have lapsed. Times a caller supplies (SendAt, ExpiresAt, a result's
-// NextAttemptAt, Purge's cutoff) are the caller's clock, compared with the
-// database's: keep node clocks roughly in sync, as for any scheduled work.
+// leases them, so claimers on many nodes never collide. Lease expiry and
+// the "now" that due times and leases are compared with come from the
+// database's clock, so nodes whose clocks disagree still agree on which
+// leases have lapsed. Times a caller supplies (SendAt, ExpiresAt, a
+// result's NextAttemptAt, Purge's cutoff) and creation times are the
+// node's clock: keep node clocks roughly in sync.
 //
-// Enqueue, EnqueueTx, Retry and Release send a NOTIFY on the channel
-// "outbox_due" in their transaction; Watch (queue.Watcher) listens on a
-// dedicated connection, so idle workers on every node wake after the commit.
+// Enqueues, EnqueueTx, Retry, Requeue and Release send a NOTIFY on the
+// channel "outbox_due" in their transaction; Watch (queue.Watcher) listens
+// on a dedicated connection, so idle workers on every node wake after the
+// commit.
 //
 // All tables are prefixed "outbox_" so the schema can live in an
-// application's own database beside its tables (see EnqueueTx and Migrate).
-// The store works in whatever schema the connection's search_path selects.
+// application's own database beside its tables (see Migrate). The store
+// works in whatever schema the connection's search_path selects.
 package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
-	"sync/atomic"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outbox-mail/outbox/queue"
-	"github.com/outbox-mail/outbox/queue/internal/groupcommit"
-	"github.com/outbox-mail/outbox/queue/internal/pending"
-)
-
-// Defaults for Options.
-const (
-	// DefaultLifetime is how long delivery is tried when a message gives no
-	// ExpiresAt.
-	DefaultLifetime = 120 * time.Hour
-	// DefaultChunkSize is the size of the body chunks rows hold, and the
-	// largest body kept in memory while it waits for the writer.
-	DefaultChunkSize = 256 << 10
-	// DefaultBatchMessages bounds how many enqueues share one commit.
-	DefaultBatchMessages = 256
-	// DefaultBatchBytes bounds the body bytes written by one commit, so a
-	// batch of large messages does not keep the others waiting long.
-	DefaultBatchBytes = 16 << 20
 )
 
 // Options configure Open. The zero value is usable.
 type Options struct {
-	// DefaultLifetime applies to messages without ExpiresAt (120h if zero).
-	DefaultLifetime time.Duration
-	// ChunkSize is the body chunk size in bytes (256 KiB if zero).
-	ChunkSize int
-	// BatchMessages and BatchBytes bound one group commit (256 messages and
-	// 16 MiB of body if zero).
-	BatchMessages int
-	BatchBytes    int64
-	// SpoolDir holds bodies too large for memory while they wait for the
-	// writer (os.TempDir() if empty).
-	SpoolDir string
-	// Logger receives errors the store handles itself (nil: slog.Default).
-	Logger *slog.Logger
+	// Queue holds the queue's own settings (lifetime, transcripts, chunk
+	// size, batch bounds, spool directory, logger).
+	Queue queue.Options
 }
 
-// Store is a queue.Store backed by a PostgreSQL database shared by any
-// number of processes.
+// Store is the queue over a PostgreSQL database shared by any number of
+// processes.
 type Store struct {
-	opts Options
-	pool *pgxpool.Pool
-	log  *slog.Logger
-
-	closed atomic.Bool
-	intake pending.Config // validation and spooling before the writer
-	writer *groupcommit.Writer[*pending.Message]
-	buf    []byte // the writer's chunk buffer
-
+	*queue.Queue[pgx.Tx]
+	d     *pgDriver
 	watch *watcher
 
 	// purgeHook, when set by tests, runs while Housekeep holds its lock.
 	purgeHook func()
-
-	// commits and committed count group commits and the enqueues they
-	// carried, for the benchmark's messages-per-commit figure.
-	commits, committed atomic.Int64
 }
 
 var (
-	_ queue.Store   = (*Store)(nil)
-	_ queue.Watcher = (*Store)(nil)
+	_ queue.Store    = (*Store)(nil)
+	_ queue.Watcher  = (*Store)(nil)
+	_ queue.Insights = (*Store)(nil)
 )
+
+// pgDriver is the queue.Driver of one database.
+type pgDriver struct {
+	pool *pgxpool.Pool
+}
 
 // Open connects to the database at dsn (a PostgreSQL URL or key=value
 // string), applies pending schema migrations and starts the writer.
@@ -109,7 +76,6 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse dsn: %w", err)
 	}
-	opts = withDefaults(opts)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
@@ -118,111 +84,76 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{opts: opts, pool: pool, log: opts.Logger}
-	s.watch = newWatcher(cfg.ConnConfig, opts.Logger)
-	s.intake = intake
-	s.intake.ChunkSize, s.intake.Dir = opts.ChunkSize, opts.SpoolDir
-	s.buf = make([]byte, opts.ChunkSize)
-	s.writer = groupcommit.Start(groupcommit.Config[*pending.Message]{
-		MaxItems: opts.BatchMessages,
-		MaxBytes: opts.BatchBytes,
-		Size:     func(p *pending.Message) int64 { return p.Size },
-		Commit:   s.insertBatch,
-		Release:  (*pending.Message).Discard,
-		Wrap:     func(err error) error { return s.wrap("enqueue", err) },
-		Logger:   opts.Logger,
-		Name:     "postgres",
-	})
-	return s, nil
+	d := &pgDriver{pool: pool}
+	q, err := queue.New[pgx.Tx]("postgres", d, opts.Queue)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Store{Queue: q, d: d, watch: newWatcher(cfg.ConnConfig, q.Options().Logger)}, nil
 }
 
-func withDefaults(o Options) Options {
-	if o.DefaultLifetime <= 0 {
-		o.DefaultLifetime = DefaultLifetime
-	}
-	if o.ChunkSize <= 0 {
-		o.ChunkSize = DefaultChunkSize
-	}
-	if o.BatchMessages <= 0 {
-		o.BatchMessages = DefaultBatchMessages
-	}
-	if o.BatchBytes <= 0 {
-		o.BatchBytes = DefaultBatchBytes
-	}
-	if o.SpoolDir == "" {
-		o.SpoolDir = os.TempDir()
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	return o
-}
-
-// Pool is the store's connection pool, for applications that want to run
-// their own transactions (and EnqueueTx) on the same database.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+// Pool is the store's connection pool, for applications that run their
+// own transactions (and EnqueueTx) on the same database.
+func (s *Store) Pool() *pgxpool.Pool { return s.d.pool }
 
 // Close lets the writer commit what it has been handed, stops it and any
 // listener, and closes the pool. Later calls return queue.ErrClosed.
 func (s *Store) Close() error {
-	if s.closed.Swap(true) {
-		return queue.ErrClosed
-	}
-	s.writer.Close()
-	s.watch.close()
-	s.pool.Close()
-	return nil
-}
-
-// check returns queue.ErrClosed once Close has begun.
-func (s *Store) check() error {
-	if s.closed.Load() {
-		return queue.ErrClosed
-	}
-	return nil
-}
-
-// wrap names the operation in an error and passes the queue's sentinels
-// through as they are; an error from a pool closed under a concurrent call
-// becomes queue.ErrClosed.
-func (s *Store) wrap(op string, err error) error {
+	err := s.Queue.Close()
 	if err == nil {
-		return nil
+		s.watch.close()
 	}
-	if s.closed.Load() {
-		return queue.ErrClosed
-	}
-	for _, sentinel := range []error{queue.ErrNotFound, queue.ErrFinal, queue.ErrSending,
-		queue.ErrLeaseLost, queue.ErrInvalid, context.Canceled, context.DeadlineExceeded} {
-		if errors.Is(err, sentinel) {
-			return err
-		}
-	}
-	return fmt.Errorf("postgres: %s: %w", op, err)
+	return err
 }
 
-// rollback undoes tx unless it was committed; for use in defer.
-func rollback(tx pgx.Tx) { _ = tx.Rollback(context.Background()) }
-
-// closeQuietly closes c, for defers where the error carries no news.
-func closeQuietly(c io.Closer) { _ = c.Close() }
-
-// micros converts a duration to the microseconds interval arithmetic in
-// SQL multiplies by.
-func micros(d time.Duration) int64 { return d.Microseconds() }
-
-// timeOrNil is nil for the zero time, so it is stored as NULL ("none").
-func timeOrNil(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t
+// Close closes the pool.
+func (d *pgDriver) Close() error {
+	d.pool.Close()
+	return nil
 }
 
-// deref is the zero time for a NULL timestamp.
-func deref(t *time.Time) time.Time {
-	if t == nil {
-		return time.Time{}
+// Begin starts a transaction on a connection of the pool. BEGIN is sent
+// with the transaction's first statement; a claim's commit does not wait
+// for its WAL flush (synchronous_commit off), since losing it only makes
+// its messages due again.
+func (d *pgDriver) Begin(ctx context.Context, durable bool) (queue.Tx, error) {
+	conn, err := d.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return *t
+	t := &pgTx{conn: conn, ex: conn, commit: "COMMIT", rollback: []string{"ROLLBACK"}}
+	t.pending.Queue("BEGIN")
+	if !durable {
+		t.pending.Queue("SET LOCAL synchronous_commit TO OFF")
+	}
+	return t, nil
+}
+
+// Read starts a read-only REPEATABLE READ transaction: one snapshot.
+func (d *pgDriver) Read(ctx context.Context) (queue.Tx, error) {
+	conn, err := d.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := &pgTx{conn: conn, ex: conn, commit: "COMMIT", rollback: []string{"ROLLBACK"}}
+	t.pending.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+	return t, nil
+}
+
+// Savepoint starts a savepoint in an application's transaction.
+func (d *pgDriver) Savepoint(ctx context.Context, tx pgx.Tx) (queue.Tx, error) {
+	if tx == nil {
+		return nil, fmt.Errorf("%w: EnqueueTx needs a transaction", queue.ErrInvalid)
+	}
+	t := &pgTx{ex: tx, commit: "RELEASE SAVEPOINT outbox_enqueue",
+		rollback: []string{"ROLLBACK TO SAVEPOINT outbox_enqueue", "RELEASE SAVEPOINT outbox_enqueue"}}
+	t.pending.Queue("SAVEPOINT outbox_enqueue")
+	return t, nil
+}
+
+// executor is what *pgxpool.Conn and pgx.Tx share.
+type executor interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }

@@ -30,9 +30,6 @@ const (
 // a listener on a dedicated connection and waits (up to 5s) until it is
 // listening. stop unsubscribes; after Close, fn is never called again.
 func (s *Store) Watch(fn func()) (stop func()) {
-	if s.closed.Load() {
-		return func() {}
-	}
 	return s.watch.add(fn)
 }
 

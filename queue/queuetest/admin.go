@@ -183,7 +183,7 @@ func testRetry(t *testing.T, s queue.Store) {
 	if c := claim(t, s, "w1", 10, time.Minute); len(c) != 0 {
 		t.Fatalf("deferred message claimed early: %v", ids(c))
 	}
-	if err := s.Retry(ctx, id, false); err != nil {
+	if err := s.Retry(ctx, id); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
 	m := wantStatus(t, s, id, queue.StatusDeferred)
@@ -191,13 +191,13 @@ func testRetry(t *testing.T, s queue.Store) {
 		t.Errorf("retried message due %v, want now", m.NextAttemptAt)
 	}
 	claimOne(t, s, "w1", id, time.Minute)
-	if err := s.Retry(ctx, id, false); !errors.Is(err, queue.ErrSending) {
+	if err := s.Retry(ctx, id); !errors.Is(err, queue.ErrSending) {
 		t.Errorf("Retry while sending: %v, want ErrSending", err)
 	}
 	complete(t, s, "w1", queue.Result{MessageID: id, Recipients: []queue.RecipientResult{{Address: "b@example.com", Status: queue.RecipientDelivered}}})
 	for _, inc := range []bool{false, true} {
-		if err := s.Retry(ctx, id, inc); !errors.Is(err, queue.ErrFinal) {
-			t.Errorf("Retry(delivered, %v): %v, want ErrFinal", inc, err)
+		if err := retryOrRequeue(s, id, inc); !errors.Is(err, queue.ErrFinal) {
+			t.Errorf("Retry(delivered, requeue %v): %v, want ErrFinal", inc, err)
 		}
 	}
 	wantStatus(t, s, id, queue.StatusDelivered)
@@ -208,10 +208,10 @@ func testRetryIncludeFailed(t *testing.T, s queue.Store) {
 	id := enqueue(t, s, newMsg("a@x.test", "b@x.test"))
 	deliverWith(t, s, id, queue.RecipientDelivered, queue.RecipientFailed)
 	wantStatus(t, s, id, queue.StatusPartial)
-	if err := s.Retry(ctx, id, false); !errors.Is(err, queue.ErrFinal) {
+	if err := s.Retry(ctx, id); !errors.Is(err, queue.ErrFinal) {
 		t.Errorf("Retry(partial) without failed: %v, want ErrFinal", err)
 	}
-	if err := s.Retry(ctx, id, true); err != nil {
+	if err := s.Requeue(ctx, id); err != nil {
 		t.Fatalf("Retry(partial, includeFailed): %v", err)
 	}
 	m := wantStatus(t, s, id, queue.StatusDeferred)
@@ -232,7 +232,7 @@ func testRetryIncludeFailed(t *testing.T, s queue.Store) {
 	id2 := enqueue(t, s, newMsg("c@x.test"))
 	deliverWith(t, s, id2, queue.RecipientFailed)
 	wantStatus(t, s, id2, queue.StatusFailed)
-	if err := s.Retry(ctx, id2, true); err != nil {
+	if err := s.Requeue(ctx, id2); err != nil {
 		t.Fatal(err)
 	}
 	m = wantStatus(t, s, id2, queue.StatusQueued)
@@ -259,8 +259,8 @@ func testCancel(t *testing.T, s queue.Store) {
 		t.Errorf("second Cancel: %v, want ErrFinal", err)
 	}
 	for _, inc := range []bool{false, true} {
-		if err := s.Retry(ctx, id, inc); !errors.Is(err, queue.ErrFinal) {
-			t.Errorf("Retry(cancelled, %v): %v, want ErrFinal", inc, err)
+		if err := retryOrRequeue(s, id, inc); !errors.Is(err, queue.ErrFinal) {
+			t.Errorf("Retry(cancelled, requeue %v): %v, want ErrFinal", inc, err)
 		}
 	}
 	queued := enqueue(t, s, newMsg("c@x.test"))
@@ -317,4 +317,12 @@ func testCancelWhileSending(t *testing.T, s queue.Store) {
 	if c := claim(t, s, "w2", 10, expired); len(c) != 0 {
 		t.Errorf("claimed cancelled message %v", ids(c))
 	}
+}
+
+// retryOrRequeue is Requeue when requeue is set, else Retry.
+func retryOrRequeue(s queue.Store, id string, requeue bool) error {
+	if requeue {
+		return s.Requeue(context.Background(), id)
+	}
+	return s.Retry(context.Background(), id)
 }

@@ -216,7 +216,7 @@ func testScheduled(t *testing.T, s queue.Store) {
 		t.Fatalf("NextDue = %v %v %v, want %v", due, ok, err, m.SendAt)
 	}
 	// Retry overrides the schedule: due now.
-	if err := s.Retry(context.Background(), id, false); err != nil {
+	if err := s.Retry(context.Background(), id); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
 	claimOne(t, s, "w1", id, time.Minute)
@@ -235,7 +235,7 @@ func testUnknownID(t *testing.T, s queue.Store) {
 	if _, err := s.OpenBody(ctx, id); !errors.Is(err, queue.ErrNotFound) {
 		t.Errorf("OpenBody: %v, want ErrNotFound", err)
 	}
-	if err := s.Retry(ctx, id, true); !errors.Is(err, queue.ErrNotFound) {
+	if err := s.Requeue(ctx, id); !errors.Is(err, queue.ErrNotFound) {
 		t.Errorf("Retry: %v, want ErrNotFound", err)
 	}
 	if err := s.Cancel(ctx, id); !errors.Is(err, queue.ErrNotFound) {
@@ -250,7 +250,7 @@ func testUnknownID(t *testing.T, s queue.Store) {
 		if _, err := s.OpenBody(ctx, bad); !errors.Is(err, queue.ErrNotFound) {
 			t.Errorf("OpenBody(%q): %v, want ErrNotFound", bad, err)
 		}
-		if err := s.Retry(ctx, bad, false); !errors.Is(err, queue.ErrNotFound) {
+		if err := s.Retry(ctx, bad); !errors.Is(err, queue.ErrNotFound) {
 			t.Errorf("Retry(%q): %v, want ErrNotFound", bad, err)
 		}
 		if err := s.Cancel(ctx, bad); !errors.Is(err, queue.ErrNotFound) {

@@ -1,16 +1,9 @@
-// Package queuetest is the test suite every queue.Store implementation must
-// pass. A store's own tests call Run with a function that opens a fresh,
-// empty store:
+// Package queuetest is the test suite every queue driver must pass. A
+// driver's tests call Run with a Harness that opens a fresh, empty store
+// and runs transactions of an application on the store's database:
 //
-//	func TestStore(t *testing.T) {
-//		queuetest.Run(t, func(t *testing.T) queue.Store {
-//			s, err := mystore.Open(...)
-//			if err != nil {
-//				t.Fatal(err)
-//			}
-//			t.Cleanup(func() { s.Close() }) // Close may already have been called
-//			return s
-//		})
+//	func TestSuite(t *testing.T) {
+//		queuetest.Run(t, queuetest.Harness[*sql.Tx]{Open: …, Begin: …, …})
 //	}
 //
 // Times in the suite are real; leases that must lapse are given negative
@@ -29,8 +22,29 @@ import (
 	"github.com/outbox-mail/outbox/queue"
 )
 
-// Run runs the whole suite; open must return a fresh, empty store each call.
-func Run(t *testing.T, open func(t *testing.T) queue.Store) {
+// Backend is a store that can also enqueue within transactions of TTx.
+type Backend[TTx any] interface {
+	queue.Store
+	queue.TxProducer[TTx]
+}
+
+// Harness is what the suite needs of a driver.
+type Harness[TTx any] struct {
+	// Open returns a fresh, empty store (with default options), closed
+	// when the test ends; Close may already have been called.
+	Open func(t *testing.T) Backend[TTx]
+	// Begin starts a transaction of the application on s's database.
+	Begin func(t *testing.T, s Backend[TTx]) TTx
+	// Commit and Rollback end it.
+	Commit, Rollback func(tx TTx) error
+	// AppWrite writes one row of the application's own in tx; AppRows
+	// counts those committed. They show that tx stays usable.
+	AppWrite func(t *testing.T, tx TTx)
+	AppRows  func(t *testing.T, s Backend[TTx]) int
+}
+
+// Run runs the whole suite.
+func Run[TTx any](t *testing.T, h Harness[TTx]) {
 	tests := []struct {
 		name string
 		fn   func(*testing.T, queue.Store)
@@ -57,7 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) queue.Store) {
 		{"ListFilters", testListFilters},
 		{"Counts", testCounts},
 		{"Retry", testRetry},
-		{"RetryIncludeFailed", testRetryIncludeFailed},
+		{"Requeue", testRetryIncludeFailed},
 		{"Cancel", testCancel},
 		{"CancelWhileSending", testCancelWhileSending},
 		{"ConcurrentClaimers", testConcurrentClaimers},
@@ -65,15 +79,30 @@ func Run(t *testing.T, open func(t *testing.T) queue.Store) {
 		{"EventsWithResults", testEventsWithResults},
 		{"EventsClaimAndFinish", testEventsClaimAndFinish},
 		{"EventsLeaseLapses", testEventsLeaseLapses},
+		{"EventTextValidated", testEventText},
+		{"BadResultStatus", testBadResultStatus},
+		{"TextValidated", testTextValidated},
+		{"Flags", testFlags},
+		{"Leased", testLeased},
+		{"LeasedLapses", testLeasedLapses},
+		{"LeasedNotLeased", testLeasedNotLeased},
+		{"CompleteBatch", testCompleteBatch},
+		{"Transcripts", testTranscripts},
+		{"Suppressions", testSuppressions},
+		{"SuppressedAtEnqueue", testSuppressedAtEnqueue},
+		{"Bounces", testBounces},
+		{"Delete", testDelete},
 		{"Purge", testPurge},
 		{"Insights", testInsights},
 		{"Closed", testClosed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, open(t))
+			tc.fn(t, h.Open(t))
 		})
 	}
+	t.Run("EnqueueTx", func(t *testing.T) { runEnqueueTx(t, h) })
+	t.Run("EnqueueTxSavepoint", func(t *testing.T) { runEnqueueTxSavepoint(t, h) })
 }
 
 // newMsg returns a message to the given recipients with a small body.

@@ -64,5 +64,6 @@ func benchEnqueue(b *testing.B, producers int) {
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "msgs/s")
 	b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
-	b.ReportMetric(float64(s.committed.Load())/float64(max(s.commits.Load(), 1)), "msgs/commit")
+	commits, msgs := s.CommitStats()
+	b.ReportMetric(float64(msgs)/float64(max(commits, 1)), "msgs/commit")
 }

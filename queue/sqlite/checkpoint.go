@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"time"
 )
 
@@ -19,46 +18,37 @@ const checkpointGap = 200 * time.Millisecond
 // connection after writes. A PASSIVE checkpoint never blocks the writer or
 // readers; WAL frames already copied are reused once the checkpoint has
 // caught up.
-func (s *Store) checkpointer() {
-	defer s.ckDone.Done()
+func (d *sqliteDriver) checkpointer() {
+	defer d.ckDone.Done()
 	for {
 		select {
-		case <-s.ckStop:
+		case <-d.ckStop:
 			return
-		case <-s.ckWake:
+		case <-d.ckWake:
 		}
-		if _, err := s.ckdb.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
-			s.log.Warn("sqlite: background checkpoint failed", "err", err)
+		if _, err := d.ckdb.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+			d.log.Warn("sqlite: background checkpoint failed", "err", err)
 		}
 		select {
-		case <-s.ckStop:
+		case <-d.ckStop:
 			return
 		case <-time.After(checkpointGap):
 		}
 	}
 }
 
-// commit commits tx and tells the checkpointer the WAL has grown.
-func (s *Store) commit(tx *sql.Tx) error {
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	s.wrote()
-	return nil
-}
-
 // wrote wakes the checkpointer without ever blocking the writer.
-func (s *Store) wrote() {
+func (d *sqliteDriver) wrote() {
 	select {
-	case s.ckWake <- struct{}{}:
+	case d.ckWake <- struct{}{}:
 	default:
 	}
 }
 
 // finalCheckpoint folds the whole WAL into the database at Close, so a
 // closed store is a single file.
-func (s *Store) finalCheckpoint() error {
-	_, err := s.ckdb.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)")
+func (d *sqliteDriver) finalCheckpoint() error {
+	_, err := d.ckdb.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)")
 	return err
 }
 
@@ -69,15 +59,12 @@ func (s *Store) finalCheckpoint() error {
 // call done after the transaction ends; it restores synchronous=FULL, or
 // discards the connection when it cannot, so an enqueue never commits
 // without fsync.
-func (s *Store) beginRelaxed(ctx context.Context) (*sql.Tx, func(), error) {
-	conn, err := s.wdb.Conn(ctx)
+func (d *sqliteDriver) beginRelaxed(ctx context.Context) (*sql.Tx, func(), error) {
+	conn, err := d.wdb.Conn(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	discard := func() {
-		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-		conn.Close()
-	}
+	discard := func() { discardConn(conn) }
 	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous=NORMAL"); err != nil {
 		discard()
 		return nil, nil, err

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/outbox-mail/outbox/queue"
-	"github.com/outbox-mail/outbox/queue/internal/pending"
+	"github.com/outbox-mail/outbox/queue/internal/ids"
 )
 
 // The insight queries below feed the web dashboard's overview. Each reads
@@ -24,9 +24,6 @@ var finalStatuses = []queue.Status{queue.StatusDelivered, queue.StatusPartial,
 // their final status ("delivered", "partial", "failed", "cancelled"). Slot i
 // of each series covers [since+i*bucket, since+(i+1)*bucket).
 func (s *Store) Activity(ctx context.Context, since time.Time, bucket time.Duration) (map[string][]int64, error) {
-	if err := s.check(); err != nil {
-		return nil, err
-	}
 	if bucket < time.Millisecond {
 		return nil, fmt.Errorf("%w: activity bucket %v is too small", queue.ErrInvalid, bucket)
 	}
@@ -41,24 +38,24 @@ func (s *Store) Activity(ctx context.Context, since time.Time, bucket time.Durat
 	start, width := since.UnixMilli(), bucket.Milliseconds()
 	// Final messages by (status, updated_at): the messages_status_updated
 	// index serves each status's range directly.
-	rows, err := s.rdb.QueryContext(ctx, `SELECT status, (updated_at - ?1) / ?2 AS b, COUNT(*)
+	rows, err := s.d.rdb.QueryContext(ctx, `SELECT status, (updated_at - ?1) / ?2 AS b, COUNT(*)
 		FROM messages WHERE status IN ('delivered', 'partial', 'failed', 'cancelled')
 		AND updated_at >= ?1 GROUP BY status, b`, start, width)
 	if err != nil {
-		return nil, s.wrap("activity", err)
+		return nil, wrap("activity", err)
 	}
 	if err := addBuckets(rows, out); err != nil {
-		return nil, s.wrap("activity", err)
+		return nil, wrap("activity", err)
 	}
 	// Created messages: ids are UUIDv7, whose text starts with the creation
 	// time in hex, so a primary-key range finds the window without an index
 	// on created_at.
-	rows, err = s.rdb.QueryContext(ctx, `SELECT 'created', (created_at - ?1) / ?2 AS b, COUNT(*)
-		FROM messages WHERE id >= ?3 AND created_at >= ?1 GROUP BY b`, start, width, pending.IDFloor(since))
+	rows, err = s.d.rdb.QueryContext(ctx, `SELECT 'created', (created_at - ?1) / ?2 AS b, COUNT(*)
+		FROM messages WHERE id >= ?3 AND created_at >= ?1 GROUP BY b`, start, width, ids.Floor(since))
 	if err != nil {
-		return nil, s.wrap("activity", err)
+		return nil, wrap("activity", err)
 	}
-	return out, s.wrap("activity", addBuckets(rows, out))
+	return out, wrap("activity", addBuckets(rows, out))
 }
 
 // addBuckets adds rows of (series, bucket, count) into out, ignoring
@@ -83,12 +80,9 @@ func addBuckets(rows *sql.Rows, out map[string][]int64) error {
 // succeeded when it is its message's last and the message is delivered; any
 // earlier attempt left something to retry.
 func (s *Store) RouteHealth(ctx context.Context, since time.Time) (attempts, failures map[string]int64, err error) {
-	if err := s.check(); err != nil {
-		return nil, nil, err
-	}
 	// An attempt that finished since then updated its message since then,
 	// so the (status, updated_at) index narrows the join to recent mail.
-	rows, err := s.rdb.QueryContext(ctx, `SELECT a.route, COUNT(*),
+	rows, err := s.d.rdb.QueryContext(ctx, `SELECT a.route, COUNT(*),
 		SUM(CASE WHEN m.status = 'delivered' AND a.number =
 			(SELECT MAX(number) FROM attempts l WHERE l.message_id = m.id) THEN 0 ELSE 1 END)
 		FROM messages m JOIN attempts a ON a.message_id = m.id
@@ -96,7 +90,7 @@ func (s *Store) RouteHealth(ctx context.Context, since time.Time) (attempts, fai
 		AND m.updated_at >= ?1 AND a.finished_at >= ?1
 		GROUP BY a.route ORDER BY a.route`, since.UnixMilli())
 	if err != nil {
-		return nil, nil, s.wrap("route health", err)
+		return nil, nil, wrap("route health", err)
 	}
 	defer rows.Close()
 	attempts, failures = map[string]int64{}, map[string]int64{}
@@ -104,27 +98,24 @@ func (s *Store) RouteHealth(ctx context.Context, since time.Time) (attempts, fai
 		var route string
 		var n, bad int64
 		if err := rows.Scan(&route, &n, &bad); err != nil {
-			return nil, nil, s.wrap("route health", err)
+			return nil, nil, wrap("route health", err)
 		}
 		attempts[route], failures[route] = n, bad
 	}
-	return attempts, failures, s.wrap("route health", rows.Err())
+	return attempts, failures, wrap("route health", rows.Err())
 }
 
 // OldestWaiting returns the oldest message not yet final (queued, sending
 // or deferred), or nil when nothing waits.
 func (s *Store) OldestWaiting(ctx context.Context) (*queue.Message, error) {
-	if err := s.check(); err != nil {
-		return nil, err
-	}
 	// MIN per status is one index seek on messages_status_id each; a single
 	// query over the three statuses would scan them.
 	var oldest string
 	for _, st := range []queue.Status{queue.StatusQueued, queue.StatusSending, queue.StatusDeferred} {
 		var id sql.NullString
-		err := s.rdb.QueryRowContext(ctx, `SELECT MIN(id) FROM messages WHERE status = ?`, string(st)).Scan(&id)
+		err := s.d.rdb.QueryRowContext(ctx, `SELECT MIN(id) FROM messages WHERE status = ?`, string(st)).Scan(&id)
 		if err != nil {
-			return nil, s.wrap("oldest waiting", err)
+			return nil, wrap("oldest waiting", err)
 		}
 		if id.Valid && (oldest == "" || id.String < oldest) {
 			oldest = id.String
@@ -139,4 +130,12 @@ func (s *Store) OldestWaiting(ctx context.Context) (*queue.Message, error) {
 		return nil, nil
 	}
 	return m, err
+}
+
+// wrap names an insight query in its error.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("sqlite: %s: %w", op, err)
 }

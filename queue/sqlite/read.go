@@ -4,178 +4,179 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/outbox-mail/outbox/queue"
-	"github.com/outbox-mail/outbox/queue/internal/listpage"
+	"time"
 )
 
-// Get returns a message with all its recipients, read from the read pool.
-func (s *Store) Get(ctx context.Context, id string) (*queue.Message, error) {
-	if err := s.check(); err != nil {
-		return nil, err
-	}
-	// One read transaction, so message and recipients are one snapshot.
-	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+// msgCols are the messages columns scanMessage reads, in order.
+const msgCols = `id, sender, subject, status, size, attempts,
+	coalesce(idempotency_key, ''), tags, created_at, updated_at,
+	next_attempt_at, expires_at, source, eight_bit, smtputf8, dsn_ret, dsn_envid,
+	ignore_suppressions, repairs`
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+// scanMessage reads the msgCols of one row.
+func scanMessage(sc scanner) (queue.Message, error) {
+	var m queue.Message
+	var status, tags, source, ret, repairs string
+	var created, updated, next, expires int64
+	err := sc.Scan(&m.ID, &m.From, &m.Subject, &status, &m.Size, &m.Attempts,
+		&m.IdempotencyKey, &tags, &created, &updated, &next, &expires, &source,
+		&m.EightBit, &m.SMTPUTF8, &ret, &m.DSN.EnvID, &m.IgnoreSuppressions, &repairs)
 	if err != nil {
-		return nil, s.wrap("get", err)
+		return m, err
 	}
-	defer rollback(tx)
-	m, err := scanMessage(tx.QueryRowContext(ctx, `SELECT `+msgCols+` FROM messages WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, queue.ErrNotFound
+	m.Status, m.Source, m.DSN.Return = queue.Status(status), queue.Source(source), queue.DSNReturn(ret)
+	m.CreatedAt, m.UpdatedAt = fromMS(created), fromMS(updated)
+	m.NextAttemptAt, m.ExpiresAt = fromMS(next), fromMS(expires)
+	m.Repairs = split(repairs)
+	if tags != "" && tags != "{}" {
+		if err := json.Unmarshal([]byte(tags), &m.Tags); err != nil {
+			return m, fmt.Errorf("message %s: tags: %w", m.ID, err)
+		}
 	}
-	if err != nil {
-		return nil, s.wrap("get", err)
-	}
-	rcpts, err := loadRecipients(ctx, tx, []string{id}, false)
-	if err != nil {
-		return nil, s.wrap("get", err)
-	}
-	m.Recipients = rcpts[id]
-	return &m, nil
+	return m, nil
 }
 
-// Attempts returns a message's attempts, oldest first; ErrNotFound if the
-// message does not exist.
-func (s *Store) Attempts(ctx context.Context, id string) ([]queue.Attempt, error) {
-	if err := s.check(); err != nil {
+// split undoes strings.Join(s, ","); "" is none.
+func split(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+// Recipients reads the recipients of ids in envelope order.
+func (t *sqlTx) Recipients(ctx context.Context, ids []string, openOnly bool) (map[string][]queue.Recipient, error) {
+	out := make(map[string][]queue.Recipient, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	query := `SELECT message_id, address, status, attempts, code, enhanced_code,
+		text, last_attempt_at, dsn_notify, dsn_orcpt FROM recipients
+		WHERE message_id IN (SELECT value FROM json_each(?))`
+	if openOnly {
+		query += ` AND status IN ('pending', 'deferred')`
+	}
+	rows, err := t.query(ctx, query+` ORDER BY message_id, idx`, idsJSON(ids))
+	if err != nil {
 		return nil, err
 	}
-	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, s.wrap("attempts", err)
+	defer rows.Close()
+	for rows.Next() {
+		var id, status, notify string
+		var last int64
+		var r queue.Recipient
+		if err := rows.Scan(&id, &r.Address, &status, &r.Attempts, &r.Code,
+			&r.EnhancedCode, &r.Text, &last, &notify, &r.DSN.ORcpt); err != nil {
+			return nil, err
+		}
+		r.Status, r.LastAttemptAt, r.DSN.Notify = queue.RecipientStatus(status), fromMS(last), split(notify)
+		out[id] = append(out[id], r)
 	}
-	defer rollback(tx)
-	var one int
-	err = tx.QueryRowContext(ctx, `SELECT 1 FROM messages WHERE id = ?`, id).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
+	return out, rows.Err()
+}
+
+// Message reads one message.
+func (t *sqlTx) Message(ctx context.Context, id string) (*queue.Message, error) {
+	rows, err := t.query(ctx, `SELECT `+msgCols+` FROM messages WHERE id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
 		return nil, queue.ErrNotFound
 	}
+	m, err := scanMessage(rows)
 	if err != nil {
-		return nil, s.wrap("attempts", err)
+		return nil, err
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT number, started_at, finished_at, route,
+	return &m, rows.Close()
+}
+
+// Attempts reads a message's attempts.
+func (t *sqlTx) Attempts(ctx context.Context, id string) ([]queue.Attempt, error) {
+	rows, err := t.query(ctx, `SELECT number, started_at, finished_at, route, host, reply,
 		error, transcript FROM attempts WHERE message_id = ? ORDER BY number`, id)
 	if err != nil {
-		return nil, s.wrap("attempts", err)
+		return nil, err
 	}
 	defer rows.Close()
 	var out []queue.Attempt
 	for rows.Next() {
 		var a queue.Attempt
 		var started, finished int64
-		if err := rows.Scan(&a.Number, &started, &finished, &a.Route, &a.Error, &a.Transcript); err != nil {
-			return nil, s.wrap("attempts", err)
+		if err := rows.Scan(&a.Number, &started, &finished, &a.Route, &a.Host, &a.Reply, &a.Error, &a.Transcript); err != nil {
+			return nil, err
 		}
 		a.StartedAt, a.FinishedAt = fromMS(started), fromMS(finished)
 		out = append(out, a)
 	}
-	return out, s.wrap("attempts", rows.Err())
+	return out, rows.Err()
 }
 
-// List returns messages matching f, newest first. The cursor is the last
-// id of the previous page: ids are UUIDv7, so id order is creation order
-// and paging by "id < cursor" never skips or repeats a message.
-func (s *Store) List(ctx context.Context, f queue.Filter) (*queue.ListPage, error) {
-	if err := s.check(); err != nil {
-		return nil, err
+// List reads a page of messages. Substring matches use instr on lowered
+// text rather than LIKE, so a user's % or _ means itself.
+func (t *sqlTx) List(ctx context.Context, f queue.Filter, before string, limit int) ([]queue.Message, error) {
+	var conds []string
+	var args []any
+	add := func(c string, a any) { conds, args = append(conds, c), append(args, a) }
+	if f.Status != "" {
+		add("status = ?", string(f.Status))
 	}
-	where, args, err := listWhere(f)
+	if f.Recipient != "" {
+		add(`EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id
+			AND instr(lower(r.address), lower(?)) > 0)`, f.Recipient)
+	}
+	if f.From != "" {
+		add("instr(lower(sender), lower(?)) > 0", f.From)
+	}
+	if f.Subject != "" {
+		add("instr(lower(subject), lower(?)) > 0", f.Subject)
+	}
+	if !f.Since.IsZero() {
+		add("created_at >= ?", f.Since.UnixMilli())
+	}
+	if !f.Until.IsZero() {
+		add("created_at < ?", f.Until.UnixMilli())
+	}
+	if before != "" {
+		add("id < ?", before)
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = " WHERE " + strings.Join(conds, " AND ")
+	}
+	rows, err := t.query(ctx, `SELECT `+msgCols+` FROM messages m`+where+` ORDER BY id DESC LIMIT ?`,
+		append(args, limit)...)
 	if err != nil {
 		return nil, err
 	}
-	limit := listpage.Limit(f.Limit)
-	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, s.wrap("list", err)
-	}
-	defer rollback(tx)
-	rows, err := tx.QueryContext(ctx, `SELECT `+msgCols+` FROM messages m`+where+
-		` ORDER BY id DESC LIMIT ?`, append(args, limit+1)...)
-	if err != nil {
-		return nil, s.wrap("list", err)
-	}
-	var msgs []queue.Message
+	defer rows.Close()
+	var out []queue.Message
 	for rows.Next() {
 		m, err := scanMessage(rows)
 		if err != nil {
-			rows.Close()
-			return nil, s.wrap("list", err)
+			return nil, err
 		}
-		msgs = append(msgs, m)
+		out = append(out, m)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, s.wrap("list", err)
-	}
-	page := listpage.Cut(msgs, limit)
-	ids := make([]string, len(page.Messages))
-	for i, m := range page.Messages {
-		ids[i] = m.ID
-	}
-	rcpts, err := loadRecipients(ctx, tx, ids, false)
+	return out, rows.Err()
+}
+
+// Counts counts messages by status.
+func (t *sqlTx) Counts(ctx context.Context) (map[queue.Status]int64, error) {
+	rows, err := t.query(ctx, `SELECT status, COUNT(*) FROM messages GROUP BY status`)
 	if err != nil {
-		return nil, s.wrap("list", err)
-	}
-	for i := range page.Messages {
-		page.Messages[i].Recipients = rcpts[page.Messages[i].ID]
-	}
-	return page, nil
-}
-
-// listWhere turns a filter into a WHERE clause and its arguments.
-// Substring matches use instr on lowered text rather than LIKE, so a user's
-// % or _ means itself.
-func listWhere(f queue.Filter) (string, []any, error) {
-	var conds []string
-	var args []any
-	if f.Status != "" {
-		if !f.Status.Valid() {
-			return "", nil, fmt.Errorf("%w: unknown status %q", queue.ErrInvalid, f.Status)
-		}
-		conds, args = append(conds, "status = ?"), append(args, string(f.Status))
-	}
-	if f.Recipient != "" {
-		conds = append(conds, `EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id
-			AND instr(lower(r.address), lower(?)) > 0)`)
-		args = append(args, f.Recipient)
-	}
-	if f.From != "" {
-		conds, args = append(conds, "instr(lower(sender), lower(?)) > 0"), append(args, f.From)
-	}
-	if f.Subject != "" {
-		conds, args = append(conds, "instr(lower(subject), lower(?)) > 0"), append(args, f.Subject)
-	}
-	if !f.Since.IsZero() {
-		conds, args = append(conds, "created_at >= ?"), append(args, f.Since.UnixMilli())
-	}
-	if !f.Until.IsZero() {
-		conds, args = append(conds, "created_at < ?"), append(args, f.Until.UnixMilli())
-	}
-	if f.Cursor != "" {
-		last, ok := listpage.After(f.Cursor)
-		if !ok {
-			return "", nil, fmt.Errorf("%w: malformed cursor", queue.ErrInvalid)
-		}
-		conds, args = append(conds, "id < ?"), append(args, last)
-	}
-	if len(conds) == 0 {
-		return "", nil, nil
-	}
-	return " WHERE " + strings.Join(conds, " AND "), args, nil
-}
-
-// Counts returns the number of messages in each status present.
-func (s *Store) Counts(ctx context.Context) (map[queue.Status]int64, error) {
-	if err := s.check(); err != nil {
 		return nil, err
-	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT status, COUNT(*) FROM messages GROUP BY status`)
-	if err != nil {
-		return nil, s.wrap("counts", err)
 	}
 	defer rows.Close()
 	out := make(map[queue.Status]int64)
@@ -183,81 +184,88 @@ func (s *Store) Counts(ctx context.Context) (map[queue.Status]int64, error) {
 		var st string
 		var n int64
 		if err := rows.Scan(&st, &n); err != nil {
-			return nil, s.wrap("counts", err)
+			return nil, err
 		}
 		out[queue.Status(st)] = n
 	}
-	return out, s.wrap("counts", rows.Err())
+	return out, rows.Err()
 }
 
-// OpenBody streams a message's body, fetching one chunk at a time so memory
-// stays at one chunk whatever the body's size.
-func (s *Store) OpenBody(ctx context.Context, id string) (io.ReadCloser, error) {
-	if err := s.check(); err != nil {
+// BodySize reads a message's body size.
+func (t *sqlTx) BodySize(ctx context.Context, id string) (int64, error) {
+	var n int64
+	err := t.queryRow(ctx, []any{&n}, `SELECT size FROM messages WHERE id = ?`, id)
+	return n, err
+}
+
+// Chunk reads one body chunk.
+func (t *sqlTx) Chunk(ctx context.Context, id string, seq int, buf []byte) ([]byte, error) {
+	// RawBytes is the driver's own copy, valid until the rows move on:
+	// copying it into buf saves a second allocation per chunk.
+	var raw sql.RawBytes
+	rows, err := t.query(ctx, `SELECT data FROM body_chunks WHERE message_id = ? AND seq = ?`, id, seq)
+	if err != nil {
 		return nil, err
 	}
-	var size int64
-	err := s.rdb.QueryRowContext(ctx, `SELECT size FROM messages WHERE id = ?`, id).Scan(&size)
-	if errors.Is(err, sql.ErrNoRows) {
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
 		return nil, queue.ErrNotFound
 	}
+	if err := rows.Scan(&raw); err != nil {
+		return nil, err
+	}
+	buf = append(buf[:0], raw...)
+	return buf, rows.Close()
+}
+
+// History reads a message's recipient events.
+func (t *sqlTx) History(ctx context.Context, id string) ([]queue.RecipientEvent, error) {
+	rows, err := t.query(ctx, `SELECT address, type, code, enhanced_code, text, created_at
+		FROM recipient_events WHERE message_id = ? ORDER BY id`, id)
 	if err != nil {
-		return nil, s.wrap("open body", err)
+		return nil, err
 	}
-	return &bodyReader{s: s, ctx: ctx, id: id, size: size}, nil
-}
-
-// bodyReader reads body_chunks in seq order.
-type bodyReader struct {
-	s      *Store
-	ctx    context.Context
-	id     string
-	size   int64
-	read   int64
-	seq    int
-	cur    []byte
-	closed bool
-}
-
-// Read implements io.Reader.
-func (b *bodyReader) Read(p []byte) (int, error) {
-	if b.closed {
-		return 0, errors.New("sqlite: read of closed body")
-	}
-	for len(b.cur) == 0 {
-		if b.read >= b.size {
-			return 0, io.EOF
+	defer rows.Close()
+	var out []queue.RecipientEvent
+	for rows.Next() {
+		e := queue.RecipientEvent{MessageID: id}
+		var typ string
+		var at int64
+		if err := rows.Scan(&e.Address, &typ, &e.Code, &e.EnhancedCode, &e.Text, &at); err != nil {
+			return nil, err
 		}
-		err := b.s.rdb.QueryRowContext(b.ctx, `SELECT data FROM body_chunks
-			WHERE message_id = ? AND seq = ?`, b.id, b.seq).Scan(&b.cur)
-		if errors.Is(err, sql.ErrNoRows) {
-			return 0, fmt.Errorf("sqlite: body of %s ends at %d of %d bytes: %w", b.id, b.read, b.size, io.ErrUnexpectedEOF)
-		}
-		if err != nil {
-			return 0, b.s.wrap("read body", err)
-		}
-		b.seq++
+		e.Type, e.At = queue.HistoryType(typ), fromMS(at)
+		out = append(out, e)
 	}
-	n := copy(p, b.cur)
-	b.cur = b.cur[n:]
-	b.read += int64(n)
-	return n, nil
+	return out, rows.Err()
 }
 
-// Close implements io.Closer.
-func (b *bodyReader) Close() error {
-	b.closed, b.cur = true, nil
-	return nil
+// NextDue is the earliest next attempt or lease expiry, one index seek
+// per status.
+func (t *sqlTx) NextDue(ctx context.Context) (time.Time, bool, error) {
+	var v sql.NullInt64
+	err := t.queryRow(ctx, []any{&v}, `SELECT MIN(t) FROM (
+		SELECT MIN(next_attempt_at) AS t FROM messages WHERE status = 'queued'
+		UNION ALL
+		SELECT MIN(next_attempt_at) FROM messages WHERE status = 'deferred'
+		UNION ALL
+		SELECT MIN(lease_expires_at) FROM messages WHERE status = 'sending')`)
+	if err != nil || !v.Valid {
+		return time.Time{}, false, err
+	}
+	return time.UnixMilli(v.Int64), true, nil
 }
 
-// decodeTags parses the stored tags JSON; an empty object gives nil.
-func decodeTags(s string) (map[string]string, error) {
-	if s == "" || s == "{}" {
-		return nil, nil
+// NextEventDue is the earliest time a pending event becomes claimable.
+func (t *sqlTx) NextEventDue(ctx context.Context) (time.Time, bool, error) {
+	var v sql.NullInt64
+	err := t.queryRow(ctx, []any{&v}, `SELECT MIN(MAX(next_attempt_at, lease_expires_at))
+		FROM events WHERE status = 'pending'`)
+	if err != nil || !v.Valid {
+		return time.Time{}, false, err
 	}
-	var m map[string]string
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
-		return nil, fmt.Errorf("tags: %w", err)
-	}
-	return m, nil
+	return time.UnixMilli(v.Int64), true, nil
 }

@@ -88,11 +88,62 @@ CREATE INDEX events_due ON events (status, next_attempt_at);
 -- Purge finds old finished mail without scanning what is still waiting.
 CREATE INDEX messages_status_updated ON messages (status, updated_at);
 `,
+	// 3: typed delivery flags instead of tags, DSN parameters, what
+	// submission repaired, attempt summaries, the suppression list and
+	// recipient history. Tags that were flags move to their columns.
+	`
+ALTER TABLE messages ADD COLUMN source TEXT NOT NULL DEFAULT 'library';
+ALTER TABLE messages ADD COLUMN eight_bit INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN smtputf8 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN dsn_ret TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN dsn_envid TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN ignore_suppressions INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN repairs TEXT NOT NULL DEFAULT '';
+UPDATE messages SET
+	eight_bit = coalesce(json_extract(tags, '$.body') = '8bitmime', 0),
+	smtputf8 = coalesce(json_extract(tags, '$.smtputf8') = '1', 0),
+	source = CASE WHEN json_extract(tags, '$.source') IN ('api', 'smtp', 'library', 'cli')
+		THEN json_extract(tags, '$.source') ELSE 'library' END;
+UPDATE messages SET tags = json_remove(tags, '$.body', '$.smtputf8')
+	WHERE json_extract(tags, '$.body') IS NOT NULL OR json_extract(tags, '$.smtputf8') IS NOT NULL;
+UPDATE messages SET tags = json_remove(tags, '$.source') WHERE source = json_extract(tags, '$.source');
+ALTER TABLE recipients ADD COLUMN dsn_notify TEXT NOT NULL DEFAULT '';
+ALTER TABLE recipients ADD COLUMN dsn_orcpt TEXT NOT NULL DEFAULT '';
+ALTER TABLE attempts ADD COLUMN host TEXT NOT NULL DEFAULT '';
+ALTER TABLE attempts ADD COLUMN reply TEXT NOT NULL DEFAULT '';
+
+-- The suppression list: address and scope are lower-cased; scope '' is
+-- every sender. expires_at 0 is never.
+CREATE TABLE suppressions (
+	address    TEXT NOT NULL,
+	scope      TEXT NOT NULL DEFAULT '',
+	reason     TEXT NOT NULL DEFAULT '',
+	cause      TEXT NOT NULL,
+	message_id TEXT NOT NULL DEFAULT '',
+	created_at INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (address, scope)
+) WITHOUT ROWID;
+
+-- What was learnt about recipients after sending: bounces, delays,
+-- complaints.
+CREATE TABLE recipient_events (
+	id            INTEGER PRIMARY KEY,
+	message_id    TEXT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+	address       TEXT NOT NULL,
+	type          TEXT NOT NULL,
+	code          INTEGER NOT NULL DEFAULT 0,
+	enhanced_code TEXT NOT NULL DEFAULT '',
+	text          TEXT NOT NULL DEFAULT '',
+	created_at    INTEGER NOT NULL
+);
+CREATE INDEX recipient_events_message ON recipient_events (message_id, id);
+`,
 }
 
 // Migrate creates or upgrades the outbox schema in db, an application's own
-// SQLite database, so that EnqueueTx can write into it. Open runs the same
-// migrations. It is safe to call on an up-to-date database.
+// SQLite database, so that a store opened on it can EnqueueTx into the
+// application's transactions. Open runs the same migrations. It is safe to call on an up-to-date database.
 func Migrate(ctx context.Context, db *sql.DB) error {
 	// One connection for the whole run: user_version and the DDL must be
 	// seen by the same session.

@@ -14,13 +14,12 @@ import (
 	"time"
 
 	"github.com/outbox-mail/outbox/queue"
-	"github.com/outbox-mail/outbox/queue/internal/pending"
 	"github.com/outbox-mail/outbox/queue/queuetest"
 )
 
 func openTest(t *testing.T, path string) *Store {
 	t.Helper()
-	s, err := Open(path, Options{ChunkSize: 64 << 10})
+	s, err := Open(path, Options{Queue: queue.Options{ChunkSize: 64 << 10}})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -29,8 +28,43 @@ func openTest(t *testing.T, path string) *Store {
 }
 
 func TestSuite(t *testing.T) {
-	queuetest.Run(t, func(t *testing.T) queue.Store {
-		return openTest(t, filepath.Join(t.TempDir(), "queue.db"))
+	paths := map[queuetest.Backend[*sql.Tx]]string{}
+	dbs := map[string]*sql.DB{}
+	app := func(t *testing.T, s queuetest.Backend[*sql.Tx]) *sql.DB {
+		path := paths[s]
+		if dbs[path] == nil {
+			dbs[path] = openAppDB(t, path)
+		}
+		return dbs[path]
+	}
+	queuetest.Run(t, queuetest.Harness[*sql.Tx]{
+		Open: func(t *testing.T) queuetest.Backend[*sql.Tx] {
+			path := filepath.Join(t.TempDir(), "queue.db")
+			s := openTest(t, path)
+			paths[s] = path
+			return s
+		},
+		Begin: func(t *testing.T, s queuetest.Backend[*sql.Tx]) *sql.Tx {
+			tx, err := app(t, s).Begin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tx
+		},
+		Commit:   (*sql.Tx).Commit,
+		Rollback: (*sql.Tx).Rollback,
+		AppWrite: func(t *testing.T, tx *sql.Tx) {
+			if _, err := tx.Exec(`INSERT INTO orders (what) VALUES ('x')`); err != nil {
+				t.Fatal(err)
+			}
+		},
+		AppRows: func(t *testing.T, s queuetest.Backend[*sql.Tx]) int {
+			var n int
+			if err := app(t, s).QueryRow(`SELECT COUNT(*) FROM orders`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		},
 	})
 }
 
@@ -82,8 +116,8 @@ func TestDurableAcrossReopen(t *testing.T) {
 	}
 }
 
-// openAppDB opens an application's own database with a table of its own
-// and the outbox schema migrated into it (twice: Migrate is idempotent).
+// openAppDB opens an application's own database on the store's file, with
+// a table of its own; Migrate is idempotent, so running it again is safe.
 func openAppDB(t *testing.T, path string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite", dsn(path, "_pragma=journal_mode(WAL)"))
@@ -100,68 +134,6 @@ func openAppDB(t *testing.T, path string) *sql.DB {
 		}
 	}
 	return db
-}
-
-// placeOrder writes an order and its mail in one transaction, then commits
-// or rolls back.
-func placeOrder(t *testing.T, db *sql.DB, body string, commit bool) string {
-	t.Helper()
-	ctx := context.Background()
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(`INSERT INTO orders (what) VALUES ('x')`); err != nil {
-		t.Fatal(err)
-	}
-	id, err := EnqueueTx(ctx, tx, queue.NewMessage{From: "shop@x.test",
-		Recipients: []string{"buyer@x.test"}, Body: strings.NewReader(body)})
-	if err != nil {
-		t.Fatalf("EnqueueTx: %v", err)
-	}
-	if _, err := EnqueueTx(ctx, tx, queue.NewMessage{Body: strings.NewReader("x")}); !errors.Is(err, queue.ErrInvalid) {
-		t.Errorf("EnqueueTx without recipients: %v, want ErrInvalid", err)
-	}
-	if commit {
-		err = tx.Commit()
-	} else {
-		err = tx.Rollback()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
-
-func TestEnqueueTx(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "app.db")
-	db := openAppDB(t, path)
-	lost := placeOrder(t, db, strings.Repeat("r", 600<<10), false)
-	body := strings.Repeat("c", 600<<10)
-	kept := placeOrder(t, db, body, true)
-	var chunks, orders int
-	db.QueryRow(`SELECT COUNT(*) FROM body_chunks WHERE message_id = ?`, lost).Scan(&chunks)
-	db.QueryRow(`SELECT COUNT(*) FROM orders`).Scan(&orders)
-	if chunks != 0 || orders != 1 {
-		t.Errorf("after one rollback and one commit: %d chunks of the lost mail, %d orders", chunks, orders)
-	}
-	// A store opened on the application's database sees the committed mail.
-	s := openTest(t, path)
-	if _, err := s.Get(ctx, lost); !errors.Is(err, queue.ErrNotFound) {
-		t.Errorf("rolled-back message: Get = %v, want ErrNotFound", err)
-	}
-	m, err := s.Get(ctx, kept)
-	if err != nil {
-		t.Fatalf("committed message: %v", err)
-	}
-	if m.Size != int64(len(body)) || m.Status != queue.StatusQueued {
-		t.Errorf("committed message size %d status %s", m.Size, m.Status)
-	}
-	c, err := s.Claim(ctx, "w", 10, time.Minute)
-	if err != nil || len(c) != 1 || c[0].ID != kept {
-		t.Fatalf("Claim = %v %v, want the committed message", c, err)
-	}
 }
 
 func TestSpoolCleaned(t *testing.T) {
@@ -222,7 +194,7 @@ func TestBodyAlwaysWithRow(t *testing.T) {
 	s.Enqueue(ctx, queue.NewMessage{Recipients: nil, Body: strings.NewReader("x")})
 	var orphans, mismatched, messages int
 	q := func(query string, dst *int) {
-		if err := s.rdb.QueryRow(query).Scan(dst); err != nil {
+		if err := s.d.rdb.QueryRow(query).Scan(dst); err != nil {
 			t.Fatalf("%s: %v", query, err)
 		}
 	}
@@ -242,55 +214,6 @@ func TestBodyAlwaysWithRow(t *testing.T) {
 	q(`PRAGMA foreign_keys`, &fk)
 	if fk != 1 {
 		t.Error("foreign keys are off on the read pool")
-	}
-}
-
-// TestBatchFailureIsolated gives the writer's commit a batch in which one
-// message cannot be inserted (its id collides with a stored message): the
-// batch transaction fails and leaves nothing, and the others commit alone,
-// as the writer's one-by-one retry (tested in groupcommit) commits them.
-func TestBatchFailureIsolated(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "queue.db"))
-	existing, err := s.Enqueue(ctx, queue.NewMessage{Recipients: []string{"a@x.test"}, Body: strings.NewReader("first")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg := func(body string) *pending.Message {
-		p, err := s.intake.Prepare(queue.NewMessage{Recipients: []string{"b@x.test"}, Body: strings.NewReader(body)}, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.intake.Spool(p, strings.NewReader(body)); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	bad, good := msg("bad"), msg("good")
-	bad.ID = existing
-	if ids, err := s.insertBatch(ctx, []*pending.Message{bad, good}); err == nil {
-		t.Fatalf("batch with a colliding message was accepted as %v", ids)
-	}
-	if _, err := s.Get(ctx, good.ID); !errors.Is(err, queue.ErrNotFound) {
-		t.Fatalf("Get of a message from a failed batch = %v, want ErrNotFound", err)
-	}
-	if ids, err := s.insertBatch(ctx, []*pending.Message{bad}); err == nil {
-		t.Errorf("colliding message was accepted as %v", ids)
-	}
-	ids, err := s.insertBatch(ctx, []*pending.Message{good})
-	if err != nil {
-		t.Fatalf("good message of a failed batch: %v", err)
-	}
-	for id, want := range map[string]string{existing: "first", ids[0]: "good"} {
-		rc, err := s.OpenBody(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _ := io.ReadAll(rc)
-		rc.Close()
-		if string(got) != want {
-			t.Errorf("body of %s = %q, want %q", id, got, want)
-		}
 	}
 }
 
@@ -361,7 +284,7 @@ func TestClaimRestoresFullSync(t *testing.T) {
 		}
 	}
 	var mode int
-	if err := s.wdb.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&mode); err != nil {
+	if err := s.d.wdb.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&mode); err != nil {
 		t.Fatal(err)
 	}
 	if mode != 2 {

@@ -1,98 +1,72 @@
-// Package sqlite is the embedded default queue store: one SQLite database
-// file in WAL mode, written by a single writer connection and read through a
-// separate pool of read-only connections.
+// Package sqlite is the embedded default queue store: the queue's rules
+// (queue.Queue) over a driver for one SQLite database file in WAL mode,
+// written by a single writer connection and read through a separate pool
+// of read-only connections.
 //
-// Enqueues are group-committed: a writer goroutine gathers every pending
+// Enqueues are group-committed: the queue's writer gathers every pending
 // enqueue into one transaction and acknowledges them all after one durable
-// commit (synchronous=FULL). Bodies are spooled before they reach the writer,
-// so a slow producer never holds the write lock, and are stored in chunks in
-// the same transaction as their message row.
+// commit (synchronous=FULL). Bodies are spooled before they reach the
+// writer, so a slow producer never holds the write lock, and are stored in
+// chunks in the same transaction as their message row. Every statement is
+// prepared once per connection and reused; batches of rows go through one
+// statement each (json_each), not one per row.
 //
 // Layout: the database file at the path given to Open, its -wal and -shm
-// files, and a spool directory beside it (path + ".spool"). Times are stored
-// as unix milliseconds. WAL checkpoints run on a background connection, not
-// inside enqueue commits.
-//
-// The store records ExpiresAt but does not enforce it: giving up on a
-// message that outlived it is the delivery workers' decision, reported
-// through Complete like any other failure.
+// files, and a spool directory beside it (path + ".spool"). Times are
+// stored as unix milliseconds. WAL checkpoints run on a background
+// connection, not inside enqueue commits.
 package sqlite
 
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/outbox-mail/outbox/queue"
-	"github.com/outbox-mail/outbox/queue/internal/groupcommit"
-	"github.com/outbox-mail/outbox/queue/internal/pending"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// Defaults for Options.
-const (
-	// DefaultLifetime is how long delivery is tried when a message gives no
-	// ExpiresAt.
-	DefaultLifetime = 120 * time.Hour
-	// DefaultChunkSize is the size of the body chunks rows hold, and the
-	// largest body kept in memory while it waits for the writer.
-	DefaultChunkSize = 256 << 10
-	// DefaultBatchMessages bounds how many enqueues share one commit.
-	DefaultBatchMessages = 256
-	// DefaultBatchBytes bounds the body bytes written by one commit, so a
-	// batch of large messages does not hold the writer for long.
-	DefaultBatchBytes = 16 << 20
-)
-
 // Options configure Open. The zero value is usable.
 type Options struct {
-	// DefaultLifetime applies to messages without ExpiresAt (120h if zero).
-	DefaultLifetime time.Duration
-	// ChunkSize is the body chunk size in bytes (256 KiB if zero).
-	ChunkSize int
-	// BatchMessages and BatchBytes bound one group commit (256 messages and
-	// 16 MiB of body if zero).
-	BatchMessages int
-	BatchBytes    int64
-	// Logger receives errors the store handles itself (nil: slog.Default).
-	Logger *slog.Logger
+	// Queue holds the queue's own settings (lifetime, transcripts, chunk
+	// size, batch bounds, logger). Its SpoolDir is ignored: bodies spool
+	// beside the database.
+	Queue queue.Options
 }
 
-// Store is a queue.Store backed by one SQLite database file.
+// Store is the queue over one SQLite database file.
 type Store struct {
-	opts     Options
-	wdb      *sql.DB // the single writer connection
-	rdb      *sql.DB // read-only pool; WAL lets it read while wdb writes
-	spoolDir string
-	log      *slog.Logger
+	*queue.Queue[*sql.Tx]
+	d *sqliteDriver
+}
 
-	closed atomic.Bool
-	intake pending.Config // validation and spooling before the writer
-	writer *groupcommit.Writer[*pending.Message]
-	buf    []byte // the writer's chunk buffer
+var _ queue.Store = (*Store)(nil)
+var _ queue.Insights = (*Store)(nil)
+
+// sqliteDriver is the queue.Driver of one database file.
+type sqliteDriver struct {
+	wdb *sql.DB // the single writer connection
+	rdb *sql.DB // read-only pool; WAL lets it read while wdb writes
+	log *slog.Logger
+
+	mu    sync.Mutex
+	stmts map[*sql.DB]map[string]*sql.Stmt
 
 	ckdb   *sql.DB // the checkpointer's own connection
 	ckWake chan struct{}
 	ckStop chan struct{}
 	ckDone sync.WaitGroup
-
-	// commits and committed count group commits and the enqueues they
-	// carried, for the benchmark's messages-per-commit figure.
-	commits, committed atomic.Int64
 }
-
-var _ queue.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the database at path, applies pending
 // schema migrations, removes spool files left by a previous run, and starts
@@ -101,82 +75,71 @@ func Open(path string, opts Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("sqlite: database path is empty")
 	}
-	opts = withDefaults(opts)
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	log := opts.Queue.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("sqlite: create database directory: %w", err)
 	}
 	spoolDir := path + ".spool"
-	if err := resetSpool(spoolDir, opts.Logger); err != nil {
+	if err := resetSpool(spoolDir, log); err != nil {
 		return nil, err
 	}
-	s := &Store{opts: opts, spoolDir: spoolDir, log: opts.Logger}
+	d, err := openDriver(path, log)
+	if err != nil {
+		return nil, err
+	}
+	qo := opts.Queue
+	qo.SpoolDir, qo.Logger = spoolDir, log
+	q, err := queue.New[*sql.Tx]("sqlite", d, qo)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	return &Store{Queue: q, d: d}, nil
+}
+
+func openDriver(path string, log *slog.Logger) (*sqliteDriver, error) {
+	d := &sqliteDriver{log: log, stmts: map[*sql.DB]map[string]*sql.Stmt{}}
 	var err error
 	// synchronous=FULL: a commit returns only after fsync, so an
 	// acknowledged enqueue survives power loss. _txlock=immediate takes the
 	// write lock at BEGIN, so no transaction fails half-way upgrading it.
-	s.wdb, err = sql.Open("sqlite", dsn(path,
-		"_pragma=journal_mode(WAL)", "_pragma=synchronous(FULL)", "_txlock=immediate", "_pragma=wal_autocheckpoint(0)"))
+	d.wdb, err = sql.Open("sqlite", dsn(path,
+		"_pragma=journal_mode(WAL)", "_pragma=synchronous(FULL)", "_txlock=immediate", "_pragma=wal_autocheckpoint(0)",
+		"_pragma=cache_size(-1024)"))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
-	s.wdb.SetMaxOpenConns(1)
-	s.wdb.SetConnMaxIdleTime(0)
-	if err := Migrate(context.Background(), s.wdb); err != nil {
-		s.wdb.Close()
+	// One connection that lives as long as the store, so each statement is
+	// prepared on it once.
+	d.wdb.SetMaxOpenConns(1)
+	d.wdb.SetConnMaxIdleTime(0)
+	if err := Migrate(context.Background(), d.wdb); err != nil {
+		d.wdb.Close()
 		return nil, err
 	}
-	s.rdb, err = sql.Open("sqlite", dsn(path, "_pragma=query_only(1)"))
-	if err != nil {
-		s.wdb.Close()
+	// Readers keep a small page cache (512 KiB each, not SQLite's 2 MiB):
+	// bodies stream through them chunk by chunk, and the operating
+	// system's cache holds what was just written anyway.
+	if d.rdb, err = sql.Open("sqlite", dsn(path, "_pragma=query_only(1)", "_pragma=cache_size(-512)")); err != nil {
+		d.wdb.Close()
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	readers := max(4, runtime.GOMAXPROCS(0))
-	s.rdb.SetMaxOpenConns(readers)
-	s.rdb.SetMaxIdleConns(readers)
-	s.ckdb, err = sql.Open("sqlite", dsn(path, "_pragma=synchronous(FULL)"))
-	if err != nil {
-		s.rdb.Close()
-		s.wdb.Close()
+	d.rdb.SetMaxOpenConns(readers)
+	d.rdb.SetMaxIdleConns(readers)
+	if d.ckdb, err = sql.Open("sqlite", dsn(path, "_pragma=synchronous(FULL)", "_pragma=cache_size(-512)")); err != nil {
+		d.rdb.Close()
+		d.wdb.Close()
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
-	s.ckdb.SetMaxOpenConns(1)
-	s.ckWake, s.ckStop = make(chan struct{}, 1), make(chan struct{})
-	s.ckDone.Add(1)
-	go s.checkpointer()
-	s.intake = intake
-	s.intake.ChunkSize, s.intake.Dir = opts.ChunkSize, spoolDir
-	s.buf = make([]byte, opts.ChunkSize)
-	s.writer = groupcommit.Start(groupcommit.Config[*pending.Message]{
-		MaxItems: opts.BatchMessages,
-		MaxBytes: opts.BatchBytes,
-		Size:     func(p *pending.Message) int64 { return p.Size },
-		Commit:   s.insertBatch,
-		Release:  (*pending.Message).Discard,
-		Wrap:     func(err error) error { return s.wrap("enqueue", err) },
-		Logger:   opts.Logger,
-		Name:     "sqlite",
-	})
-	return s, nil
-}
-
-func withDefaults(o Options) Options {
-	if o.DefaultLifetime <= 0 {
-		o.DefaultLifetime = DefaultLifetime
-	}
-	if o.ChunkSize <= 0 {
-		o.ChunkSize = DefaultChunkSize
-	}
-	if o.BatchMessages <= 0 {
-		o.BatchMessages = DefaultBatchMessages
-	}
-	if o.BatchBytes <= 0 {
-		o.BatchBytes = DefaultBatchBytes
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	return o
+	d.ckdb.SetMaxOpenConns(1)
+	d.ckWake, d.ckStop = make(chan struct{}, 1), make(chan struct{})
+	d.ckDone.Add(1)
+	go d.checkpointer()
+	return d, nil
 }
 
 // uriPathEscaper escapes what would end or garble the path of a SQLite URI
@@ -195,10 +158,8 @@ func dsn(path string, extra ...string) string {
 }
 
 // resetSpool creates the spool directory and empties it: a spool file left
-// behind belongs to an enqueue that was never acknowledged, so it is garbage.
-// A file that cannot be removed (another process opened the same database
-// and is spooling into it, on a system that refuses to remove open files) is
-// left alone: removal is best-effort and never stops Open.
+// behind belongs to an enqueue that was never acknowledged, so it is
+// garbage. Removal is best-effort and never stops Open.
 func resetSpool(dir string, log *slog.Logger) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("sqlite: create spool directory: %w", err)
@@ -217,66 +178,204 @@ func resetSpool(dir string, log *slog.Logger) error {
 
 // SpoolDir is the directory where bodies wait for the writer; it is emptied
 // at Open.
-func (s *Store) SpoolDir() string { return s.spoolDir }
+func (s *Store) SpoolDir() string { return s.Queue.Options().SpoolDir }
 
-// Close lets the writer commit what it has been handed, stops it and closes
-// the databases. Later calls return queue.ErrClosed.
-func (s *Store) Close() error {
-	if s.closed.Swap(true) {
-		return queue.ErrClosed
-	}
-	s.writer.Close()
-	close(s.ckStop)
-	s.ckDone.Wait()
+// Close stops the queue's writer and closes the databases, folding the WAL
+// into the database file. Later calls return queue.ErrClosed.
+func (d *sqliteDriver) Close() error {
+	close(d.ckStop)
+	d.ckDone.Wait()
 	// The final checkpoint needs no reader or writer in the way.
-	rerr, werr := s.rdb.Close(), s.wdb.Close()
-	return errors.Join(rerr, werr, s.finalCheckpoint(), s.ckdb.Close())
+	rerr, werr := d.rdb.Close(), d.wdb.Close()
+	return errors.Join(rerr, werr, d.finalCheckpoint(), d.ckdb.Close())
 }
 
-// check returns queue.ErrClosed once Close has begun.
-func (s *Store) check() error {
-	if s.closed.Load() {
-		return queue.ErrClosed
+// cached returns query prepared on db, or nil the first time: a statement
+// cannot be prepared on db while the caller's transaction holds the
+// connection it needs (the writer has one), so a miss is prepared within
+// the transaction and remembered, and prepare makes it a statement of db
+// once the transaction has ended. From then on each connection prepares
+// it once: database/sql keeps one per connection.
+func (d *sqliteDriver) cached(db *sql.DB, query string) *sql.Stmt {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stmts[db][query]
+}
+
+// prepare makes queries statements of db; on failure they stay uncached.
+func (d *sqliteDriver) prepare(db *sql.DB, queries []string) {
+	for _, q := range queries {
+		if d.cached(db, q) != nil {
+			continue
+		}
+		st, err := db.Prepare(q)
+		if err != nil {
+			continue
+		}
+		d.mu.Lock()
+		m := d.stmts[db]
+		if m == nil {
+			m = map[string]*sql.Stmt{}
+			d.stmts[db] = m
+		}
+		if m[q] == nil {
+			m[q] = st
+		} else {
+			st.Close()
+		}
+		d.mu.Unlock()
+	}
+}
+
+// Begin starts a write transaction on the writer connection.
+func (d *sqliteDriver) Begin(ctx context.Context, durable bool) (queue.Tx, error) {
+	if !durable {
+		tx, done, err := d.beginRelaxed(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &sqlTx{d: d, db: d.wdb, tx: tx, done: done}, nil
+	}
+	tx, err := d.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &sqlTx{d: d, db: d.wdb, tx: tx}, nil
+}
+
+// Read starts a read-only transaction on the read pool: one snapshot.
+func (d *sqliteDriver) Read(ctx context.Context) (queue.Tx, error) {
+	tx, err := d.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	return &sqlTx{d: d, db: d.rdb, tx: tx, read: true}, nil
+}
+
+// savepointName is the savepoint EnqueueTx writes in.
+const savepointName = "outbox_enqueue"
+
+// Savepoint starts a savepoint in an application's transaction, which may
+// belong to another *sql.DB on the same file; its statements are prepared
+// per use, since they run on the application's connection.
+func (d *sqliteDriver) Savepoint(ctx context.Context, tx *sql.Tx) (queue.Tx, error) {
+	if tx == nil {
+		return nil, fmt.Errorf("%w: EnqueueTx needs a transaction", queue.ErrInvalid)
+	}
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT "+savepointName); err != nil {
+		return nil, err
+	}
+	return &sqlTx{d: d, tx: tx, savepoint: true}, nil
+}
+
+// sqlTx is a queue.Tx on a *sql.Tx.
+type sqlTx struct {
+	d  *sqliteDriver
+	db *sql.DB // the store's database the statements are prepared on; nil for an application's tx
+	tx *sql.Tx
+	// done ends a relaxed transaction (see beginRelaxed).
+	done      func()
+	savepoint bool
+	read      bool
+	finished  bool
+	missed    []string // statements to prepare on db once the transaction ends
+}
+
+// Commit commits the transaction, or releases the savepoint.
+func (t *sqlTx) Commit(ctx context.Context) error {
+	if t.finished {
+		return errors.New("sqlite: transaction already finished")
+	}
+	t.finished = true
+	if t.savepoint {
+		_, err := t.tx.ExecContext(ctx, "RELEASE "+savepointName)
+		return err
+	}
+	err := t.tx.Commit()
+	t.end()
+	if err == nil && !t.read {
+		t.d.wrote()
+	}
+	return err
+}
+
+// Rollback undoes the transaction, or what was written since the
+// savepoint; a no-op once finished.
+func (t *sqlTx) Rollback(ctx context.Context) error {
+	if t.finished {
+		return nil
+	}
+	t.finished = true
+	if t.savepoint {
+		_, err := t.tx.ExecContext(ctx, "ROLLBACK TO "+savepointName+"; RELEASE "+savepointName)
+		return err
+	}
+	err := t.tx.Rollback()
+	t.end()
+	return err
+}
+
+func (t *sqlTx) end() {
+	if t.done != nil {
+		t.done()
+	}
+	if len(t.missed) > 0 {
+		t.d.prepare(t.db, t.missed)
+	}
+}
+
+// prep returns query as a statement of this transaction, prepared once on
+// each of the store's connections; nil when it is not (yet) cached, for
+// the caller to run the query text within the transaction.
+func (t *sqlTx) prep(ctx context.Context, query string) *sql.Stmt {
+	if t.db == nil {
+		return nil
+	}
+	if st := t.d.cached(t.db, query); st != nil {
+		return t.tx.StmtContext(ctx, st)
+	}
+	if !slices.Contains(t.missed, query) {
+		t.missed = append(t.missed, query)
 	}
 	return nil
 }
 
-// wrap names the operation in an error, and turns errors from a database
-// closed under a concurrent call into queue.ErrClosed.
-func (s *Store) wrap(op string, err error) error {
-	if err == nil {
-		return nil
+func (t *sqlTx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.prep(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
 	}
-	if s.closed.Load() && errors.Is(err, sql.ErrConnDone) ||
-		s.closed.Load() && err.Error() == "sql: database is closed" {
-		return queue.ErrClosed
+	return t.tx.ExecContext(ctx, query, args...)
+}
+
+func (t *sqlTx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.prep(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
 	}
-	for _, sentinel := range []error{queue.ErrNotFound, queue.ErrFinal, queue.ErrSending, queue.ErrLeaseLost, context.Canceled, context.DeadlineExceeded} {
-		if errors.Is(err, sentinel) {
+	return t.tx.QueryContext(ctx, query, args...)
+}
+
+// queryRow runs a query for one row; sql.ErrNoRows becomes
+// queue.ErrNotFound.
+func (t *sqlTx) queryRow(ctx context.Context, dst []any, query string, args ...any) error {
+	rows, err := t.query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
 			return err
 		}
+		return queue.ErrNotFound
 	}
-	return fmt.Errorf("sqlite: %s: %w", op, err)
+	if err := rows.Scan(dst...); err != nil {
+		return err
+	}
+	return rows.Close()
 }
 
-// ms converts a time to the stored unix milliseconds; zero stays 0.
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
+// discardConn makes database/sql drop conn instead of reusing it.
+func discardConn(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	conn.Close()
 }
-
-// fromMS converts stored unix milliseconds back; 0 is the zero time.
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v)
-}
-
-// rollback undoes tx unless it was committed; for use in defer.
-func rollback(tx *sql.Tx) { _ = tx.Rollback() }
-
-// closeQuietly closes c, for defers where the error carries no news.
-func closeQuietly(c io.Closer) { _ = c.Close() }

@@ -13,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/outbox-mail/outbox/queue"
 )
 
 // MaxLinger bounds how long the writer waits for producers it expects.
@@ -37,6 +35,8 @@ type Config[T any] struct {
 	Release func(T)
 	// Wrap turns a commit error into the error a producer sees. Nil: as is.
 	Wrap func(error) error
+	// Closed is what Submit returns once Close has begun.
+	Closed error
 	// Logger hears of batches that failed and were retried item by item;
 	// Name prefixes its messages ("sqlite").
 	Logger *slog.Logger
@@ -86,7 +86,7 @@ func Start[T any](cfg Config[T]) *Writer[T] {
 // it has succeeded (its id) or failed. Once handed over, it waits for the
 // commit even if the producer's context has ended, so that its answer is
 // never a lie; callers check their context before. It returns
-// queue.ErrClosed, without handing item over, once Close has begun. In
+// cfg.Closed, without handing item over, once Close has begun. In
 // every case item has been released when Submit returns.
 func (w *Writer[T]) Submit(item T) (string, error) {
 	req := &request[T]{item: item, done: make(chan result, 1)}
@@ -94,7 +94,7 @@ func (w *Writer[T]) Submit(item T) (string, error) {
 	if w.closed.Load() {
 		w.mu.RUnlock()
 		w.cfg.Release(item)
-		return "", queue.ErrClosed
+		return "", w.cfg.Closed
 	}
 	w.reqs <- req
 	w.mu.RUnlock()
@@ -103,7 +103,7 @@ func (w *Writer[T]) Submit(item T) (string, error) {
 }
 
 // Close lets the writer commit and answer what it has been handed, then
-// stops it. Later Submits return queue.ErrClosed. Close is idempotent.
+// stops it. Later Submits return cfg.Closed. Close is idempotent.
 func (w *Writer[T]) Close() {
 	w.mu.Lock()
 	if !w.closed.Load() {

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/outbox-mail/outbox/queue"
 )
 
 // recorder is a fake store: it records every Commit's batch and every
@@ -71,6 +69,9 @@ func (r *recorder) release(v int) {
 	r.mu.Unlock()
 }
 
+// errClosed is what Submit returns after Close.
+var errClosed = errors.New("closed")
+
 func (r *recorder) start(t *testing.T, maxItems int, maxBytes int64) *Writer[int] {
 	w := Start(Config[int]{
 		MaxItems: maxItems, MaxBytes: maxBytes,
@@ -79,6 +80,7 @@ func (r *recorder) start(t *testing.T, maxItems int, maxBytes int64) *Writer[int
 		Release: r.release,
 		Wrap:    func(err error) error { return fmt.Errorf("wrapped: %w", err) },
 		Name:    "test",
+		Closed:  errClosed,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	// Opening the gate first means a failed test does not leave Close
@@ -221,7 +223,7 @@ func TestRetryOneByOne(t *testing.T) {
 }
 
 // TestCloseDrains: Close waits for the writer to commit and answer all it
-// was handed; a Submit after Close gets queue.ErrClosed and its item is
+// was handed; a Submit after Close gets errClosed and its item is
 // released without a commit.
 func TestCloseDrains(t *testing.T) {
 	r := newRecorder(true)
@@ -247,7 +249,7 @@ func TestCloseDrains(t *testing.T) {
 			t.Errorf("item %d handed over before Close failed: %v", v, a.err)
 		}
 	}
-	if _, err := w.Submit(7); !errors.Is(err, queue.ErrClosed) {
+	if _, err := w.Submit(7); !errors.Is(err, errClosed) {
 		t.Errorf("Submit after Close = %v, want ErrClosed", err)
 	}
 	w.Close() // a second Close is harmless

@@ -1,0 +1,214 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Suppression causes.
+const (
+	CauseBounced      = "bounced"
+	CauseComplained   = "complained"
+	CauseUnsubscribed = "unsubscribed"
+	CauseManual       = "manual"
+)
+
+// normalAddress is how suppressed addresses are stored and looked up.
+func normalAddress(a string) string { return strings.ToLower(strings.TrimSpace(a)) }
+
+func checkSuppression(i int, s *Suppression) error {
+	field := fmt.Sprintf("entries[%d]", i)
+	s.Address, s.Scope = normalAddress(s.Address), normalAddress(s.Scope)
+	if s.Address == "" {
+		return fmt.Errorf("%w: %s.Address is empty", ErrInvalid, field)
+	}
+	if s.Cause == "" {
+		s.Cause = CauseManual
+	}
+	switch s.Cause {
+	case CauseBounced, CauseComplained, CauseUnsubscribed, CauseManual:
+	default:
+		return fmt.Errorf("%w: %s.Cause %q is not bounced, complained, unsubscribed or manual", ErrInvalid, field, s.Cause)
+	}
+	if strings.ContainsAny(s.Scope, "@ ") {
+		return fmt.Errorf("%w: %s.Scope %q is not a domain", ErrInvalid, field, s.Scope)
+	}
+	for _, f := range []struct {
+		name, v string
+		lines   bool
+	}{{"Address", s.Address, true}, {"Scope", s.Scope, true}, {"Reason", s.Reason, false}, {"MessageID", s.MessageID, true}} {
+		if err := checkText(field+"."+f.name, f.v, f.lines); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Suppress adds entries to the suppression list, or replaces those with
+// the same address and scope, in one transaction. Addresses and scopes
+// are kept lower-cased; a zero CreatedAt is now.
+func (q *Queue[TTx]) Suppress(ctx context.Context, entries []Suppression) error {
+	rows := slices.Clone(entries)
+	now := time.Now()
+	for i := range rows {
+		if err := checkSuppression(i, &rows[i]); err != nil {
+			return q.wrap("suppress", err)
+		}
+		if rows[i].CreatedAt.IsZero() {
+			rows[i].CreatedAt = now
+		}
+	}
+	if len(rows) == 0 {
+		return q.check()
+	}
+	return q.write(ctx, "suppress", true, func(tx Tx) error { return tx.UpsertSuppressions(ctx, rows) })
+}
+
+// Unsuppress removes the entry for address in scope ("" for every
+// sender); ErrNotFound if there is none.
+func (q *Queue[TTx]) Unsuppress(ctx context.Context, address, scope string) error {
+	address, scope = normalAddress(address), normalAddress(scope)
+	if !storable(address) || !storable(scope) {
+		return firstErr(q.check(), ErrNotFound)
+	}
+	return q.write(ctx, "unsuppress", true, func(tx Tx) error {
+		ok, err := tx.DeleteSuppression(ctx, address, scope)
+		if err == nil && !ok {
+			err = fmt.Errorf("suppression of %q: %w", address, ErrNotFound)
+		}
+		return err
+	})
+}
+
+// Suppressions lists the suppression list by address then scope, expired
+// entries included (they say when they ended), by keyset paging.
+func (q *Queue[TTx]) Suppressions(ctx context.Context, f SuppressionFilter) (*SuppressionPage, error) {
+	if err := checkText("Address", f.Address, true); err != nil {
+		return nil, q.wrap("suppressions", err)
+	}
+	var afterAddr, afterScope string
+	if f.Cursor != "" {
+		c, ok := decodeCursor(f.Cursor)
+		if !ok || !storable(strings.ReplaceAll(c, "\x00", "")) {
+			return nil, fmt.Errorf("%s: %w: Cursor: malformed cursor", q.name, ErrInvalid)
+		}
+		afterAddr, afterScope, _ = strings.Cut(c, "\x00")
+	}
+	limit := pageLimit(f.Limit)
+	page := &SuppressionPage{}
+	err := q.read(ctx, "suppressions", func(tx Tx) error {
+		rows, err := tx.ListSuppressions(ctx, normalAddress(f.Address), afterAddr, afterScope, limit+1)
+		if len(rows) > limit {
+			rows = rows[:limit]
+			last := rows[limit-1]
+			page.Next = encodeCursor(last.Address, last.Scope)
+		}
+		page.Suppressions = rows
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return page, nil
+}
+
+// LookupSuppression returns the live entry that stops mail from a sender
+// of senderDomain to address: one for that domain first, else one for
+// every sender; ErrNotFound if there is none.
+func (q *Queue[TTx]) LookupSuppression(ctx context.Context, address, senderDomain string) (*Suppression, error) {
+	address, senderDomain = normalAddress(address), normalAddress(senderDomain)
+	if !storable(address) || !storable(senderDomain) {
+		return nil, firstErr(q.check(), ErrNotFound)
+	}
+	var found *Suppression
+	err := q.read(ctx, "lookup suppression", func(tx Tx) error {
+		rows, err := tx.LiveSuppressions(ctx, []string{address})
+		slices.SortFunc(rows, func(a, b Suppression) int { return -strings.Compare(a.Scope, b.Scope) })
+		found = suppressing(rows, senderDomain)
+		if err == nil && found == nil {
+			err = fmt.Errorf("suppression of %q: %w", address, ErrNotFound)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return found, nil
+}
+
+// AddRecipientEvents records what was learnt about recipients after
+// sending, in one transaction. A bounce turns the named recipient, if
+// delivered, bounced with the bounce's diagnostic, and the message's
+// status follows (a delivered message becomes partial, or failed when no
+// recipient is left delivered); a message being sent keeps its status,
+// which its attempt's result derives from every recipient anyway. Delays
+// and complaints are history only. An unknown message gives ErrNotFound
+// and records nothing.
+func (q *Queue[TTx]) AddRecipientEvents(ctx context.Context, events []RecipientEvent) error {
+	rows := slices.Clone(events)
+	now := time.Now()
+	for i := range rows {
+		e := &rows[i]
+		field := fmt.Sprintf("events[%d]", i)
+		if !e.Type.Valid() {
+			return fmt.Errorf("%s: %w: %s.Type %q is not bounced, delayed or complained", q.name, ErrInvalid, field, e.Type)
+		}
+		if err := checkText(field+".Address", e.Address, true); err != nil || e.Address == "" {
+			return fmt.Errorf("%s: %w: %s.Address is empty or not storable", q.name, ErrInvalid, field)
+		}
+		if !storable(e.MessageID) {
+			return q.wrap("recipient events", fmt.Errorf("message %q: %w", e.MessageID, ErrNotFound))
+		}
+		e.EnhancedCode, e.Text = clean(e.EnhancedCode), clean(e.Text)
+		if e.At.IsZero() {
+			e.At = now
+		}
+	}
+	if len(rows) == 0 {
+		return q.check()
+	}
+	return q.write(ctx, "recipient events", true, func(tx Tx) error {
+		locked := map[string]*MessageState{}
+		for _, e := range rows {
+			m := locked[e.MessageID]
+			if m == nil {
+				var err error
+				if m, err = tx.Lock(ctx, e.MessageID); err != nil {
+					return fmt.Errorf("message %s: %w", e.MessageID, err)
+				}
+				locked[e.MessageID] = m
+			}
+			if e.Type == HistoryBounced {
+				if err := bounce(ctx, tx, m, e); err != nil {
+					return err
+				}
+			}
+		}
+		return tx.InsertHistory(ctx, rows)
+	})
+}
+
+// bounce applies one bounce to a locked message.
+func bounce(ctx context.Context, tx Tx, m *MessageState, e RecipientEvent) error {
+	before := summarize(m.Recipients)
+	var rows []RecipientUpdate
+	for i, r := range m.Recipients {
+		if strings.EqualFold(r.Address, e.Address) && (r.Status == RecipientDelivered || r.Status == RecipientBounced) {
+			m.Recipients[i].Status = RecipientBounced
+			rows = append(rows, RecipientUpdate{MessageID: m.ID, Idx: r.Idx, Status: RecipientBounced,
+				SetReply: true, Code: e.Code, EnhancedCode: e.EnhancedCode, Text: e.Text})
+		}
+	}
+	if err := tx.UpdateRecipients(ctx, rows); err != nil {
+		return err
+	}
+	after := summarize(m.Recipients)
+	if m.Status == StatusSending || after == before || !m.Status.Final() {
+		return nil
+	}
+	m.Status = after
+	return tx.SetStates(ctx, []StateRow{{ID: m.ID, Status: after}})
+}
