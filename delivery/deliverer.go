@@ -13,12 +13,34 @@ import (
 	"github.com/outbox-mail/outbox/queue"
 )
 
-// Config configures a Deliverer. Store and Transport are required.
+// Config configures a Deliverer. Store is required, and Transport unless
+// Routing is set.
 type Config struct {
-	Store     queue.Store
+	Store Store
+	// Transport carries all mail as one destination when Routing is nil
+	// (a library's single relay, Capture, a transport of your own).
 	Transport Transport
-	// Workers is the number of messages sent concurrently (default 8).
+	// Routing, when set, routes each recipient to a destination of its
+	// own (relays, MX host sets, capture); Transport is then unused.
+	Routing *Routing
+	// MaxConnections caps the sessions open at once over all destinations
+	// (default 100).
+	MaxConnections int
+	// DestinationConnections is each destination's own cap (default 20,
+	// Postfix's default_destination_concurrency_limit); a route's
+	// MaxConnections overrides it.
+	DestinationConnections int
+	// Workers is the former name of MaxConnections, used when that is 0.
 	Workers int
+	// MaxInFlight bounds the messages claimed and not yet finished, waiting
+	// for their destinations or being sent (default 2×MaxConnections).
+	MaxInFlight int
+	// MaxUncommitted bounds the finished attempts whose results are not
+	// yet committed (default MaxConnections): after a crash at most this
+	// many deliveries, plus the sessions in flight, are repeated.
+	MaxUncommitted int
+	// Health says when a failing destination is backed off.
+	Health HealthPolicy
 	// Lease is how long a claim lasts before another worker may take the
 	// message; it is renewed every Lease/3 while sending (default 2m).
 	Lease time.Duration
@@ -36,20 +58,30 @@ type Config struct {
 	Events func(c *queue.Claimed, r *queue.Result) []queue.NewEvent
 	// OnResult, if set, is called after a result is committed.
 	OnResult func(c *queue.Claimed, r *queue.Result)
-	// Logger receives operational logs (default slog.Default()).
+	// OnOutcome, if set, is called for each recipient of a committed
+	// result, with the route and destination it took (for metrics).
+	OnOutcome func(o RecipientOutcome)
+	// Logger receives operational logs and one info line per recipient
+	// outcome (default slog.Default()).
 	Logger *slog.Logger
 }
 
 // Deliverer claims due messages and delivers them in the background.
 type Deliverer struct {
-	cfg     Config
-	log     *slog.Logger
-	pool    *worker.Pool[*queue.Claimed]
-	results chan finished
+	cfg   Config
+	log   *slog.Logger
+	pool  *worker.Pool[*offered]
+	sched *scheduler
+	dirs  *directory
+
+	results     chan finished
+	uncommitted chan struct{} // a token per finished, uncommitted result
 
 	mu       sync.Mutex
 	inflight map[string]bool // claimed and not yet committed
 	started  bool
+	stopping bool // Shutdown has begun: no more Offers
+	reserved int  // reservations not yet spent
 	// closeOnce lets Shutdown run twice (a deferred call and an explicit
 	// one) without closing results twice.
 	closeOnce sync.Once
@@ -58,10 +90,17 @@ type Deliverer struct {
 	renewDone  chan struct{}
 }
 
+// offered is a claimed message and, for an Offer, its body in memory.
+type offered struct {
+	c    *queue.Claimed
+	body []byte
+}
+
+// finished is an attempt's result on its way to the store.
 type finished struct {
-	claimed   *queue.Claimed
-	result    queue.Result
-	committed chan struct{} // closed once the result is recorded (or given up)
+	claimed *queue.Claimed
+	result  queue.Result
+	notes   map[string]recipientNote
 }
 
 // New checks cfg and returns a Deliverer ready to Start.
@@ -69,11 +108,53 @@ func New(cfg Config) (*Deliverer, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("delivery: Config.Store is required")
 	}
-	if cfg.Transport == nil {
-		return nil, errors.New("delivery: Config.Transport is required")
+	if cfg.Transport == nil && cfg.Routing == nil {
+		return nil, errors.New("delivery: Config.Transport or Config.Routing is required")
 	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 8
+	cfg = withDefaults(cfg)
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	dirs, err := newDirectory(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &Deliverer{
+		cfg: cfg, log: log.With("component", "delivery"), dirs: dirs,
+		sched:       newScheduler(cfg.MaxConnections),
+		results:     make(chan finished, cfg.MaxUncommitted),
+		uncommitted: make(chan struct{}, cfg.MaxUncommitted),
+		inflight:    make(map[string]bool),
+		commitDone:  make(chan struct{}),
+		renewDone:   make(chan struct{}),
+	}
+	wc := worker.Config[*offered]{Workers: cfg.MaxInFlight, Claim: d.claim,
+		NextDue: cfg.Store.NextDue, Handle: d.deliver, PollInterval: cfg.PollInterval,
+		Logger: d.log, What: "claiming due messages"}
+	if w, ok := cfg.Store.(queue.Watcher); ok {
+		// Another node's enqueue wakes this one at once.
+		wc.Watch = w.Watch
+	}
+	d.pool = worker.New(wc)
+	return d, nil
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = cfg.Workers
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = 100
+	}
+	if cfg.DestinationConnections <= 0 {
+		cfg.DestinationConnections = 20
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 2 * cfg.MaxConnections
+	}
+	if cfg.MaxUncommitted <= 0 {
+		cfg.MaxUncommitted = cfg.MaxConnections
 	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = 2 * time.Minute
@@ -86,27 +167,7 @@ func New(cfg Config) (*Deliverer, error) {
 		cfg.Owner = fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
 	}
 	cfg.Retry = cfg.Retry.withDefaults()
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	d := &Deliverer{
-		cfg:        cfg,
-		log:        log.With("component", "delivery"),
-		results:    make(chan finished, cfg.Workers),
-		inflight:   make(map[string]bool),
-		commitDone: make(chan struct{}),
-		renewDone:  make(chan struct{}),
-	}
-	wc := worker.Config[*queue.Claimed]{Workers: cfg.Workers, Claim: d.claim,
-		NextDue: cfg.Store.NextDue, Handle: d.deliver, PollInterval: cfg.PollInterval,
-		Logger: d.log, What: "claiming due messages"}
-	if w, ok := cfg.Store.(queue.Watcher); ok {
-		// Another node's enqueue wakes this one at once.
-		wc.Watch = w.Watch
-	}
-	d.pool = worker.New(wc)
-	return d, nil
+	return cfg
 }
 
 // Owner returns the name this deliverer holds leases under.
@@ -135,6 +196,7 @@ func (d *Deliverer) Notify() { d.pool.Notify() }
 func (d *Deliverer) Shutdown(ctx context.Context) error {
 	d.mu.Lock()
 	started := d.started
+	d.stopping = true
 	d.mu.Unlock()
 	if !started {
 		return nil
@@ -144,6 +206,7 @@ func (d *Deliverer) Shutdown(ctx context.Context) error {
 	<-d.commitDone
 	<-d.renewDone
 	d.releaseLeftovers()
+	d.dirs.close()
 	return err
 }
 
@@ -173,4 +236,29 @@ func (d *Deliverer) track(id string, on bool) {
 		delete(d.inflight, id)
 	}
 	d.mu.Unlock()
+}
+
+// claim leases up to limit due messages and tracks them for renewal.
+func (d *Deliverer) claim(ctx context.Context, limit int) ([]*offered, error) {
+	claimed, err := d.cfg.Store.Claim(ctx, d.cfg.Owner, limit, d.cfg.Lease)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*offered, len(claimed))
+	for i := range claimed {
+		out[i] = &offered{c: &claimed[i]}
+		d.track(claimed[i].ID, true)
+	}
+	return out, nil
+}
+
+// deliver makes one attempt at a claimed message and hands its result to
+// the committer without waiting for the commit. ctx is cancelled when
+// shutdown runs out of time; the recipients the attempt could not finish
+// are then due again at once.
+func (d *Deliverer) deliver(ctx context.Context, o *offered) {
+	f := d.attempt(ctx, o.c, o.body)
+	// Bounded: a store that cannot keep up holds the senders here.
+	d.uncommitted <- struct{}{}
+	d.results <- f
 }

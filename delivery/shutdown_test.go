@@ -28,7 +28,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 			for i := range n {
 				enqueue(t, st, i, "r@x.test")
 			}
-			cfg := delivery.Config{Store: st, Transport: relayTo(t, sink.Addr()), Workers: workers, PollInterval: -1}
+			cfg := delivery.Config{Store: st, Transport: relayTo(t, sink.Addr()), Workers: workers, PollInterval: -1, Logger: quietLog}
 			d, err := delivery.New(cfg)
 			if err != nil {
 				t.Fatal(err)

@@ -52,6 +52,8 @@ type Pool[T any] struct {
 	cancel    context.CancelFunc
 
 	mu       sync.Mutex
+	wakeAt   time.Time // earliest due time told by WakeAt, zero if none
+	rewake   chan struct{}
 	started  bool
 	stopOnce sync.Once
 	unwatch  func()
@@ -64,7 +66,7 @@ func New[T any](cfg Config[T]) *Pool[T] {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	p := &Pool[T]{cfg: cfg, wake: make(chan struct{}, 1), stop: make(chan struct{}),
+	p := &Pool[T]{cfg: cfg, wake: make(chan struct{}, 1), rewake: make(chan struct{}, 1), stop: make(chan struct{}),
 		slots: make(chan struct{}, cfg.Workers), loopDone: make(chan struct{})}
 	for range cfg.Workers {
 		p.slots <- struct{}{}
@@ -94,6 +96,66 @@ func (p *Pool[T]) Notify() {
 	case p.wake <- struct{}{}:
 	default:
 	}
+}
+
+// WakeAt tells the loop that something becomes due at t (a result just
+// committed with its next attempt then), so an idle loop wakes for it
+// rather than for a later due time or a poll. It never blocks.
+func (p *Pool[T]) WakeAt(t time.Time) {
+	p.mu.Lock()
+	if p.wakeAt.IsZero() || t.Before(p.wakeAt) {
+		p.wakeAt = t
+	}
+	p.mu.Unlock()
+	select {
+	case p.rewake <- struct{}{}:
+	default:
+	}
+}
+
+// takeWakeAt returns the pending WakeAt time, clearing it.
+func (p *Pool[T]) takeWakeAt() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.wakeAt
+	p.wakeAt = time.Time{}
+	return t
+}
+
+// keepWakeAt puts back a WakeAt time not used yet, without a signal.
+func (p *Pool[T]) keepWakeAt(t time.Time) {
+	p.mu.Lock()
+	if p.wakeAt.IsZero() || t.Before(p.wakeAt) {
+		p.wakeAt = t
+	}
+	p.mu.Unlock()
+}
+
+// TryAcquire takes a free worker slot without waiting, for an item the
+// caller will hand over with Run; false when none is free or the pool is
+// stopping. Give an unused slot back with Unacquire.
+func (p *Pool[T]) TryAcquire() bool {
+	select {
+	case <-p.stop:
+		return false
+	default:
+	}
+	select {
+	case <-p.slots:
+		return true
+	default:
+		return false
+	}
+}
+
+// Unacquire gives back a slot taken with TryAcquire and not used.
+func (p *Pool[T]) Unacquire() { p.slots <- struct{}{} }
+
+// Run handles item on a slot taken with TryAcquire, exactly as a claimed
+// item: Shutdown waits for it and cancels it when out of time.
+func (p *Pool[T]) Run(item T) {
+	p.handled.Add(1)
+	go p.handle(item)
 }
 
 // Shutdown stops claiming and waits for the handlers until ctx is done;
@@ -222,23 +284,50 @@ func (p *Pool[T]) untilDue() time.Duration {
 			wait = until
 		}
 	}
+	if t := p.takeWakeAt(); !t.IsZero() {
+		ok = true
+		if until := time.Until(t); wait < 0 || until < wait {
+			wait = until
+		}
+	}
 	if ok || wait >= 0 {
 		wait = max(wait, minWait)
 	}
 	return wait
 }
 
-// sleep waits for d, a Notify or Shutdown; a negative d has no timer.
+// sleep waits for d, a Notify, a WakeAt before then, or Shutdown; a
+// negative d has no timer.
 func (p *Pool[T]) sleep(d time.Duration) {
-	var timeout <-chan time.Time
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	var deadline time.Time
 	if d >= 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		timeout = t.C
+		deadline = time.Now().Add(d)
+		t.Reset(d)
+	} else {
+		t.Stop()
 	}
-	select {
-	case <-p.wake:
-	case <-timeout:
-	case <-p.stop:
+	for {
+		select {
+		case <-p.wake:
+			return
+		case <-t.C:
+			return
+		case <-p.stop:
+			return
+		case <-p.rewake:
+			at := p.takeWakeAt()
+			if at.IsZero() {
+				continue
+			}
+			if !deadline.IsZero() && !at.Before(deadline) {
+				p.keepWakeAt(at) // for the next sleep
+				continue
+			}
+			deadline = at
+			t.Stop()
+			t.Reset(max(time.Until(at), minWait))
+		}
 	}
 }

@@ -1,0 +1,161 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/outbox-mail/outbox/queue"
+)
+
+// errStopping marks an attempt cut short by shutdown.
+var errStopping = errors.New("delivery: shutting down")
+
+func stopped(cause error) error { return fmt.Errorf("%w (%v)", errStopping, cause) }
+
+// recipientNote is what the log line and the outcome hook say about one
+// recipient besides its result: where it went and who answered.
+type recipientNote struct {
+	route, dest  string
+	server, addr string
+}
+
+// attempt makes one attempt at a claimed message: routes every
+// recipient, sends each destination's share as a part of its own, waits
+// for them all and merges their outcomes into one result.
+func (d *Deliverer) attempt(ctx context.Context, c *queue.Claimed, body []byte) finished {
+	started := time.Now()
+	parts, out, notes := d.plan(ctx, c, body)
+	for _, p := range parts {
+		d.sched.submit(p)
+	}
+	for _, p := range parts {
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			if !d.sched.cancel(p, Outcome{Err: stopped(ctx.Err())}) {
+				<-p.done // running: its ctx is cancelled too
+			}
+		}
+	}
+	var routes []string
+	for _, p := range parts {
+		merge(&out, p, len(parts) > 1)
+		for _, r := range p.env.Recipients {
+			notes[r] = recipientNote{route: p.dest.route, dest: p.dest.name, server: p.out.Server, addr: p.out.ServerAddr}
+		}
+		routes = append(routes, p.dest.name)
+	}
+	if len(routes) == 0 {
+		routes = append(routes, "dns")
+	}
+	finishedAt := time.Now()
+	res := classify(c, out, d.cfg.Retry, finishedAt, ctx.Err() != nil)
+	res.Attempt = queue.Attempt{Number: c.Attempts, StartedAt: started, FinishedAt: finishedAt,
+		Route: strings.Join(routes, ", "), Transcript: out.Transcript}
+	if out.Err != nil {
+		res.Attempt.Error = out.Err.Error()
+	}
+	if d.cfg.Events != nil {
+		res.Events = d.cfg.Events(c, &res)
+	}
+	return finished{claimed: c, result: res, notes: notes}
+}
+
+// merge adds one part's outcome to the message's. A recipient the part
+// has no reply for gets the part's own error as its text, so a failure
+// at one destination never explains another's recipients.
+func merge(out *Outcome, p *part, several bool) {
+	got := make(map[string]bool, len(p.out.Recipients))
+	for _, r := range p.out.Recipients {
+		got[r.Address] = true
+		out.Recipients = append(out.Recipients, r)
+	}
+	for _, a := range p.env.Recipients {
+		if !got[a] {
+			out.Recipients = append(out.Recipients, RecipientReply{Address: a, Reply: Reply{Text: noReplyText(p.out.Err)}})
+		}
+	}
+	if p.out.Err != nil {
+		e := p.out.Err
+		if several {
+			e = fmt.Errorf("%s: %w", p.dest.name, e)
+		}
+		out.Err = errors.Join(out.Err, e)
+	}
+	if p.out.Transcript != "" {
+		if several {
+			out.Transcript += "[" + p.dest.name + "]\n"
+		}
+		out.Transcript += p.out.Transcript
+	}
+	if p.out.RetryAfter.After(out.RetryAfter) {
+		out.RetryAfter = p.out.RetryAfter
+	}
+}
+
+// plan routes c's recipients: a part per destination, and at once a
+// reply for each recipient that cannot be routed (null MX, no such
+// domain, a DNS failure).
+func (d *Deliverer) plan(ctx context.Context, c *queue.Claimed, body []byte) ([]*part, Outcome, map[string]recipientNote) {
+	var out Outcome
+	notes := make(map[string]recipientNote, len(c.Recipients))
+	byDest := map[*destination]*part{}
+	var parts []*part
+	for _, r := range c.Recipients {
+		dest, rt, reply := d.dirs.lookup(ctx, r.Address)
+		if dest == nil {
+			out.Recipients = append(out.Recipients, RecipientReply{Address: r.Address, Reply: reply})
+			notes[r.Address] = recipientNote{route: rt, dest: "dns"}
+			continue
+		}
+		p := byDest[dest]
+		if p == nil {
+			p = &part{ctx: ctx, store: d.cfg.Store, c: c, body: body, dest: dest, env: envelopeOf(c), done: make(chan struct{})}
+			byDest[dest] = p
+			parts = append(parts, p)
+		}
+		p.env.Recipients = append(p.env.Recipients, r.Address)
+		p.env.UTF8 = p.env.UTF8 || !isASCII(r.Address)
+		if o := c.Tags[TagDSNORcptPrefix+r.Address]; o != "" {
+			p.env.ORcpt = append(p.env.ORcpt, make([]string, len(p.env.Recipients)-len(p.env.ORcpt))...)
+			p.env.ORcpt[len(p.env.Recipients)-1] = o
+		}
+	}
+	return parts, out, notes
+}
+
+// Tags of a stored message that carry its DSN request (RFC 3461) to
+// servers that offer DSN: RET (FULL or HDRS), ENVID, NOTIFY (a comma
+// list for every recipient) and, per recipient, ORCPT under
+// TagDSNORcptPrefix followed by the recipient's address.
+const (
+	TagDSNRet         = "dsn_ret"
+	TagDSNEnvID       = "dsn_envid"
+	TagDSNNotify      = "dsn_notify"
+	TagDSNORcptPrefix = "dsn_orcpt:"
+)
+
+// envelopeOf is c's envelope without recipients.
+func envelopeOf(c *queue.Claimed) Envelope {
+	env := Envelope{MessageID: c.ID, From: c.From, Size: c.Size,
+		EightBit:  c.Tags["body"] == "8bitmime",
+		UTF8:      c.Tags["smtputf8"] == "1" || !isASCII(c.From),
+		DSNReturn: c.Tags[TagDSNRet], EnvID: c.Tags[TagDSNEnvID]}
+	if n := c.Tags[TagDSNNotify]; n != "" {
+		env.Notify = strings.Split(n, ",")
+	}
+	return env
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,60 @@
+package delivery
+
+import (
+	"fmt"
+	"time"
+)
+
+// destination is where a group of recipients is sent: a relay, or one
+// MX host set. It owns its transport (with its connection pool), a
+// concurrency limit, a rate limiter and a circuit breaker. Every field
+// below the first block is guarded by the scheduler's lock.
+type destination struct {
+	name  string // "relay:host:port", "mx:primary.host", "capture"
+	route string // the route's name, for metrics: bounded by the config
+	tr    Transport
+	limit int
+
+	rate    limiter
+	health  health
+	waiting []*part // FIFO of parts not started
+	active  int
+	queued  bool        // in the scheduler's runnable ring
+	timer   *time.Timer // pending wake-up for the rate limit or a probe
+	used    time.Time   // last submit, for dropping idle destinations
+}
+
+// popWaiting takes the oldest part not started.
+func (d *destination) popWaiting() *part {
+	if len(d.waiting) == 0 {
+		return nil
+	}
+	p := d.waiting[0]
+	d.waiting[0] = nil
+	d.waiting = d.waiting[1:]
+	return p
+}
+
+// remove takes p out of the waiting parts; false when it has started.
+func (d *destination) remove(p *part) bool {
+	for i, w := range d.waiting {
+		if w == p {
+			d.waiting = append(d.waiting[:i], d.waiting[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// backedOff is the outcome of a part not attempted because the circuit
+// is open: every recipient deferred with the reason, and no retry before
+// the circuit allows one.
+func (d *destination) backedOff(p *part) Outcome {
+	text := fmt.Sprintf("not attempted: %s is backed off until %s after %d failures (last: %s)",
+		d.name, d.health.until.UTC().Format(time.RFC3339), d.health.failures, d.health.lastErr)
+	out := Outcome{RetryAfter: d.health.until, Recipients: make([]RecipientReply, len(p.env.Recipients))}
+	for i, r := range p.env.Recipients {
+		out.Recipients[i] = RecipientReply{Address: r, Reply: Reply{Text: text}}
+	}
+	return out
+}

@@ -1,0 +1,146 @@
+package delivery
+
+import (
+	"sync"
+	"time"
+)
+
+// scheduler starts parts on their destinations: at most each
+// destination's limit at once, at most max in all, destinations taking
+// turns (round robin) for free global slots, each held to its rate and
+// its circuit. A destination at its limit keeps its parts waiting without
+// holding a global slot, so one that hangs holds only its own
+// connections. One goroutine runs per started part, so goroutines are
+// bounded by max.
+type scheduler struct {
+	mu     sync.Mutex
+	max    int
+	active int
+	ring   []*destination // destinations with parts that may start
+	now    func() time.Time
+}
+
+func newScheduler(max int) *scheduler {
+	return &scheduler{max: max, now: time.Now}
+}
+
+// submit queues p on its destination, or finishes it at once when the
+// destination's circuit is open.
+func (s *scheduler) submit(p *part) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := p.dest
+	now := s.now()
+	d.used = now
+	if d.health.state(now) == open {
+		p.finish(d.backedOff(p))
+		return
+	}
+	d.waiting = append(d.waiting, p)
+	s.wantLocked(d)
+	s.dispatchLocked()
+}
+
+// cancel takes p off its destination if it has not started, finishing
+// it with out; it reports whether it did.
+func (s *scheduler) cancel(p *part, out Outcome) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !p.dest.remove(p) {
+		return false
+	}
+	p.finish(out)
+	return true
+}
+
+// wantLocked puts d in the ring if it has parts waiting.
+func (s *scheduler) wantLocked(d *destination) {
+	if !d.queued && len(d.waiting) > 0 {
+		d.queued = true
+		s.ring = append(s.ring, d)
+	}
+}
+
+// dispatchLocked starts parts while global slots are free.
+func (s *scheduler) dispatchLocked() {
+	for s.active < s.max && len(s.ring) > 0 {
+		d := s.ring[0]
+		s.ring[0] = nil
+		s.ring = s.ring[1:]
+		d.queued = false
+		if !s.startable(d) {
+			continue // back in the ring when a session ends or a timer fires
+		}
+		p := d.popWaiting()
+		d.rate.take(s.now())
+		d.active++
+		s.active++
+		go s.run(p)
+		s.wantLocked(d)
+	}
+	if len(s.ring) == 0 {
+		s.ring = nil // let the backing array go
+	}
+}
+
+// startable reports whether d may start a part now, deferring its
+// waiting parts when its circuit is open and arming a timer when its
+// rate or a coming probe is what holds it.
+func (s *scheduler) startable(d *destination) bool {
+	now := s.now()
+	switch d.health.state(now) {
+	case open:
+		s.deferWaitingLocked(d)
+		return false
+	case halfOpen:
+		if d.active > 0 {
+			return false // one probe at a time
+		}
+	}
+	if d.active >= d.limit || len(d.waiting) == 0 {
+		return false
+	}
+	if w := d.rate.wait(now); w > 0 {
+		s.wakeLater(d, w)
+		return false
+	}
+	return true
+}
+
+// wakeLater puts d back in the ring after w.
+func (s *scheduler) wakeLater(d *destination, w time.Duration) {
+	if d.timer != nil {
+		return
+	}
+	d.timer = time.AfterFunc(w, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		d.timer = nil
+		s.wantLocked(d)
+		s.dispatchLocked()
+	})
+}
+
+// deferWaitingLocked finishes d's waiting parts as backed off.
+func (s *scheduler) deferWaitingLocked(d *destination) {
+	for p := d.popWaiting(); p != nil; p = d.popWaiting() {
+		p.finish(d.backedOff(p))
+	}
+	d.waiting = nil
+}
+
+// run sends one part and hands its slot on.
+func (s *scheduler) run(p *part) {
+	out := p.send()
+	d := p.dest
+	s.mu.Lock()
+	d.active--
+	s.active--
+	if d.health.observe(&out, s.now()) {
+		s.deferWaitingLocked(d)
+	}
+	s.wantLocked(d)
+	s.dispatchLocked()
+	s.mu.Unlock()
+	p.finish(out)
+}
