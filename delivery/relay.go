@@ -123,10 +123,10 @@ func enhanced(e smtp.EnhancedCode) string {
 
 // transcript collects a session's lines up to maxTranscript bytes.
 type transcript struct {
-	mu           sync.Mutex
-	b            strings.Builder
-	truncated    bool
-	host, addr   string // from the last connect note
+	mu         sync.Mutex
+	b          strings.Builder
+	truncated  bool
+	host, addr string // from the last connect note
 }
 
 func (t *transcript) add(dir smtp.Direction, line string) {
