@@ -270,8 +270,8 @@ func TestCircuitOpensOn421AndOthersFlow(t *testing.T) {
 		up = append(up, enqueue(t, st, 100+i, fmt.Sprintf("r%d@up.test", i)))
 	}
 	startDeliverer(t, delivery.Config{Store: st, Routing: w.routing(t, mustRoute(t, "down.test", "mx", 1, "")),
-		Health:    delivery.HealthPolicy{Threshold: 2, Initial: 400 * time.Millisecond, Max: 2 * time.Second},
-		Retry:     delivery.RetryPolicy{Initial: 50 * time.Millisecond, Max: 100 * time.Millisecond, Jitter: -1},
+		Health:       delivery.HealthPolicy{Threshold: 2, Initial: 400 * time.Millisecond, Max: 2 * time.Second},
+		Retry:        delivery.RetryPolicy{Initial: 50 * time.Millisecond, Max: 100 * time.Millisecond, Jitter: -1},
 		PollInterval: -1})
 	for _, id := range up {
 		waitStatus(t, st, id, queue.StatusDelivered)

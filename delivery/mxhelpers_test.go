@@ -19,6 +19,7 @@ import (
 
 	"github.com/outbox-mail/outbox/delivery"
 	"github.com/outbox-mail/outbox/internal/dnstest"
+	"github.com/outbox-mail/outbox/internal/smtpsink"
 	"github.com/outbox-mail/outbox/route"
 	"github.com/outbox-mail/outbox/smtp"
 )
@@ -39,8 +40,9 @@ type hostOpts struct {
 	Greet421 bool
 	// Delay is slept before the final reply.
 	Delay time.Duration
-	// Active, when set, counts sessions open at once across hosts.
-	Active *gauge
+	// Active, when set, counts sessions open at once across hosts; Txn
+	// counts transactions in progress (MAIL to the end of the message).
+	Active, Txn *gauge
 }
 
 // gauge counts things open at once and remembers the most.
@@ -213,9 +215,17 @@ func (b hostBackend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 }
 
 type hostSession struct {
-	h    *mailHost
-	conn *hostConn
-	cur  got
+	h     *mailHost
+	conn  *hostConn
+	cur   got
+	inTxn bool
+}
+
+func (s *hostSession) endTxn() {
+	if s.inTxn && s.h.opts.Txn != nil {
+		s.h.opts.Txn.dec()
+	}
+	s.inTxn = false
 }
 
 func (s *hostSession) Mail(from string, o *gosmtp.MailOptions) error {
@@ -226,6 +236,10 @@ func (s *hostSession) Mail(from string, o *gosmtp.MailOptions) error {
 		}
 	}
 	s.cur = got{From: from}
+	if s.h.opts.Txn != nil && !s.inTxn {
+		s.inTxn = true
+		s.h.opts.Txn.inc()
+	}
 	if o != nil {
 		s.cur.Mail = *o
 	}
@@ -267,8 +281,8 @@ func (s *hostSession) Data(r io.Reader) error {
 	return nil
 }
 
-func (s *hostSession) Reset()        { s.cur = got{} }
-func (s *hostSession) Logout() error { return nil }
+func (s *hostSession) Reset()        { s.cur = got{}; s.endTxn() }
+func (s *hostSession) Logout() error { s.endTxn(); return nil }
 
 // world is a DNS server and the resolver that asks it.
 type world struct {
@@ -346,3 +360,7 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 
 var _ = strings.Contains
 var _ = context.Background
+
+var smtpErr451 = gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 2, 1}, Message: "try later"}
+
+func smtpsinkOpts() smtpsink.Options { return smtpsink.Options{} }

@@ -204,13 +204,7 @@ func (p *Pool[T]) loop() {
 			p.cfg.Logger.Error(p.cfg.What, "err", err)
 			items = nil
 		}
-		for _, it := range items {
-			p.handled.Add(1)
-			go p.handle(it)
-		}
-		for range n - len(items) {
-			p.slots <- struct{}{}
-		}
+		p.start(items)
 		switch {
 		case err != nil:
 			p.sleep(time.Second)
@@ -233,38 +227,56 @@ func (p *Pool[T]) loop() {
 	}
 }
 
-func (p *Pool[T]) handle(it T) {
+func (p *Pool[T]) handle(it T) { p.handleSlot(it, true) }
+
+// handleSlot handles it, giving back its slot after when it holds one.
+func (p *Pool[T]) handleSlot(it T, slot bool) {
 	defer p.handled.Done()
-	defer func() { p.slots <- struct{}{} }()
+	if slot {
+		defer func() { p.slots <- struct{}{} }()
+	}
 	p.cfg.Handle(p.handleCtx, it)
 }
 
-// acquire takes one free worker slot, waiting for it, and any others free
-// at once; it returns how many, or 0 once stopping.
+// acquire waits for one free worker slot and takes it; it returns how
+// many slots are free with it, or 0 once stopping. Only the first is
+// taken: the others stay free for TryAcquire while the claim runs, and
+// start takes them per item claimed.
 func (p *Pool[T]) acquire() int {
 	select {
 	case <-p.slots:
 	case <-p.stop:
 		return 0
 	}
-	n := 1
-	for n < p.cfg.Workers {
-		select {
-		case <-p.slots:
-			n++
-			continue
-		default:
-		}
-		break
-	}
 	select {
 	case <-p.stop:
-		for range n {
-			p.slots <- struct{}{}
-		}
+		p.slots <- struct{}{}
 		return 0
 	default:
-		return n
+		return 1 + len(p.slots)
+	}
+}
+
+// start handles claimed items: the first on the slot acquire took, each
+// other on a slot taken now, waiting for one if a TryAcquire took it
+// meanwhile. Once stopping it waits no more: the items are handled at
+// once (Shutdown then bounds them), so a claimed item is never dropped.
+func (p *Pool[T]) start(items []T) {
+	if len(items) == 0 {
+		p.slots <- struct{}{}
+		return
+	}
+	for i, it := range items {
+		slot := true
+		if i > 0 {
+			select {
+			case <-p.slots:
+			case <-p.stop:
+				slot = false
+			}
+		}
+		p.handled.Add(1)
+		go p.handleSlot(it, slot)
 	}
 }
 
