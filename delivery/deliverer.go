@@ -36,8 +36,8 @@ type Config struct {
 	// for their destinations or being sent (default 2×MaxConnections).
 	MaxInFlight int
 	// MaxUncommitted bounds the finished attempts whose results are not
-	// yet committed (default MaxConnections): after a crash at most this
-	// many deliveries, plus the sessions in flight, are repeated.
+	// yet committed (default MaxConnections, at least 64): after a crash at
+	// most this many deliveries, plus the sessions in flight, are repeated.
 	MaxUncommitted int
 	// Health says when a failing destination is backed off.
 	Health HealthPolicy
@@ -154,7 +154,9 @@ func withDefaults(cfg Config) Config {
 		cfg.MaxInFlight = 2 * cfg.MaxConnections
 	}
 	if cfg.MaxUncommitted <= 0 {
-		cfg.MaxUncommitted = cfg.MaxConnections
+		// Enough to keep senders busy through a commit's fsync (results
+		// share it), few enough that a crash repeats little.
+		cfg.MaxUncommitted = max(cfg.MaxConnections, 64)
 	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = 2 * time.Minute
