@@ -41,6 +41,12 @@ type Config struct {
 	MaxUncommitted int
 	// Health says when a failing destination is backed off.
 	Health HealthPolicy
+	// StallAfter: when every session of a destination has been open this
+	// long without one finishing, the mail waiting for it is deferred
+	// instead of held, so a destination that hangs holds only its own
+	// connections, never the engine's memory (default 2m; negative:
+	// never).
+	StallAfter time.Duration
 	// Lease is how long a claim lasts before another worker may take the
 	// message; it is renewed every Lease/3 while sending (default 2m).
 	Lease time.Duration
@@ -122,7 +128,7 @@ func New(cfg Config) (*Deliverer, error) {
 	}
 	d := &Deliverer{
 		cfg: cfg, log: log.With("component", "delivery"), dirs: dirs,
-		sched:       newScheduler(cfg.MaxConnections),
+		sched:       newScheduler(cfg.MaxConnections, cfg.StallAfter),
 		results:     make(chan finished, cfg.MaxUncommitted),
 		uncommitted: make(chan struct{}, cfg.MaxUncommitted),
 		inflight:    make(map[string]bool),
@@ -160,6 +166,9 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = 2 * time.Minute
+	}
+	if cfg.StallAfter == 0 {
+		cfg.StallAfter = 2 * time.Minute
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 10 * time.Second

@@ -22,6 +22,14 @@ type destination struct {
 	queued  bool        // in the scheduler's runnable ring
 	timer   *time.Timer // pending wake-up for the rate limit or a probe
 	used    time.Time   // last submit, for dropping idle destinations
+
+	// progress is when a session last ended, or the first began; with
+	// every slot busy and none ending for the scheduler's stallAfter,
+	// the destination is stalled: its waiting parts are deferred rather
+	// than held, until a session ends.
+	progress   time.Time
+	stalled    bool
+	stallTimer *time.Timer
 }
 
 // popWaiting takes the oldest part not started.
@@ -46,15 +54,28 @@ func (d *destination) remove(p *part) bool {
 	return false
 }
 
+// notAttempted defers every recipient of p with text.
+func notAttempted(p *part, text string) Outcome {
+	out := Outcome{Recipients: make([]RecipientReply, len(p.env.Recipients))}
+	for i, r := range p.env.Recipients {
+		out.Recipients[i] = RecipientReply{Address: r, Reply: Reply{Text: text}}
+	}
+	return out
+}
+
+// stalledOut is the outcome of a part deferred because d is stalled.
+func (d *destination) stalledOut(p *part, after time.Duration) Outcome {
+	return notAttempted(p, fmt.Sprintf("not attempted: %s has %d sessions open and none has finished for more than %v",
+		d.name, d.active, after))
+}
+
 // backedOff is the outcome of a part not attempted because the circuit
 // is open: every recipient deferred with the reason, and no retry before
 // the circuit allows one.
 func (d *destination) backedOff(p *part) Outcome {
 	text := fmt.Sprintf("not attempted: %s is backed off until %s after %d failures (last: %s)",
 		d.name, d.health.until.UTC().Format(time.RFC3339), d.health.failures, d.health.lastErr)
-	out := Outcome{RetryAfter: d.health.until, Recipients: make([]RecipientReply, len(p.env.Recipients))}
-	for i, r := range p.env.Recipients {
-		out.Recipients[i] = RecipientReply{Address: r, Reply: Reply{Text: text}}
-	}
+	out := notAttempted(p, text)
+	out.RetryAfter = d.health.until
 	return out
 }

@@ -108,7 +108,7 @@ func testPart(d *destination, rcpt string) *part {
 }
 
 func TestSchedulerLimitsAndTurns(t *testing.T) {
-	s := newScheduler(3)
+	s := newScheduler(3, 0)
 	slow := &blockingTransport{release: make(chan struct{})}
 	fast := &blockingTransport{release: make(chan struct{}), out: got250}
 	ds := &destination{name: "slow", tr: slow, limit: 2, health: health{p: HealthPolicy{}.withDefaults()}}
@@ -146,7 +146,7 @@ func TestSchedulerLimitsAndTurns(t *testing.T) {
 }
 
 func TestSchedulerOpenCircuitDefersWithoutSending(t *testing.T) {
-	s := newScheduler(10)
+	s := newScheduler(10, 0)
 	tr := &blockingTransport{release: make(chan struct{}), out: connFail}
 	close(tr.release)
 	d := &destination{name: "down", tr: tr, limit: 1, health: health{p: HealthPolicy{Threshold: 1, Initial: time.Hour}.withDefaults()}}

@@ -172,8 +172,12 @@ func TestHangingDestinationHoldsOnlyItsOwnConnections(t *testing.T) {
 		w.mx(fmt.Sprintf("o%d.test", i), 10, fmt.Sprintf("mx.d%d.test", i%3+1))
 	}
 	st := openStore(t)
-	for i := range 20 {
-		enqueue(t, st, 1000+i, fmt.Sprintf("h%d@hang.test", i))
+	// More mail for the hanging domain than the engine holds in memory
+	// (MaxInFlight 64), and claimed first: only the stall rule keeps it
+	// from filling the engine.
+	var hung []string
+	for i := range 100 {
+		hung = append(hung, enqueue(t, st, 1000+i, fmt.Sprintf("h%d@hang.test", i)))
 	}
 	ids := make([]string, others)
 	for i := range others {
@@ -183,7 +187,7 @@ func TestHangingDestinationHoldsOnlyItsOwnConnections(t *testing.T) {
 	// A timeout far beyond the test: only the limits keep mail flowing.
 	routing.SMTP.Timeouts.DataTerm = time.Hour
 	d, err := delivery.New(delivery.Config{Store: st, Routing: routing, MaxConnections: 8, MaxInFlight: 64,
-		PollInterval: -1, Logger: quietLog})
+		StallAfter: 300 * time.Millisecond, PollInterval: -1, Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,6 +212,16 @@ func TestHangingDestinationHoldsOnlyItsOwnConnections(t *testing.T) {
 	}
 	for _, id := range ids {
 		waitStatus(t, st, id, queue.StatusDelivered)
+	}
+	stalled := 0
+	for _, id := range hung {
+		m, _ := st.Get(context.Background(), id)
+		if m.Status == queue.StatusDeferred && strings.Contains(m.Recipients[0].Text, "none has finished") {
+			stalled++
+		}
+	}
+	if stalled == 0 {
+		t.Error("no message for the hanging domain was deferred as stalled")
 	}
 }
 

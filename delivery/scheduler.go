@@ -10,18 +10,21 @@ import (
 // turns (round robin) for free global slots, each held to its rate and
 // its circuit. A destination at its limit keeps its parts waiting without
 // holding a global slot, so one that hangs holds only its own
-// connections. One goroutine runs per started part, so goroutines are
-// bounded by max.
+// connections; one whose sessions stop finishing altogether defers its
+// waiting parts after stallAfter, so it cannot fill the engine's memory
+// either. One goroutine runs per started part, so goroutines are bounded
+// by max.
 type scheduler struct {
-	mu     sync.Mutex
-	max    int
-	active int
-	ring   []*destination // destinations with parts that may start
-	now    func() time.Time
+	mu         sync.Mutex
+	max        int
+	active     int
+	ring       []*destination // destinations with parts that may start
+	stallAfter time.Duration  // 0: never stalled
+	now        func() time.Time
 }
 
-func newScheduler(max int) *scheduler {
-	return &scheduler{max: max, now: time.Now}
+func newScheduler(limit int, stallAfter time.Duration) *scheduler {
+	return &scheduler{max: limit, stallAfter: max(stallAfter, 0), now: time.Now}
 }
 
 // submit queues p on its destination, or finishes it at once when the
@@ -36,9 +39,42 @@ func (s *scheduler) submit(p *part) {
 		p.finish(d.backedOff(p))
 		return
 	}
+	if d.stalled {
+		p.finish(d.stalledOut(p, s.stallAfter))
+		return
+	}
 	d.waiting = append(d.waiting, p)
 	s.wantLocked(d)
 	s.dispatchLocked()
+	if d.active >= d.limit {
+		s.armStall(d)
+	}
+}
+
+// armStall watches a destination whose slots are all busy: if none of
+// its sessions ends within stallAfter of its last progress, it is
+// stalled and its waiting parts are deferred.
+func (s *scheduler) armStall(d *destination) {
+	if s.stallAfter <= 0 || d.stallTimer != nil {
+		return
+	}
+	d.stallTimer = time.AfterFunc(time.Until(d.progress.Add(s.stallAfter)), func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		d.stallTimer = nil
+		if d.active < d.limit || len(d.waiting) == 0 {
+			return
+		}
+		if s.now().Sub(d.progress) < s.stallAfter {
+			s.armStall(d) // a session ended meanwhile: watch from then
+			return
+		}
+		d.stalled = true
+		for p := d.popWaiting(); p != nil; p = d.popWaiting() {
+			p.finish(d.stalledOut(p, s.stallAfter))
+		}
+		d.waiting = nil
+	})
 }
 
 // cancel takes p off its destination if it has not started, finishing
@@ -73,6 +109,9 @@ func (s *scheduler) dispatchLocked() {
 		}
 		p := d.popWaiting()
 		d.rate.take(s.now())
+		if d.active == 0 {
+			d.progress = s.now()
+		}
 		d.active++
 		s.active++
 		go s.run(p)
@@ -136,6 +175,7 @@ func (s *scheduler) run(p *part) {
 	s.mu.Lock()
 	d.active--
 	s.active--
+	d.progress, d.stalled = s.now(), false
 	if d.health.observe(&out, s.now()) {
 		s.deferWaitingLocked(d)
 	}
