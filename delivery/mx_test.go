@@ -311,3 +311,25 @@ func TestCircuitOpensOn421AndOthersFlow(t *testing.T) {
 		waitStatus(t, st, id, queue.StatusDelivered)
 	}
 }
+
+// TestOpportunisticTLSToMX: an MX host offering STARTTLS with a
+// certificate nobody can verify still gets the mail, encrypted (RFC 7435),
+// and the client says the --hostname in EHLO.
+func TestOpportunisticTLSToMX(t *testing.T) {
+	port, hosts := startHosts(t, &hostOpts{TLS: true})
+	w := newWorld(t, port)
+	w.host("mx.tls.test", hosts[0])
+	w.mx("tls.test", 10, "mx.tls.test")
+	st := openStore(t)
+	id := enqueue(t, st, 1, "r@tls.test")
+	startDeliverer(t, delivery.Config{Store: st, Routing: w.routing(t)})
+	waitStatus(t, st, id, queue.StatusDelivered)
+	got := hosts[0].Received()
+	if len(got) != 1 || !got[0].TLS {
+		t.Fatalf("received %d messages, TLS %v; want one, over STARTTLS", len(got), len(got) == 1 && got[0].TLS)
+	}
+	atts, _ := st.Attempts(context.Background(), id)
+	if len(atts) != 1 || !strings.Contains(atts[0].Transcript, "EHLO outbox.test") || !strings.Contains(atts[0].Transcript, "STARTTLS") {
+		t.Errorf("transcript lacks EHLO outbox.test or STARTTLS:\n%s", atts[0].Transcript)
+	}
+}

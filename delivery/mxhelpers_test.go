@@ -3,10 +3,17 @@ package delivery_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"math/big"
 	"net"
 	"strconv"
 	"strings"
@@ -38,6 +45,8 @@ type hostOpts struct {
 	CloseAfterOne bool
 	// Greet421 refuses every connection with a 421 greeting.
 	Greet421 bool
+	// TLS offers STARTTLS with a self-signed certificate.
+	TLS bool
 	// Delay is slept before the final reply.
 	Delay time.Duration
 	// Active, when set, counts sessions open at once across hosts; Txn
@@ -68,6 +77,7 @@ type got struct {
 	Mail  gosmtp.MailOptions
 	Rcpts []gosmtp.RcptOptions
 	At    time.Time
+	TLS   bool // the message came over TLS
 }
 
 // mailHost is a real go-smtp server on 127.0.0.N:port.
@@ -148,6 +158,9 @@ func (h *mailHost) serve(l net.Listener) {
 	srv.EnableSMTPUTF8 = true
 	srv.ReadTimeout = time.Minute
 	srv.WriteTimeout = time.Minute
+	if h.opts.TLS {
+		srv.TLSConfig = selfSigned()
+	}
 	h.srv = srv
 	go srv.Serve(&hostListener{Listener: l, h: h}) //nolint:errcheck
 }
@@ -211,10 +224,11 @@ type hostBackend struct{ h *mailHost }
 
 func (b hostBackend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 	hc, _ := c.Conn().(*hostConn)
-	return &hostSession{h: b.h, conn: hc}, nil
+	return &hostSession{h: b.h, conn: hc, c: c}, nil
 }
 
 type hostSession struct {
+	c     *gosmtp.Conn
 	h     *mailHost
 	conn  *hostConn
 	cur   got
@@ -272,6 +286,7 @@ func (s *hostSession) Data(r io.Reader) error {
 		time.Sleep(s.h.opts.Delay)
 	}
 	s.cur.Data, s.cur.At = data, time.Now()
+	_, s.cur.TLS = s.c.TLSConnectionState()
 	s.h.mu.Lock()
 	s.h.msgs = append(s.h.msgs, s.cur)
 	s.h.mu.Unlock()
@@ -360,6 +375,23 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 
 var _ = strings.Contains
 var _ = context.Background
+
+var (
+	certOnce sync.Once
+	certTLS  *tls.Config
+)
+
+// selfSigned is a TLS config with a certificate nobody can verify.
+func selfSigned() *tls.Config {
+	certOnce.Do(func() {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "self-signed.invalid"},
+			DNSNames: []string{"self-signed.invalid"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		certTLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	})
+	return certTLS
+}
 
 var smtpErr451 = gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 2, 1}, Message: "try later"}
 
