@@ -122,13 +122,14 @@ func New(cfg Config) (*Deliverer, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	dirs, err := newDirectory(&cfg)
+	sched := newScheduler(cfg.MaxConnections, cfg.StallAfter)
+	dirs, err := newDirectory(&cfg, sched)
 	if err != nil {
 		return nil, err
 	}
 	d := &Deliverer{
 		cfg: cfg, log: log.With("component", "delivery"), dirs: dirs,
-		sched:       newScheduler(cfg.MaxConnections, cfg.StallAfter),
+		sched:       sched,
 		results:     make(chan finished, cfg.MaxUncommitted),
 		uncommitted: make(chan struct{}, cfg.MaxUncommitted),
 		inflight:    make(map[string]bool),

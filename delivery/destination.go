@@ -14,6 +14,8 @@ type destination struct {
 	route string // the route's name, for metrics: bounded by the config
 	tr    Transport
 	limit int
+	// looked is the directory's last lookup of it, guarded by its lock.
+	looked time.Time
 
 	rate    limiter
 	health  health

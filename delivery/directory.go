@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/outbox-mail/outbox/route"
 	"github.com/outbox-mail/outbox/smtp"
@@ -41,14 +42,25 @@ type directory struct {
 	defLimit int
 	health   HealthPolicy
 
-	mu    sync.Mutex
-	byKey map[string]*destination
-	made  []io.Closer // transports the engine made, closed at shutdown
+	sched *scheduler
+
+	mu      sync.Mutex
+	byKey   map[string]*destination
+	made    map[*destination]io.Closer // transports the engine made, closed when dropped or at shutdown
+	created int
 }
 
-func newDirectory(cfg *Config) (*directory, error) {
-	dir := &directory{routing: cfg.Routing, defLimit: cfg.DestinationConnections,
-		health: cfg.Health.withDefaults(), byKey: map[string]*destination{}}
+// Idle destinations are dropped, so a stream of new domains cannot grow
+// the directory without bound: every sweepEvery new destinations, those
+// unused for idleAfter with nothing in flight and a closed circuit go.
+const (
+	sweepEvery = 1024
+	idleAfter  = 10 * time.Minute
+)
+
+func newDirectory(cfg *Config, sched *scheduler) (*directory, error) {
+	dir := &directory{routing: cfg.Routing, defLimit: cfg.DestinationConnections, sched: sched,
+		health: cfg.Health.withDefaults(), byKey: map[string]*destination{}, made: map[*destination]io.Closer{}}
 	if cfg.Routing == nil {
 		dir.fixed = dir.newDestination(cfg.Transport.Route(), cfg.Transport.Route(), cfg.Transport, &route.Route{})
 		return dir, nil
@@ -121,29 +133,55 @@ func (dir *directory) poolOptions(rt *route.Route) smtp.PoolOptions {
 func (dir *directory) get(key string, rt *route.Route, mk func() (Transport, string), set *route.MXSet) *destination {
 	dir.mu.Lock()
 	defer dir.mu.Unlock()
+	now := time.Now()
 	if d, ok := dir.byKey[key]; ok {
 		if m, ok := d.tr.(*mxTransport); ok && set != nil {
 			m.set.Store(set)
 		}
+		d.looked = now
 		return d
 	}
 	tr, name := mk()
 	d := dir.newDestination(name, rt.Name(), tr, rt)
+	d.looked = now
 	dir.byKey[key] = d
 	if c, ok := tr.(io.Closer); ok {
-		dir.made = append(dir.made, c)
+		dir.made[d] = c
+	}
+	if dir.created++; dir.created%sweepEvery == 0 {
+		dir.sweepLocked(now.Add(-idleAfter))
 	}
 	return d
+}
+
+// sweepLocked drops the destinations idle since before cutoff.
+func (dir *directory) sweepLocked(cutoff time.Time) {
+	for key, d := range dir.byKey {
+		if d.looked.Before(cutoff) && dir.sched.idle(d) {
+			delete(dir.byKey, key)
+			if c := dir.made[d]; c != nil {
+				c.Close()
+				delete(dir.made, d)
+			}
+		}
+	}
+}
+
+// size is the number of destinations kept.
+func (dir *directory) size() int {
+	dir.mu.Lock()
+	defer dir.mu.Unlock()
+	return len(dir.byKey)
 }
 
 // close closes the transports the engine made.
 func (dir *directory) close() {
 	dir.mu.Lock()
 	defer dir.mu.Unlock()
-	for _, c := range dir.made {
+	for d, c := range dir.made {
 		c.Close()
+		delete(dir.made, d)
 	}
-	dir.made = nil
 }
 
 // dnsReply words a resolution failure as the recipient's reply.

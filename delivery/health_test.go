@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/outbox-mail/outbox/queue"
+	"github.com/outbox-mail/outbox/route"
 	"github.com/outbox-mail/outbox/smtp"
 )
 
@@ -173,3 +174,36 @@ func waitUntil(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestDirectoryDropsIdleDestinations(t *testing.T) {
+	s := newScheduler(10, 0)
+	dir, err := newDirectory(&Config{Transport: Capture{}, DestinationConnections: 2}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &route.Route{}
+	mk := func() (Transport, string) { return &closingTransport{}, "t" }
+	old := dir.get("old", rt, mk, nil)
+	busy := dir.get("busy", rt, mk, nil)
+	fresh := dir.get("fresh", rt, mk, nil)
+	long := time.Now().Add(-time.Hour)
+	dir.mu.Lock()
+	old.looked, busy.looked = long, long
+	dir.mu.Unlock()
+	s.mu.Lock()
+	busy.active = 1
+	s.mu.Unlock()
+	dir.mu.Lock()
+	dir.sweepLocked(time.Now().Add(-idleAfter))
+	dir.mu.Unlock()
+	if dir.size() != 2 || !old.tr.(*closingTransport).closed || busy.tr.(*closingTransport).closed || fresh.tr.(*closingTransport).closed {
+		t.Errorf("after the sweep: %d destinations; want the idle one dropped and closed, the busy and fresh ones kept", dir.size())
+	}
+}
+
+type closingTransport struct {
+	Capture
+	closed bool
+}
+
+func (c *closingTransport) Close() error { c.closed = true; return nil }

@@ -184,3 +184,12 @@ func (s *scheduler) run(p *part) {
 	s.mu.Unlock()
 	p.finish(out)
 }
+
+// idle reports whether d has nothing in flight, nothing pending and a
+// closed circuit, so the directory may drop it.
+func (s *scheduler) idle(d *destination) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return d.active == 0 && len(d.waiting) == 0 && !d.queued && d.timer == nil && d.stallTimer == nil &&
+		d.health.state(s.now()) == closed
+}
