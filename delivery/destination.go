@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -56,9 +57,10 @@ func (d *destination) remove(p *part) bool {
 	return false
 }
 
-// notAttempted defers every recipient of p with text.
+// notAttempted defers every recipient of p with text, which is also the
+// attempt's error.
 func notAttempted(p *part, text string) Outcome {
-	out := Outcome{Recipients: make([]RecipientReply, len(p.env.Recipients))}
+	out := Outcome{Err: errors.New(text), Recipients: make([]RecipientReply, len(p.env.Recipients))}
 	for i, r := range p.env.Recipients {
 		out.Recipients[i] = RecipientReply{Address: r, Reply: Reply{Text: text}}
 	}
