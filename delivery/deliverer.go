@@ -224,12 +224,7 @@ func (d *Deliverer) Shutdown(ctx context.Context) error {
 
 // releaseLeftovers gives back leases whose results could not be committed.
 func (d *Deliverer) releaseLeftovers() {
-	d.mu.Lock()
-	ids := make([]string, 0, len(d.inflight))
-	for id := range d.inflight {
-		ids = append(ids, id)
-	}
-	d.mu.Unlock()
+	ids := d.inflightIDs()
 	if len(ids) == 0 {
 		return
 	}
@@ -238,6 +233,17 @@ func (d *Deliverer) releaseLeftovers() {
 	if err := d.cfg.Store.Release(ctx, d.cfg.Owner, ids); err != nil {
 		d.log.Error("releasing leases at shutdown", "messages", len(ids), "err", err)
 	}
+}
+
+// inflightIDs returns the ids claimed and not yet committed.
+func (d *Deliverer) inflightIDs() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ids := make([]string, 0, len(d.inflight))
+	for id := range d.inflight {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 func (d *Deliverer) track(id string, on bool) {

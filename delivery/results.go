@@ -89,12 +89,7 @@ func (d *Deliverer) renewLoop() {
 			return
 		case <-t.C:
 		}
-		d.mu.Lock()
-		ids := make([]string, 0, len(d.inflight))
-		for id := range d.inflight {
-			ids = append(ids, id)
-		}
-		d.mu.Unlock()
+		ids := d.inflightIDs()
 		if len(ids) == 0 {
 			continue
 		}
