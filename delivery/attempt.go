@@ -25,10 +25,13 @@ type recipientNote struct {
 
 // attempt makes one attempt at a claimed message: routes every
 // recipient, sends each destination's share as a part of its own, waits
-// for them all and merges their outcomes into one result.
-func (d *Deliverer) attempt(ctx context.Context, c *queue.Claimed, body []byte) finished {
+// for them all and merges their outcomes into one result. unsent reports
+// that shutdown stopped every part before it started: there is no
+// result, and the message's lease is to be released.
+func (d *Deliverer) attempt(ctx context.Context, c *queue.Claimed, body []byte) (f finished, unsent bool) {
 	started := time.Now()
 	parts, out, notes := d.plan(ctx, c, body)
+	immediate := len(out.Recipients) // decided by routing, without a session
 	for _, p := range parts {
 		d.sched.submit(p)
 	}
@@ -42,7 +45,12 @@ func (d *Deliverer) attempt(ctx context.Context, c *queue.Claimed, body []byte) 
 		}
 	}
 	var routes []string
+	stoppedParts, anyStarted := 0, false
 	for _, p := range parts {
+		anyStarted = anyStarted || p.started
+		if errors.Is(p.out.Err, errStopping) {
+			stoppedParts++
+		}
 		merge(&out, p, len(parts) > 1)
 		for _, r := range p.env.Recipients {
 			notes[r] = recipientNote{route: p.dest.route, dest: p.dest.name, server: p.out.Server, addr: p.out.ServerAddr}
@@ -52,8 +60,11 @@ func (d *Deliverer) attempt(ctx context.Context, c *queue.Claimed, body []byte) 
 	if len(routes) == 0 {
 		routes = append(routes, "dns")
 	}
+	if immediate == 0 && len(parts) > 0 && !anyStarted && stoppedParts == len(parts) {
+		return finished{}, true
+	}
 	finishedAt := time.Now()
-	res := classify(c, out, d.cfg.Retry, finishedAt, ctx.Err() != nil)
+	res := classify(c, out, d.cfg.Retry, finishedAt, ctx.Err() != nil || stoppedParts > 0)
 	res.Attempt = queue.Attempt{Number: c.Attempts, StartedAt: started, FinishedAt: finishedAt,
 		Route: strings.Join(routes, ", "), Transcript: out.Transcript}
 	if out.Err != nil {
@@ -62,7 +73,7 @@ func (d *Deliverer) attempt(ctx context.Context, c *queue.Claimed, body []byte) 
 	if d.cfg.Events != nil {
 		res.Events = d.cfg.Events(c, &res)
 	}
-	return finished{claimed: c, result: res, notes: notes}
+	return finished{claimed: c, result: res, notes: notes}, false
 }
 
 // merge adds one part's outcome to the message's. A recipient the part

@@ -33,7 +33,8 @@ type Config struct {
 	// Workers is the former name of MaxConnections, used when that is 0.
 	Workers int
 	// MaxInFlight bounds the messages claimed and not yet finished, waiting
-	// for their destinations or being sent (default 2×MaxConnections).
+	// for their destinations or being sent (default 2×MaxConnections, at
+	// least 64).
 	MaxInFlight int
 	// MaxUncommitted bounds the finished attempts whose results are not
 	// yet committed (default MaxConnections, at least 64): after a crash at
@@ -158,7 +159,10 @@ func withDefaults(cfg Config) Config {
 		cfg.DestinationConnections = 20
 	}
 	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = 2 * cfg.MaxConnections
+		// Claims in batches big enough to be cheap even for few
+		// connections; the stall rule keeps a hung destination from
+		// holding them.
+		cfg.MaxInFlight = max(2*cfg.MaxConnections, 64)
 	}
 	if cfg.MaxUncommitted <= 0 {
 		// Enough to keep senders busy through a commit's fsync (results
@@ -213,6 +217,9 @@ func (d *Deliverer) Shutdown(ctx context.Context) error {
 	if !started {
 		return nil
 	}
+	// Mail not yet under way is given back (its lease released below),
+	// not sent: shutdown waits only for the sessions in progress.
+	d.sched.stop(d.dirs.all())
 	err := d.pool.Shutdown(ctx)
 	d.closeOnce.Do(func() { close(d.results) })
 	<-d.commitDone
@@ -275,7 +282,10 @@ func (d *Deliverer) claim(ctx context.Context, limit int) ([]*offered, error) {
 // shutdown runs out of time; the recipients the attempt could not finish
 // are then due again at once.
 func (d *Deliverer) deliver(ctx context.Context, o *offered) {
-	f := d.attempt(ctx, o.c, o.body)
+	f, unsent := d.attempt(ctx, o.c, o.body)
+	if unsent {
+		return // shutdown came first: its lease is released, no attempt recorded
+	}
 	// Bounded: a store that cannot keep up holds the senders here.
 	d.uncommitted <- struct{}{}
 	d.results <- f

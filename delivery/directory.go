@@ -167,6 +167,20 @@ func (dir *directory) sweepLocked(cutoff time.Time) {
 	}
 }
 
+// all returns every destination.
+func (dir *directory) all() []*destination {
+	dir.mu.Lock()
+	defer dir.mu.Unlock()
+	out := make([]*destination, 0, len(dir.byKey)+1)
+	if dir.fixed != nil {
+		out = append(out, dir.fixed)
+	}
+	for _, d := range dir.byKey {
+		out = append(out, d)
+	}
+	return out
+}
+
 // size is the number of destinations kept.
 func (dir *directory) size() int {
 	dir.mu.Lock()

@@ -201,7 +201,7 @@ func TestOfferDeliversAsIfClaimed(t *testing.T) {
 		t.Fatalf("claim: %d, %v", len(claimed), err)
 	}
 	d := startDeliverer(t, delivery.Config{Store: st, Transport: relayTo(t, sink.Addr()), PollInterval: -1,
-		MaxConnections: 2, Owner: "node-a"})
+		MaxConnections: 2, MaxInFlight: 4, Owner: "node-a"})
 	if err := d.Offer(&queue.Claimed{}, nil); !errors.Is(err, delivery.ErrNotReserved) {
 		t.Fatalf("Offer without a reservation: %v", err)
 	}
@@ -222,7 +222,7 @@ func TestOfferDeliversAsIfClaimed(t *testing.T) {
 	if got := countByNumber(sink.Received()); got["1"] != 1 || got["2"] != 1 {
 		t.Errorf("sink got %v; want each offered message once", got)
 	}
-	// Room runs out: MaxInFlight is 2×2; reservations stop there.
+	// Room runs out at MaxInFlight; reservations stop there.
 	n := 0
 	for d.Reserve() {
 		n++

@@ -19,6 +19,9 @@ type part struct {
 	env   Envelope
 	out   Outcome
 	done  chan struct{}
+	// started is set by the scheduler when the part gets a slot; read
+	// once done is closed.
+	started bool
 }
 
 // send opens the body (only now, with a connection slot held) and

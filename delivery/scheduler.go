@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"errors"
 	"sync"
 	"time"
 )
@@ -20,6 +21,7 @@ type scheduler struct {
 	active     int
 	ring       []*destination // destinations with parts that may start
 	stallAfter time.Duration  // 0: never stalled
+	stopping   bool           // shutting down: nothing new starts
 	now        func() time.Time
 }
 
@@ -35,6 +37,10 @@ func (s *scheduler) submit(p *part) {
 	d := p.dest
 	now := s.now()
 	d.used = now
+	if s.stopping {
+		p.finish(Outcome{Err: stopped(errShutdown)})
+		return
+	}
 	if d.health.state(now) == open {
 		p.finish(d.backedOff(p))
 		return
@@ -108,6 +114,7 @@ func (s *scheduler) dispatchLocked() {
 			continue // back in the ring when a session ends or a timer fires
 		}
 		p := d.popWaiting()
+		p.started = true
 		d.rate.take(s.now())
 		if d.active == 0 {
 			d.progress = s.now()
@@ -192,4 +199,25 @@ func (s *scheduler) idle(d *destination) bool {
 	defer s.mu.Unlock()
 	return d.active == 0 && len(d.waiting) == 0 && !d.queued && d.timer == nil && d.stallTimer == nil &&
 		d.health.state(s.now()) == closed
+}
+
+// errShutdown is why parts that never started were not sent.
+var errShutdown = errors.New("not started before shutdown")
+
+// stop starts nothing more: the parts waiting on dests finish unsent, so
+// shutdown waits only for the sessions already under way.
+func (s *scheduler) stop(dests []*destination) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopping = true
+	for _, d := range dests {
+		for p := d.popWaiting(); p != nil; p = d.popWaiting() {
+			p.finish(Outcome{Err: stopped(errShutdown)})
+		}
+		d.waiting = nil
+	}
+	s.ring = nil
+	for _, d := range dests {
+		d.queued = false
+	}
 }
