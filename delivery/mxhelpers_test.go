@@ -313,7 +313,7 @@ func newWorld(t testing.TB, port int) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	r, err := route.NewResolver(route.ResolverOptions{Server: srv.Addr(), Timeout: time.Second})
+	r, err := route.NewResolver(route.ResolverOptions{Server: srv.Addr(), Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +343,7 @@ func (w *world) routing(t testing.TB, routes ...route.Route) *delivery.Routing {
 		t.Fatal(err)
 	}
 	return &delivery.Routing{Table: tab, Resolver: w.resolver, MXPort: w.port,
-		SMTP: &smtp.Options{LocalName: "outbox.test", Timeouts: smtp.Timeouts{Dial: 2 * time.Second}}}
+		SMTP: &smtp.Options{LocalName: "outbox.test", Timeouts: smtp.Timeouts{Dial: 10 * time.Second}}}
 }
 
 func mustRoute(t testing.TB, domain, target string, maxConns int, rate string) route.Route {
