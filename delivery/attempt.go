@@ -63,6 +63,12 @@ func (d *Deliverer) attempt(ctx context.Context, c *queue.Claimed, body []byte) 
 	if immediate == 0 && len(parts) > 0 && !anyStarted && stoppedParts == len(parts) {
 		return finished{}, true
 	}
+	sent := 0
+	for _, p := range parts {
+		if p.started {
+			sent++
+		}
+	}
 	finishedAt := time.Now()
 	res := classify(c, out, d.cfg.Retry, finishedAt, ctx.Err() != nil || stoppedParts > 0)
 	res.Attempt = queue.Attempt{Number: c.Attempts, StartedAt: started, FinishedAt: finishedAt,
@@ -73,7 +79,7 @@ func (d *Deliverer) attempt(ctx context.Context, c *queue.Claimed, body []byte) 
 	if d.cfg.Events != nil {
 		res.Events = d.cfg.Events(c, &res)
 	}
-	return finished{claimed: c, result: res, notes: notes}, false
+	return finished{claimed: c, result: res, notes: notes, sent: sent}, false
 }
 
 // merge adds one part's outcome to the message's. A recipient the part

@@ -36,9 +36,10 @@ type Config struct {
 	// for their destinations or being sent (default 2×MaxConnections, at
 	// least 64).
 	MaxInFlight int
-	// MaxUncommitted bounds the finished attempts whose results are not
-	// yet committed (default MaxConnections, at least 64): after a crash at
-	// most this many deliveries, plus the sessions in flight, are repeated.
+	// MaxUncommitted bounds the deliveries started and not yet committed,
+	// those under way included (default MaxConnections+64): a crash
+	// repeats at most this many. Senders do not wait for their commits
+	// while fewer are outstanding.
 	MaxUncommitted int
 	// Health says when a failing destination is backed off.
 	Health HealthPolicy
@@ -81,8 +82,7 @@ type Deliverer struct {
 	sched *scheduler
 	dirs  *directory
 
-	results     chan finished
-	uncommitted chan struct{} // a token per finished, uncommitted result
+	results chan finished
 
 	mu       sync.Mutex
 	inflight map[string]bool // claimed and not yet committed
@@ -108,6 +108,7 @@ type finished struct {
 	claimed *queue.Claimed
 	result  queue.Result
 	notes   map[string]recipientNote
+	sent    int // parts started: the scheduler's uncommitted budget they hold
 }
 
 // New checks cfg and returns a Deliverer ready to Start.
@@ -123,19 +124,18 @@ func New(cfg Config) (*Deliverer, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	sched := newScheduler(cfg.MaxConnections, cfg.StallAfter)
+	sched := newScheduler(cfg.MaxConnections, cfg.MaxUncommitted, cfg.StallAfter)
 	dirs, err := newDirectory(&cfg, sched)
 	if err != nil {
 		return nil, err
 	}
 	d := &Deliverer{
 		cfg: cfg, log: log.With("component", "delivery"), dirs: dirs,
-		sched:       sched,
-		results:     make(chan finished, cfg.MaxUncommitted),
-		uncommitted: make(chan struct{}, cfg.MaxUncommitted),
-		inflight:    make(map[string]bool),
-		commitDone:  make(chan struct{}),
-		renewDone:   make(chan struct{}),
+		sched:      sched,
+		results:    make(chan finished, cfg.MaxUncommitted),
+		inflight:   make(map[string]bool),
+		commitDone: make(chan struct{}),
+		renewDone:  make(chan struct{}),
 	}
 	wc := worker.Config[*offered]{Workers: cfg.MaxInFlight, Claim: d.claim,
 		NextDue: cfg.Store.NextDue, Handle: d.deliver, PollInterval: cfg.PollInterval,
@@ -165,9 +165,10 @@ func withDefaults(cfg Config) Config {
 		cfg.MaxInFlight = max(2*cfg.MaxConnections, 64)
 	}
 	if cfg.MaxUncommitted <= 0 {
-		// Enough to keep senders busy through a commit's fsync (results
-		// share it), few enough that a crash repeats little.
-		cfg.MaxUncommitted = max(cfg.MaxConnections, 64)
+		// Every connection busy, and 64 more to carry the senders through
+		// a commit's fsync (results share it); few enough that a crash
+		// repeats little.
+		cfg.MaxUncommitted = cfg.MaxConnections + 64
 	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = 2 * time.Minute
@@ -286,7 +287,5 @@ func (d *Deliverer) deliver(ctx context.Context, o *offered) {
 	if unsent {
 		return // shutdown came first: its lease is released, no attempt recorded
 	}
-	// Bounded: a store that cannot keep up holds the senders here.
-	d.uncommitted <- struct{}{}
 	d.results <- f
 }

@@ -109,7 +109,7 @@ func testPart(d *destination, rcpt string) *part {
 }
 
 func TestSchedulerLimitsAndTurns(t *testing.T) {
-	s := newScheduler(3, 0)
+	s := newScheduler(3, 100, 0)
 	slow := &blockingTransport{release: make(chan struct{})}
 	fast := &blockingTransport{release: make(chan struct{}), out: got250}
 	ds := &destination{name: "slow", tr: slow, limit: 2, health: health{p: HealthPolicy{}.withDefaults()}}
@@ -147,7 +147,7 @@ func TestSchedulerLimitsAndTurns(t *testing.T) {
 }
 
 func TestSchedulerOpenCircuitDefersWithoutSending(t *testing.T) {
-	s := newScheduler(10, 0)
+	s := newScheduler(10, 100, 0)
 	tr := &blockingTransport{release: make(chan struct{}), out: connFail}
 	close(tr.release)
 	d := &destination{name: "down", tr: tr, limit: 1, health: health{p: HealthPolicy{Threshold: 1, Initial: time.Hour}.withDefaults()}}
@@ -176,7 +176,7 @@ func waitUntil(t *testing.T, cond func() bool) {
 }
 
 func TestDirectoryDropsIdleDestinations(t *testing.T) {
-	s := newScheduler(10, 0)
+	s := newScheduler(10, 100, 0)
 	dir, err := newDirectory(&Config{Transport: Capture{}, DestinationConnections: 2}, s)
 	if err != nil {
 		t.Fatal(err)
@@ -207,3 +207,61 @@ type closingTransport struct {
 }
 
 func (c *closingTransport) Close() error { c.closed = true; return nil }
+
+func TestSchedulerStalledDestinationDefersItsWaitingParts(t *testing.T) {
+	s := newScheduler(10, 100, 50*time.Millisecond)
+	hung := &blockingTransport{release: make(chan struct{}), out: got250}
+	d := &destination{name: "hung", tr: hung, limit: 1, health: health{p: HealthPolicy{}.withDefaults()}}
+	first := testPart(d, "a")
+	s.submit(first)
+	waitUntil(t, func() bool { return hung.count() == 1 })
+	waiting := testPart(d, "b")
+	s.submit(waiting)
+	// b waits behind the hung session until the stall is declared.
+	<-waiting.done
+	if hung.count() != 1 || len(waiting.out.Recipients) != 1 || waiting.out.Recipients[0].Code != 0 || waiting.started {
+		t.Fatalf("stalled: %d sessions, outcome %+v; want the waiting part deferred unsent", hung.count(), waiting.out)
+	}
+	late := testPart(d, "c")
+	s.submit(late)
+	<-late.done // deferred at once while stalled
+	if late.started {
+		t.Error("a part submitted while stalled was started")
+	}
+	close(hung.release)
+	<-first.done
+	// A session ended: no longer stalled, new parts are sent.
+	again := testPart(d, "d")
+	s.submit(again)
+	<-again.done
+	if hung.count() != 2 || again.out.Recipients[0].Code != 250 {
+		t.Errorf("after the stall cleared: %d sessions, outcome %+v", hung.count(), again.out)
+	}
+}
+
+func TestSchedulerUncommittedBudget(t *testing.T) {
+	s := newScheduler(10, 2, 0)
+	tr := &blockingTransport{release: make(chan struct{}), out: got250}
+	close(tr.release)
+	d := &destination{name: "d", tr: tr, limit: 10, health: health{p: HealthPolicy{}.withDefaults()}}
+	var parts []*part
+	for i := range 4 {
+		p := testPart(d, string(rune('a'+i)))
+		parts = append(parts, p)
+		s.submit(p)
+	}
+	<-parts[0].done
+	<-parts[1].done
+	time.Sleep(20 * time.Millisecond)
+	if tr.count() != 2 {
+		t.Fatalf("%d parts sent with a budget of 2 uncommitted", tr.count())
+	}
+	s.release(1) // one result committed: one more may go
+	<-parts[2].done
+	time.Sleep(20 * time.Millisecond)
+	if tr.count() != 3 {
+		t.Fatalf("%d parts sent after one commit; want 3", tr.count())
+	}
+	s.release(2)
+	<-parts[3].done
+}

@@ -54,7 +54,7 @@ func (d *Deliverer) commit(batch []finished) {
 		// Untracked, an uncommitted lease lapses and the message is tried
 		// again: a possible duplicate, never a loss.
 		d.track(f.claimed.ID, false)
-		<-d.uncommitted
+		d.sched.release(f.sent)
 		if err != nil {
 			continue
 		}

@@ -19,14 +19,28 @@ type scheduler struct {
 	mu         sync.Mutex
 	max        int
 	active     int
+	budget     int // parts started and not yet committed, at most
+	held       int
 	ring       []*destination // destinations with parts that may start
 	stallAfter time.Duration  // 0: never stalled
 	stopping   bool           // shutting down: nothing new starts
 	now        func() time.Time
 }
 
-func newScheduler(limit int, stallAfter time.Duration) *scheduler {
-	return &scheduler{max: limit, stallAfter: max(stallAfter, 0), now: time.Now}
+func newScheduler(limit, uncommitted int, stallAfter time.Duration) *scheduler {
+	return &scheduler{max: limit, budget: max(uncommitted, 1), stallAfter: max(stallAfter, 0), now: time.Now}
+}
+
+// release gives back the budget of n parts whose results are committed
+// (or given up), so more may start.
+func (s *scheduler) release(n int) {
+	if n == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held -= n
+	s.dispatchLocked()
 }
 
 // submit queues p on its destination, or finishes it at once when the
@@ -103,9 +117,10 @@ func (s *scheduler) wantLocked(d *destination) {
 	}
 }
 
-// dispatchLocked starts parts while global slots are free.
+// dispatchLocked starts parts while global slots are free and fewer
+// than budget deliveries await their commit.
 func (s *scheduler) dispatchLocked() {
-	for s.active < s.max && len(s.ring) > 0 {
+	for s.active < s.max && s.held < s.budget && len(s.ring) > 0 {
 		d := s.ring[0]
 		s.ring[0] = nil
 		s.ring = s.ring[1:]
@@ -121,6 +136,7 @@ func (s *scheduler) dispatchLocked() {
 		}
 		d.active++
 		s.active++
+		s.held++
 		go s.run(p)
 		s.wantLocked(d)
 	}
