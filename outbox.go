@@ -27,9 +27,16 @@ type Config struct {
 	// Store keeps messages durably (queue/sqlite or queue/postgres).
 	Store queue.Store
 	// Transport delivers messages; nil means delivery.Capture, which keeps
-	// mail in the store without sending it anywhere.
+	// mail in the store without sending it anywhere. Unused with Routing.
 	Transport delivery.Transport
-	// Workers is the number of concurrent deliveries (default 8).
+	// Routing, when set, routes each recipient to its destination: per
+	// domain routes, relays, direct MX delivery (see package route).
+	Routing *delivery.Routing
+	// MaxConnections caps deliveries in progress over all destinations
+	// (default 100); DestinationConnections caps each destination's
+	// (default 20).
+	MaxConnections, DestinationConnections int
+	// Workers is the former name of MaxConnections, used when that is 0.
 	Workers int
 	// Retry is the schedule after temporary failures (Postfix's defaults).
 	// How long a message is retried is the store's queue.Options.Lifetime.
@@ -44,6 +51,9 @@ type Config struct {
 	Events func(c *queue.Claimed, r *queue.Result) []queue.NewEvent
 	// OnResult is called after each attempt's result is committed.
 	OnResult func(c *queue.Claimed, r *queue.Result)
+	// OnOutcome is called for each recipient of a committed result, with
+	// the route it took (metrics.Metrics.Outcome counts them).
+	OnOutcome func(o delivery.RecipientOutcome)
 	// OnCancel is called after a message is cancelled, e.g. to record the
 	// webhook events of the cancellation; its error is Cancel's.
 	OnCancel func(ctx context.Context, m *queue.Message) error
@@ -88,9 +98,10 @@ func New(cfg Config) (*Client, error) {
 		cfg.Transport = delivery.Capture{}
 	}
 	d, err := delivery.New(delivery.Config{
-		Store: cfg.Store, Transport: cfg.Transport, Workers: cfg.Workers,
+		Store: cfg.Store, Transport: cfg.Transport, Routing: cfg.Routing, Workers: cfg.Workers,
+		MaxConnections: cfg.MaxConnections, DestinationConnections: cfg.DestinationConnections,
 		Lease: cfg.Lease, Retry: cfg.Retry, PollInterval: cfg.PollInterval,
-		Events: cfg.Events, OnResult: cfg.OnResult, Logger: cfg.Logger,
+		Events: cfg.Events, OnResult: cfg.OnResult, OnOutcome: cfg.OnOutcome, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

@@ -47,6 +47,10 @@ func classify(c *queue.Claimed, out Outcome, policy RetryPolicy, now time.Time, 
 			res.NextAttemptAt = now
 		default:
 			res.NextAttemptAt = now.Add(policy.Delay(c.Attempts))
+			if out.RetryAfter.After(res.NextAttemptAt) {
+				// A destination backed off: no sooner than it allows.
+				res.NextAttemptAt = out.RetryAfter
+			}
 			if !c.ExpiresAt.IsZero() && res.NextAttemptAt.After(c.ExpiresAt) {
 				// One last attempt at the deadline rather than none.
 				res.NextAttemptAt = c.ExpiresAt

@@ -13,12 +13,42 @@ import (
 	"github.com/outbox-mail/outbox/queue"
 )
 
-// Config configures a Deliverer. Store and Transport are required.
+// Config configures a Deliverer. Store is required, and Transport unless
+// Routing is set.
 type Config struct {
-	Store     queue.LeaseHolder
+	Store Store
+	// Transport carries all mail as one destination when Routing is nil
+	// (a library's single relay, Capture, a transport of your own).
 	Transport Transport
-	// Workers is the number of messages sent concurrently (default 8).
+	// Routing, when set, routes each recipient to a destination of its
+	// own (relays, MX host sets, capture); Transport is then unused.
+	Routing *Routing
+	// MaxConnections caps the sessions open at once over all destinations
+	// (default 100).
+	MaxConnections int
+	// DestinationConnections is each destination's own cap (default 20,
+	// Postfix's default_destination_concurrency_limit); a route's
+	// MaxConnections overrides it.
+	DestinationConnections int
+	// Workers is the former name of MaxConnections, used when that is 0.
 	Workers int
+	// MaxInFlight bounds the messages claimed and not yet finished, waiting
+	// for their destinations or being sent (default 2×MaxConnections, at
+	// least 64).
+	MaxInFlight int
+	// MaxUncommitted bounds the deliveries started and not yet committed,
+	// those under way included (default MaxConnections+64): a crash
+	// repeats at most this many. Senders do not wait for their commits
+	// while fewer are outstanding.
+	MaxUncommitted int
+	// Health says when a failing destination is backed off.
+	Health HealthPolicy
+	// StallAfter: when every session of a destination has been open this
+	// long without one finishing, the mail waiting for it is deferred
+	// instead of held, so a destination that hangs holds only its own
+	// connections, never the engine's memory (default 2m; negative:
+	// never).
+	StallAfter time.Duration
 	// Lease is how long a claim lasts before another worker may take the
 	// message; it is renewed every Lease/3 while sending (default 2m).
 	Lease time.Duration
@@ -36,20 +66,29 @@ type Config struct {
 	Events func(c *queue.Claimed, r *queue.Result) []queue.NewEvent
 	// OnResult, if set, is called after a result is committed.
 	OnResult func(c *queue.Claimed, r *queue.Result)
-	// Logger receives operational logs (default slog.Default()).
+	// OnOutcome, if set, is called for each recipient of a committed
+	// result, with the route and destination it took (for metrics).
+	OnOutcome func(o RecipientOutcome)
+	// Logger receives operational logs and one info line per recipient
+	// outcome (default slog.Default()).
 	Logger *slog.Logger
 }
 
 // Deliverer claims due messages and delivers them in the background.
 type Deliverer struct {
-	cfg     Config
-	log     *slog.Logger
-	pool    *worker.Pool[*queue.Claimed]
+	cfg   Config
+	log   *slog.Logger
+	pool  *worker.Pool[*offered]
+	sched *scheduler
+	dirs  *directory
+
 	results chan finished
 
 	mu       sync.Mutex
 	inflight map[string]bool // claimed and not yet committed
 	started  bool
+	stopping bool // Shutdown has begun: no more Offers
+	reserved int  // reservations not yet spent
 	// closeOnce lets Shutdown run twice (a deferred call and an explicit
 	// one) without closing results twice.
 	closeOnce sync.Once
@@ -58,10 +97,18 @@ type Deliverer struct {
 	renewDone  chan struct{}
 }
 
+// offered is a claimed message and, for an Offer, its body in memory.
+type offered struct {
+	c    *queue.Claimed
+	body []byte
+}
+
+// finished is an attempt's result on its way to the store.
 type finished struct {
-	claimed   *queue.Claimed
-	result    queue.Result
-	committed chan struct{} // closed once the result is recorded (or given up)
+	claimed *queue.Claimed
+	result  queue.Result
+	notes   map[string]recipientNote
+	sent    int // parts started: the scheduler's uncommitted budget they hold
 }
 
 // New checks cfg and returns a Deliverer ready to Start.
@@ -69,14 +116,65 @@ func New(cfg Config) (*Deliverer, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("delivery: Config.Store is required")
 	}
-	if cfg.Transport == nil {
-		return nil, errors.New("delivery: Config.Transport is required")
+	if cfg.Transport == nil && cfg.Routing == nil {
+		return nil, errors.New("delivery: Config.Transport or Config.Routing is required")
 	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 8
+	cfg = withDefaults(cfg)
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	sched := newScheduler(cfg.MaxConnections, cfg.MaxUncommitted, cfg.StallAfter)
+	dirs, err := newDirectory(&cfg, sched)
+	if err != nil {
+		return nil, err
+	}
+	d := &Deliverer{
+		cfg: cfg, log: log.With("component", "delivery"), dirs: dirs,
+		sched:      sched,
+		results:    make(chan finished, cfg.MaxUncommitted),
+		inflight:   make(map[string]bool),
+		commitDone: make(chan struct{}),
+		renewDone:  make(chan struct{}),
+	}
+	wc := worker.Config[*offered]{Workers: cfg.MaxInFlight, Claim: d.claim,
+		NextDue: cfg.Store.NextDue, Handle: d.deliver, PollInterval: cfg.PollInterval,
+		Logger: d.log, What: "claiming due messages"}
+	if w, ok := cfg.Store.(queue.Watcher); ok {
+		// Another node's enqueue wakes this one at once.
+		wc.Watch = w.Watch
+	}
+	d.pool = worker.New(wc)
+	return d, nil
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = cfg.Workers
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = 100
+	}
+	if cfg.DestinationConnections <= 0 {
+		cfg.DestinationConnections = 20
+	}
+	if cfg.MaxInFlight <= 0 {
+		// Claims in batches big enough to be cheap even for few
+		// connections; the stall rule keeps a hung destination from
+		// holding them.
+		cfg.MaxInFlight = max(2*cfg.MaxConnections, 64)
+	}
+	if cfg.MaxUncommitted <= 0 {
+		// Every connection busy, and 64 more to carry the senders through
+		// a commit's fsync (results share it); few enough that a crash
+		// repeats little.
+		cfg.MaxUncommitted = cfg.MaxConnections + 64
 	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = 2 * time.Minute
+	}
+	if cfg.StallAfter == 0 {
+		cfg.StallAfter = 2 * time.Minute
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 10 * time.Second
@@ -86,27 +184,7 @@ func New(cfg Config) (*Deliverer, error) {
 		cfg.Owner = fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
 	}
 	cfg.Retry = cfg.Retry.withDefaults()
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	d := &Deliverer{
-		cfg:        cfg,
-		log:        log.With("component", "delivery"),
-		results:    make(chan finished, cfg.Workers),
-		inflight:   make(map[string]bool),
-		commitDone: make(chan struct{}),
-		renewDone:  make(chan struct{}),
-	}
-	wc := worker.Config[*queue.Claimed]{Workers: cfg.Workers, Claim: d.claim,
-		NextDue: cfg.Store.NextDue, Handle: d.deliver, PollInterval: cfg.PollInterval,
-		Logger: d.log, What: "claiming due messages"}
-	if w, ok := cfg.Store.(queue.Watcher); ok {
-		// Another node's enqueue wakes this one at once.
-		wc.Watch = w.Watch
-	}
-	d.pool = worker.New(wc)
-	return d, nil
+	return cfg
 }
 
 // Owner returns the name this deliverer holds leases under.
@@ -135,26 +213,26 @@ func (d *Deliverer) Notify() { d.pool.Notify() }
 func (d *Deliverer) Shutdown(ctx context.Context) error {
 	d.mu.Lock()
 	started := d.started
+	d.stopping = true
 	d.mu.Unlock()
 	if !started {
 		return nil
 	}
+	// Mail not yet under way is given back (its lease released below),
+	// not sent: shutdown waits only for the sessions in progress.
+	d.sched.stop(d.dirs.all())
 	err := d.pool.Shutdown(ctx)
 	d.closeOnce.Do(func() { close(d.results) })
 	<-d.commitDone
 	<-d.renewDone
 	d.releaseLeftovers()
+	d.dirs.close()
 	return err
 }
 
 // releaseLeftovers gives back leases whose results could not be committed.
 func (d *Deliverer) releaseLeftovers() {
-	d.mu.Lock()
-	ids := make([]string, 0, len(d.inflight))
-	for id := range d.inflight {
-		ids = append(ids, id)
-	}
-	d.mu.Unlock()
+	ids := d.inflightIDs()
 	if len(ids) == 0 {
 		return
 	}
@@ -165,6 +243,17 @@ func (d *Deliverer) releaseLeftovers() {
 	}
 }
 
+// inflightIDs returns the ids claimed and not yet committed.
+func (d *Deliverer) inflightIDs() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ids := make([]string, 0, len(d.inflight))
+	for id := range d.inflight {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 func (d *Deliverer) track(id string, on bool) {
 	d.mu.Lock()
 	if on {
@@ -173,4 +262,30 @@ func (d *Deliverer) track(id string, on bool) {
 		delete(d.inflight, id)
 	}
 	d.mu.Unlock()
+}
+
+// claim leases up to limit due messages and tracks them for renewal.
+func (d *Deliverer) claim(ctx context.Context, limit int) ([]*offered, error) {
+	claimed, err := d.cfg.Store.Claim(ctx, d.cfg.Owner, limit, d.cfg.Lease)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*offered, len(claimed))
+	for i := range claimed {
+		out[i] = &offered{c: &claimed[i]}
+		d.track(claimed[i].ID, true)
+	}
+	return out, nil
+}
+
+// deliver makes one attempt at a claimed message and hands its result to
+// the committer without waiting for the commit. ctx is cancelled when
+// shutdown runs out of time; the recipients the attempt could not finish
+// are then due again at once.
+func (d *Deliverer) deliver(ctx context.Context, o *offered) {
+	f, unsent := d.attempt(ctx, o.c, o.body)
+	if unsent {
+		return // shutdown came first: its lease is released, no attempt recorded
+	}
+	d.results <- f
 }

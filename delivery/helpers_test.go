@@ -3,6 +3,8 @@ package delivery_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -18,6 +20,13 @@ import (
 
 // fastRetry makes the Postfix schedule run in milliseconds.
 var fastRetry = delivery.RetryPolicy{Initial: 30 * time.Millisecond, Max: 120 * time.Millisecond, Jitter: -1}
+
+// fastHealth backs a failing destination off for milliseconds.
+var fastHealth = delivery.HealthPolicy{Threshold: 3, Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}
+
+// quietLog drops the per-recipient lines; tests that read them use a
+// logger of their own.
+var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func openStore(t testing.TB) *sqlite.Store {
 	t.Helper()
@@ -55,6 +64,12 @@ func startDeliverer(t testing.TB, cfg delivery.Config) *delivery.Deliverer {
 	t.Helper()
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 200 * time.Millisecond
+	}
+	if cfg.Health == (delivery.HealthPolicy{}) {
+		cfg.Health = fastHealth
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quietLog
 	}
 	d, err := delivery.New(cfg)
 	if err != nil {

@@ -18,6 +18,8 @@ const maxTranscript = 32 << 10
 // connections.
 type SMTPRelay struct {
 	route string
+	addr  string
+	opts  *smtp.Options
 	pool  *smtp.Pool
 }
 
@@ -25,9 +27,14 @@ type SMTPRelay struct {
 // with connections configured by base (nil for defaults) and limited by
 // poolOpts (its Addr and Options are filled in from r).
 func NewSMTPRelay(r *smtp.Relay, base *smtp.Options, poolOpts smtp.PoolOptions) *SMTPRelay {
-	poolOpts.Addr = r.Addr()
-	poolOpts.Options = r.Options(base)
-	return &SMTPRelay{route: "relay:" + r.Addr(), pool: smtp.NewPool(&poolOpts)}
+	s := &SMTPRelay{route: "relay:" + r.Addr(), addr: r.Addr(), opts: r.Options(base)}
+	poolOpts.Addr = s.addr
+	poolOpts.Options = s.opts
+	if poolOpts.Dial == nil {
+		poolOpts.Dial = s.dial
+	}
+	s.pool = smtp.NewPool(&poolOpts)
+	return s
 }
 
 // Route returns "relay:host:port".
@@ -36,17 +43,42 @@ func (s *SMTPRelay) Route() string { return s.route }
 // Close closes the pooled connections.
 func (s *SMTPRelay) Close() error { return s.pool.Close() }
 
+// dial connects to the relay, noting the connection in the transcript.
+func (s *SMTPRelay) dial(ctx context.Context, tr smtp.Transcript) (*smtp.Client, error) {
+	c, err := smtp.DialTraced(ctx, s.addr, s.opts, tr)
+	if err == nil && tr != nil {
+		tr(smtp.Sent, connectNote(c.ServerName(), c.RemoteAddr().String()))
+	}
+	return c, err
+}
+
 // Deliver sends one message and reports the reply that decided each
 // recipient: the RCPT reply for a refused one, the final data reply for an
 // accepted one. Recipients cut off by a connection failure get no reply,
 // so they are deferred.
 func (s *SMTPRelay) Deliver(ctx context.Context, env Envelope, body io.Reader) Outcome {
+	out := sendPooled(ctx, s.pool, env, body)
+	if out.Server == "" {
+		out.Server = s.addr
+	}
+	return out
+}
+
+// connectNote is the transcript line that records which host and address
+// a new connection reached; transcript parses it back for the log line.
+func connectNote(host, addr string) string { return "[connected to " + host + " " + addr + "]" }
+
+// sendPooled sends one message over pool and turns the replies into an
+// outcome.
+func sendPooled(ctx context.Context, pool *smtp.Pool, env Envelope, body io.Reader) Outcome {
 	var tr transcript
-	res, err := s.pool.Send(ctx, &smtp.Envelope{
+	res, err := pool.Send(ctx, &smtp.Envelope{
 		From: env.From, Recipients: env.Recipients, Size: env.Size,
 		UTF8: env.UTF8, EightBit: env.EightBit,
+		DSNReturn: smtp.DSNReturn(env.DSNReturn), EnvID: env.EnvID, RcptNotify: env.Notify, ORcpt: env.ORcpt,
 	}, body, &smtp.SendOptions{Transcript: tr.add})
 	out := Outcome{Err: err, Transcript: tr.String()}
+	out.Server, out.ServerAddr = tr.server()
 	if res == nil {
 		return out
 	}
@@ -91,14 +123,18 @@ func enhanced(e smtp.EnhancedCode) string {
 
 // transcript collects a session's lines up to maxTranscript bytes.
 type transcript struct {
-	mu        sync.Mutex
-	b         strings.Builder
-	truncated bool
+	mu         sync.Mutex
+	b          strings.Builder
+	truncated  bool
+	host, addr string // from the last connect note
 }
 
 func (t *transcript) add(dir smtp.Direction, line string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if rest, ok := strings.CutPrefix(line, "[connected to "); ok && dir == smtp.Sent {
+		t.host, t.addr, _ = strings.Cut(strings.TrimSuffix(rest, "]"), " ")
+	}
 	if t.b.Len()+len(line)+4 > maxTranscript {
 		t.truncated = true
 		return
@@ -107,6 +143,13 @@ func (t *transcript) add(dir smtp.Direction, line string) {
 	t.b.WriteString(": ")
 	t.b.WriteString(line)
 	t.b.WriteByte('\n')
+}
+
+// server returns the host and address of the connection made, if any.
+func (t *transcript) server() (string, string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.host, t.addr
 }
 
 func (t *transcript) String() string {

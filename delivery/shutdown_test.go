@@ -28,7 +28,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 			for i := range n {
 				enqueue(t, st, i, "r@x.test")
 			}
-			cfg := delivery.Config{Store: st, Transport: relayTo(t, sink.Addr()), Workers: workers, PollInterval: -1}
+			cfg := delivery.Config{Store: st, Transport: relayTo(t, sink.Addr()), Workers: workers, PollInterval: -1, Logger: quietLog}
 			d, err := delivery.New(cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -93,5 +93,37 @@ func checkDeliveredWereReceived(t *testing.T, st queue.Store, sink *smtpsink.Sin
 		if got[num] == 0 {
 			t.Errorf("message %s (%s) marked delivered but the sink never accepted it", num, m.ID)
 		}
+	}
+}
+
+// TestShutdownStartsNothingNew: a graceful shutdown waits for the
+// sessions under way but does not send the claimed mail still waiting for
+// a connection; that mail is given back unattempted.
+func TestShutdownStartsNothingNew(t *testing.T) {
+	sink := startSink(t, smtpsink.Options{Delay: 20 * time.Millisecond})
+	st := openStore(t)
+	const n = 30
+	for i := range n {
+		enqueue(t, st, i, "r@x.test")
+	}
+	d, err := delivery.New(delivery.Config{Store: st, Transport: relayTo(t, sink.Addr()), MaxConnections: 1,
+		PollInterval: -1, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Start()
+	sink.WaitFor(1, 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := len(sink.Received())
+	counts, _ := st.Counts(context.Background())
+	if got > 3 || counts[queue.StatusSending] != 0 || counts[queue.StatusDelivered] != int64(got) {
+		t.Fatalf("after shutdown: sink has %d, store %v; want the one or two sessions under way finished and the rest given back", got, counts)
+	}
+	if counts[queue.StatusQueued] != int64(n-got) {
+		t.Errorf("%d messages queued again, want %d (released unattempted)", counts[queue.StatusQueued], n-got)
 	}
 }

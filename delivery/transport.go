@@ -1,11 +1,17 @@
-// Package delivery runs the background workers that take due messages from a
-// queue.Store, send them through a Transport, classify every recipient's
-// reply, and record the results with a retry schedule.
+// Package delivery is the engine that takes due messages from a queue
+// store and delivers them. Each recipient is routed (package route) to a
+// destination: a relay, or the MX host set of its domain. A destination
+// has its own connection pool, concurrency limit, optional rate limit and
+// health, so one slow or failing site holds only its own connections
+// while the rest flow; a global cap bounds connections in all. Replies
+// are classified per recipient, results are committed in batches behind
+// the senders, and deferred mail is retried at its scheduled time.
 package delivery
 
 import (
 	"context"
 	"io"
+	"time"
 )
 
 // Envelope is what a transport needs besides the body to deliver a message.
@@ -20,6 +26,13 @@ type Envelope struct {
 	Size int64
 	// EightBit asks for BODY=8BITMIME; UTF8 for SMTPUTF8.
 	EightBit, UTF8 bool
+	// DSN parameters (RFC 3461), passed to servers that offer DSN: RET,
+	// ENVID, and by recipient index NOTIFY and ORCPT (shorter or nil when
+	// the later recipients ask for nothing).
+	DSNReturn string
+	EnvID     string
+	Notify    [][]string
+	ORcpt     []string
 }
 
 // Reply is an SMTP reply as far as delivery cares: code, enhanced status
@@ -52,6 +65,12 @@ type Outcome struct {
 	Err error
 	// Transcript is the redacted protocol conversation, if recorded.
 	Transcript string
+	// Server names the host that answered, for logs: its name and its
+	// "ip:port"; empty when no connection was made.
+	Server, ServerAddr string
+	// RetryAfter, when set, is the earliest time a deferred recipient
+	// should be tried again (a destination backed off until then).
+	RetryAfter time.Time
 }
 
 // Transport delivers one message body to its recipients. Implementations

@@ -8,12 +8,14 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/outbox-mail/outbox/delivery"
 	"github.com/outbox-mail/outbox/queue"
 )
 
@@ -76,20 +78,41 @@ func (m *Metrics) Accepted(_ string, source queue.Source) {
 	m.accepted.WithLabelValues(string(source)).Inc()
 }
 
-// Result counts one committed attempt; plug it into
-// outbox.Config.OnResult.
-func (m *Metrics) Result(c *queue.Claimed, r *queue.Result) {
-	route := r.Attempt.Route
+// Result times one committed attempt, by the route of its first
+// destination; plug it into outbox.Config.OnResult.
+func (m *Metrics) Result(_ *queue.Claimed, r *queue.Result) {
 	if d := r.Attempt.FinishedAt.Sub(r.Attempt.StartedAt); d >= 0 {
-		m.attempt.WithLabelValues(route).Observe(d.Seconds())
+		m.attempt.WithLabelValues(RouteLabel(r.Attempt.Route)).Observe(d.Seconds())
 	}
-	for _, rr := range r.Recipients {
-		m.outcomes.WithLabelValues(route, string(rr.Status)).Inc()
-		m.replies.WithLabelValues(route, strconv.Itoa(rr.Code)).Inc()
-		if rr.Status == queue.RecipientDelivered && !c.CreatedAt.IsZero() {
-			m.latency.WithLabelValues(route).Observe(time.Since(c.CreatedAt).Seconds())
-		}
+}
+
+// Outcome counts one recipient's committed outcome by its route; plug it
+// into outbox.Config.OnOutcome. The route label is the route's name from
+// the configuration ("relay:host:port", "mx", "capture"), so its values
+// are bounded; recipients, domains and tags never become labels.
+func (m *Metrics) Outcome(o delivery.RecipientOutcome) {
+	route := o.Route
+	if route == "" {
+		route = RouteLabel(o.Destination)
 	}
+	m.outcomes.WithLabelValues(route, string(o.Status)).Inc()
+	m.replies.WithLabelValues(route, strconv.Itoa(o.Code)).Inc()
+	if o.Status == queue.RecipientDelivered && o.Delay > 0 {
+		m.latency.WithLabelValues(route).Observe(o.Delay.Seconds())
+	}
+}
+
+// RouteLabel reduces an attempt's route ("mx:mx1.example.com, relay:…")
+// to a bounded label: its first destination, with MX hosts as "mx".
+func RouteLabel(route string) string {
+	first, _, _ := strings.Cut(route, ", ")
+	switch {
+	case strings.HasPrefix(first, "mx:"), first == "dns":
+		return "mx"
+	case first == "":
+		return "unknown"
+	}
+	return first
 }
 
 var depthDesc = prometheus.NewDesc("outbox_queue_messages",

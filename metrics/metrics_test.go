@@ -23,7 +23,7 @@ func TestMetricsAfterDelivery(t *testing.T) {
 	}
 	defer st.Close()
 	m := metrics.New(st)
-	c, err := outbox.New(outbox.Config{Store: st, OnEnqueue: m.Accepted, OnResult: m.Result})
+	c, err := outbox.New(outbox.Config{Store: st, OnEnqueue: m.Accepted, OnResult: m.Result, OnOutcome: m.Outcome})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +74,7 @@ func TestMetricsAfterDelivery(t *testing.T) {
 		`outbox_queue_messages{status="delivered"} 1`,
 		`outbox_queue_messages{status="queued"} 0`,
 		`outbox_delivery_latency_seconds_count{route="capture"} 2`,
+		`outbox_attempt_duration_seconds_count{route="capture"} 1`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(text, want) {
@@ -95,5 +96,14 @@ func TestMetricsAfterDelivery(t *testing.T) {
 	if text := string(body); strings.Contains(text, "attacker-chosen") ||
 		!strings.Contains(text, `outbox_messages_accepted_total{source="library"} 1`) {
 		t.Errorf("a tag reached the metrics, or the library source was not counted:\n%s", text)
+	}
+}
+
+func TestRouteLabelIsBounded(t *testing.T) {
+	for in, want := range map[string]string{"mx:mx1.a.test": "mx", "mx:mx1.a.test, relay:r:25": "mx",
+		"relay:smtp.example.com:587": "relay:smtp.example.com:587", "capture": "capture", "dns": "mx", "": "unknown"} {
+		if got := metrics.RouteLabel(in); got != want {
+			t.Errorf("RouteLabel(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -31,6 +31,10 @@ type Envelope struct {
 	DSNReturn DSNReturn // RET=FULL|HDRS
 	EnvID     string    // ENVID, xtext-encoded when sent
 	Notify    []string  // NOTIFY for every recipient, e.g. ["FAILURE","DELAY"] or ["NEVER"]
+	// RcptNotify gives recipients NOTIFY keywords of their own, by index
+	// in Recipients (may be shorter or nil); an empty entry falls back to
+	// Notify.
+	RcptNotify [][]string
 	// ORcpt gives each recipient's original address (ORCPT=rfc822;...),
 	// by index in Recipients; may be shorter or nil.
 	ORcpt []string
@@ -163,7 +167,11 @@ func rcptError(addr string) *Error {
 func (c *Client) rcptCommand(env *Envelope, i int) string {
 	s := "RCPT TO:<" + env.Recipients[i] + ">"
 	if ok, _ := c.Extension("DSN"); ok {
-		if notify := notifyParam(env.Notify); notify != "" {
+		ns := env.Notify
+		if i < len(env.RcptNotify) && len(env.RcptNotify[i]) > 0 {
+			ns = env.RcptNotify[i]
+		}
+		if notify := notifyParam(ns); notify != "" {
 			s += " NOTIFY=" + notify
 		}
 		if i < len(env.ORcpt) && env.ORcpt[i] != "" {

@@ -19,7 +19,7 @@ var restartSubjectRe = regexp.MustCompile(`Subject: restart (\d+)`)
 func TestRestartMidDelivery(t *testing.T) {
 	sink := startSink(t, smtpsink.Options{Delay: 10 * time.Millisecond})
 	dir := t.TempDir()
-	relay := []string{"--relay", "smtp://" + sink.Addr() + "?starttls=off", "--workers", "2"}
+	relay := []string{"--relay", "smtp://" + sink.Addr() + "?starttls=off", "--max-connections", "2"}
 	d := startDaemon(t, dir, relay...)
 	const n = 40
 	ids := make([]string, n)

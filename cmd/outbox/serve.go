@@ -19,7 +19,6 @@ import (
 	"github.com/outbox-mail/outbox/delivery"
 	"github.com/outbox-mail/outbox/metrics"
 	"github.com/outbox-mail/outbox/queue"
-	"github.com/outbox-mail/outbox/smtp"
 	smtpsubmit "github.com/outbox-mail/outbox/submission"
 	"github.com/outbox-mail/outbox/templates"
 	"github.com/outbox-mail/outbox/web"
@@ -66,6 +65,7 @@ type service struct {
 	log        *slog.Logger
 	store      queue.Store
 	transport  delivery.Transport
+	routing    *routing
 	client     *outbox.Client
 	hooks      *webhook.Dispatcher
 	httpServer *http.Server
@@ -79,11 +79,11 @@ func newService(ctx context.Context, cfg *serveConfig, log *slog.Logger) (*servi
 	if err := d.checkAccess(); err != nil {
 		return nil, err
 	}
-	tr, err := newTransport(cfg, log)
+	rt, err := buildRouting(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	d.transport = tr
+	d.routing, d.transport = rt, delivery.Capture{}
 	if d.store, err = openStore(ctx, cfg.db, queue.Options{Lifetime: cfg.maxLifetime,
 		Transcripts: queue.TranscriptPolicy(cfg.transcripts), Logger: log}); err != nil {
 		return nil, err
@@ -137,18 +137,6 @@ func isLoopbackAddr(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func newTransport(cfg *serveConfig, log *slog.Logger) (delivery.Transport, error) {
-	if cfg.relay == "" {
-		return delivery.Capture{}, nil
-	}
-	r, err := smtp.ParseRelayURL(cfg.relay)
-	if err != nil {
-		return nil, usagef("--relay: %v", err)
-	}
-	base := &smtp.Options{LocalName: hostname(cfg)}
-	return delivery.NewSMTPRelay(r, base, smtp.PoolOptions{MaxConns: cfg.workers}), nil
-}
-
 func hostname(cfg *serveConfig) string {
 	if cfg.hostname != "" {
 		return cfg.hostname
@@ -168,7 +156,8 @@ func (d *service) build() error {
 	}
 	d.hooks = hooks
 	m := metrics.New(d.store)
-	occ := outbox.Config{Store: d.store, Transport: d.transport, Workers: cfg.workers,
+	occ := outbox.Config{Store: d.store, Transport: d.transport, Routing: d.routing.engine,
+		MaxConnections: d.routing.maxConns, DestinationConnections: d.routing.perDs, OnOutcome: m.Outcome,
 		Retry: delivery.RetryPolicy{Initial: cfg.retryInitial, Max: cfg.retryMax},
 		Lease: cfg.lease, OnEnqueue: m.Accepted, OnResult: m.Result, Logger: d.log}
 	if hooks != nil {
@@ -334,8 +323,8 @@ func (d *service) listen() error {
 func (d *service) announce() {
 	d.log.Info("outbox is running", "http", d.httpLn.Addr().String(), "smtp", addrOf(d.smtpLn),
 		"store", redactDSN(d.cfg.db), "transport", d.transportName())
-	if _, capture := d.transport.(delivery.Capture); capture {
-		d.log.Warn("NO RELAY CONFIGURED: mail is captured locally and NOT sent anywhere; set --relay smtp://user:pass@host:587 to deliver")
+	if d.routing.capture {
+		d.log.Warn("NO RELAY CONFIGURED: mail without a --route of its own is captured locally and NOT sent anywhere; set --relay smtp://user:pass@host:587 or --relay mx to deliver")
 	}
 	if len(d.cfg.apiTokens) == 0 {
 		d.log.Warn("the HTTP API has no authentication (loopback only); set --api-token to require one")
@@ -345,13 +334,7 @@ func (d *service) announce() {
 	}
 }
 
-func (d *service) transportName() string {
-	if r, ok := d.transport.(*delivery.SMTPRelay); ok {
-		parsed, _ := smtp.ParseRelayURL(d.cfg.relay)
-		return r.Route() + " (" + parsed.String() + ")"
-	}
-	return d.transport.Route()
-}
+func (d *service) transportName() string { return d.routing.describeRoutes() }
 
 func addrOf(l net.Listener) string {
 	if l == nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -29,6 +30,32 @@ type serveConfig struct {
 	configFile                    string
 	transcripts                   string
 	webhooks                      []webhookConfig
+	routing                       routingFlags
+	setFlags                      map[string]bool // flags given, by flag, environment or file
+}
+
+// routingFlags are the routing and timeout settings of 'outbox serve'
+// (see serveroutes.go): --route, --dns, --mx-port, --timeout-*,
+// --max-connections, --max-connections-per-destination, and the config
+// file's "routes".
+type routingFlags struct {
+	routes                 listFlag
+	fileRoutes             []routeConfig
+	dns                    string
+	mxPort                 int
+	timeoutConnect         time.Duration
+	timeoutCommand         time.Duration
+	timeoutDataEnd         time.Duration
+	maxConnections         int
+	destinationConnections int
+}
+
+// routeConfig is one route from the config file's "routes".
+type routeConfig struct {
+	Domain         string `json:"domain"`
+	Target         string `json:"target"`
+	MaxConnections int    `json:"max_connections"`
+	Rate           string `json:"rate"`
 }
 
 // webhookConfig is one webhook endpoint from the config file.
@@ -74,7 +101,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.db, "db", "sqlite:outbox-data/outbox.db", "store: sqlite:PATH or postgres://…")
 	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:8025", "HTTP API and metrics listen address")
 	fs.StringVar(&c.smtpAddr, "smtp", "127.0.0.1:2525", "SMTP submission listen address (\"off\" disables)")
-	fs.StringVar(&c.relay, "relay", "", "relay URL smtp://user:pass@host:port (smtps:// for implicit TLS); none: capture mail locally")
+	fs.StringVar(&c.relay, "relay", "", "default route: relay URL smtp://user:pass@host:port (smtps:// for implicit TLS), or mx to deliver direct to MX hosts; none: capture mail locally")
 	fs.Var(&c.apiTokens, "api-token", "bearer token for the API (repeatable)")
 	fs.Var(&c.smtpUsers, "smtp-user", "NAME:PASSWORD allowed to submit over SMTP (repeatable)")
 	fs.DurationVar(&c.retryInitial, "retry-initial", 5*time.Minute, "first retry delay after a temporary failure")
@@ -83,7 +110,8 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.DurationVar(&c.retention, "retention", 7*24*time.Hour, "delete finished messages after this long (0 keeps them)")
 	c.maxMessageSize = 25 << 20
 	fs.Var(&c.maxMessageSize, "max-message-size", "largest accepted message, e.g. 25MiB")
-	fs.IntVar(&c.workers, "workers", 8, "concurrent deliveries")
+	fs.IntVar(&c.workers, "workers", 0, "deprecated: the former name of --max-connections")
+	routingFlagSet(fs, &c.routing)
 	fs.DurationVar(&c.lease, "lease", 2*time.Minute, "how long a claim on a message lasts unrenewed: a crashed node's messages are retried after this")
 	fs.StringVar(&c.hostname, "hostname", "", "name in SMTP greetings and Received headers (default: the host name)")
 	fs.StringVar(&c.templates, "templates", "", "directory of message templates (NAME.subject.tmpl, NAME.txt.tmpl, NAME.html.tmpl)")
@@ -120,6 +148,7 @@ func parseServeConfig(args []string) (*serveConfig, error) {
 			return nil, err
 		}
 	}
+	c.setFlags = set
 	return c, nil
 }
 
@@ -169,6 +198,14 @@ func applyFile(fs *flag.FlagSet, set map[string]bool, c *serveConfig) error {
 			}
 			continue
 		}
+		if key == "routes" {
+			dec := json.NewDecoder(bytes.NewReader(val))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&c.routing.fileRoutes); err != nil {
+				return usagef("--config %s: routes: %v (want a list of {\"domain\", \"target\", \"max_connections\", \"rate\"})", c.configFile, err)
+			}
+			continue
+		}
 		name := strings.ReplaceAll(key, "_", "-")
 		f := fs.Lookup(name)
 		if f == nil || name == "config" {
@@ -180,6 +217,7 @@ func applyFile(fs *flag.FlagSet, set map[string]bool, c *serveConfig) error {
 		if err := setFromJSON(f, val); err != nil {
 			return usagef("--config %s: %s: %v", c.configFile, key, err)
 		}
+		set[name] = true
 	}
 	return nil
 }

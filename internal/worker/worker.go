@@ -52,6 +52,8 @@ type Pool[T any] struct {
 	cancel    context.CancelFunc
 
 	mu       sync.Mutex
+	wakeAt   time.Time // earliest due time told by WakeAt, zero if none
+	rewake   chan struct{}
 	started  bool
 	stopOnce sync.Once
 	unwatch  func()
@@ -64,7 +66,7 @@ func New[T any](cfg Config[T]) *Pool[T] {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	p := &Pool[T]{cfg: cfg, wake: make(chan struct{}, 1), stop: make(chan struct{}),
+	p := &Pool[T]{cfg: cfg, wake: make(chan struct{}, 1), rewake: make(chan struct{}, 1), stop: make(chan struct{}),
 		slots: make(chan struct{}, cfg.Workers), loopDone: make(chan struct{})}
 	for range cfg.Workers {
 		p.slots <- struct{}{}
@@ -94,6 +96,66 @@ func (p *Pool[T]) Notify() {
 	case p.wake <- struct{}{}:
 	default:
 	}
+}
+
+// WakeAt tells the loop that something becomes due at t (a result just
+// committed with its next attempt then), so an idle loop wakes for it
+// rather than for a later due time or a poll. It never blocks.
+func (p *Pool[T]) WakeAt(t time.Time) {
+	p.mu.Lock()
+	if p.wakeAt.IsZero() || t.Before(p.wakeAt) {
+		p.wakeAt = t
+	}
+	p.mu.Unlock()
+	select {
+	case p.rewake <- struct{}{}:
+	default:
+	}
+}
+
+// takeWakeAt returns the pending WakeAt time, clearing it.
+func (p *Pool[T]) takeWakeAt() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.wakeAt
+	p.wakeAt = time.Time{}
+	return t
+}
+
+// keepWakeAt puts back a WakeAt time not used yet, without a signal.
+func (p *Pool[T]) keepWakeAt(t time.Time) {
+	p.mu.Lock()
+	if p.wakeAt.IsZero() || t.Before(p.wakeAt) {
+		p.wakeAt = t
+	}
+	p.mu.Unlock()
+}
+
+// TryAcquire takes a free worker slot without waiting, for an item the
+// caller will hand over with Run; false when none is free or the pool is
+// stopping. Give an unused slot back with Unacquire.
+func (p *Pool[T]) TryAcquire() bool {
+	select {
+	case <-p.stop:
+		return false
+	default:
+	}
+	select {
+	case <-p.slots:
+		return true
+	default:
+		return false
+	}
+}
+
+// Unacquire gives back a slot taken with TryAcquire and not used.
+func (p *Pool[T]) Unacquire() { p.slots <- struct{}{} }
+
+// Run handles item on a slot taken with TryAcquire, exactly as a claimed
+// item: Shutdown waits for it and cancels it when out of time.
+func (p *Pool[T]) Run(item T) {
+	p.handled.Add(1)
+	go p.handle(item)
 }
 
 // Shutdown stops claiming and waits for the handlers until ctx is done;
@@ -142,13 +204,7 @@ func (p *Pool[T]) loop() {
 			p.cfg.Logger.Error(p.cfg.What, "err", err)
 			items = nil
 		}
-		for _, it := range items {
-			p.handled.Add(1)
-			go p.handle(it)
-		}
-		for range n - len(items) {
-			p.slots <- struct{}{}
-		}
+		p.start(items)
 		switch {
 		case err != nil:
 			p.sleep(time.Second)
@@ -171,38 +227,56 @@ func (p *Pool[T]) loop() {
 	}
 }
 
-func (p *Pool[T]) handle(it T) {
+func (p *Pool[T]) handle(it T) { p.handleSlot(it, true) }
+
+// handleSlot handles it, giving back its slot after when it holds one.
+func (p *Pool[T]) handleSlot(it T, slot bool) {
 	defer p.handled.Done()
-	defer func() { p.slots <- struct{}{} }()
+	if slot {
+		defer func() { p.slots <- struct{}{} }()
+	}
 	p.cfg.Handle(p.handleCtx, it)
 }
 
-// acquire takes one free worker slot, waiting for it, and any others free
-// at once; it returns how many, or 0 once stopping.
+// acquire waits for one free worker slot and takes it; it returns how
+// many slots are free with it, or 0 once stopping. Only the first is
+// taken: the others stay free for TryAcquire while the claim runs, and
+// start takes them per item claimed.
 func (p *Pool[T]) acquire() int {
 	select {
 	case <-p.slots:
 	case <-p.stop:
 		return 0
 	}
-	n := 1
-	for n < p.cfg.Workers {
-		select {
-		case <-p.slots:
-			n++
-			continue
-		default:
-		}
-		break
-	}
 	select {
 	case <-p.stop:
-		for range n {
-			p.slots <- struct{}{}
-		}
+		p.slots <- struct{}{}
 		return 0
 	default:
-		return n
+		return 1 + len(p.slots)
+	}
+}
+
+// start handles claimed items: the first on the slot acquire took, each
+// other on a slot taken now, waiting for one if a TryAcquire took it
+// meanwhile. Once stopping it waits no more: the items are handled at
+// once (Shutdown then bounds them), so a claimed item is never dropped.
+func (p *Pool[T]) start(items []T) {
+	if len(items) == 0 {
+		p.slots <- struct{}{}
+		return
+	}
+	for i, it := range items {
+		slot := true
+		if i > 0 {
+			select {
+			case <-p.slots:
+			case <-p.stop:
+				slot = false
+			}
+		}
+		p.handled.Add(1)
+		go p.handleSlot(it, slot)
 	}
 }
 
@@ -222,23 +296,50 @@ func (p *Pool[T]) untilDue() time.Duration {
 			wait = until
 		}
 	}
+	if t := p.takeWakeAt(); !t.IsZero() {
+		ok = true
+		if until := time.Until(t); wait < 0 || until < wait {
+			wait = until
+		}
+	}
 	if ok || wait >= 0 {
 		wait = max(wait, minWait)
 	}
 	return wait
 }
 
-// sleep waits for d, a Notify or Shutdown; a negative d has no timer.
+// sleep waits for d, a Notify, a WakeAt before then, or Shutdown; a
+// negative d has no timer.
 func (p *Pool[T]) sleep(d time.Duration) {
-	var timeout <-chan time.Time
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	var deadline time.Time
 	if d >= 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		timeout = t.C
+		deadline = time.Now().Add(d)
+		t.Reset(d)
+	} else {
+		t.Stop()
 	}
-	select {
-	case <-p.wake:
-	case <-timeout:
-	case <-p.stop:
+	for {
+		select {
+		case <-p.wake:
+			return
+		case <-t.C:
+			return
+		case <-p.stop:
+			return
+		case <-p.rewake:
+			at := p.takeWakeAt()
+			if at.IsZero() {
+				continue
+			}
+			if !deadline.IsZero() && !at.Before(deadline) {
+				p.keepWakeAt(at) // for the next sleep
+				continue
+			}
+			deadline = at
+			t.Stop()
+			t.Reset(max(time.Until(at), minWait))
+		}
 	}
 }

@@ -172,3 +172,39 @@ func TestPastDueTimeBacksOff(t *testing.T) {
 		t.Errorf("%d claims in a second against a past due time; want a back-off", n)
 	}
 }
+
+// TestWakeAtCutsASleepShort: a loop sleeping with no poll and nothing due
+// wakes at a time told by WakeAt, not before it.
+func TestWakeAtCutsASleepShort(t *testing.T) {
+	var claims atomic.Int64
+	var claimedAt atomic.Int64
+	p := New(Config[int]{Workers: 1, PollInterval: -1,
+		Claim: func(ctx context.Context, limit int) ([]int, error) {
+			claims.Add(1)
+			claimedAt.Store(time.Now().UnixNano())
+			return nil, nil
+		},
+		NextDue: func(ctx context.Context) (time.Time, bool, error) { return time.Time{}, false, nil },
+		Handle:  func(ctx context.Context, item int) {}})
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown(context.Background())
+	deadline := time.Now().Add(5 * time.Second)
+	for claims.Load() < 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // asleep now, with no timer
+	at := time.Now().Add(150 * time.Millisecond)
+	p.WakeAt(time.Now().Add(time.Hour)) // a later time changes nothing
+	p.WakeAt(at)
+	for claims.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if claims.Load() < 2 {
+		t.Fatal("WakeAt never woke the loop")
+	}
+	if got := time.Unix(0, claimedAt.Load()); got.Before(at) {
+		t.Errorf("woke %v before the WakeAt time", at.Sub(got))
+	}
+}
