@@ -67,6 +67,7 @@ type Config struct {
 // Client is an embedded outbox: a store and its delivery workers.
 type Client struct {
 	cfg       Config
+	log       *slog.Logger
 	deliverer *delivery.Deliverer
 }
 
@@ -106,7 +107,11 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{cfg: cfg, deliverer: d}, nil
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Client{cfg: cfg, log: log, deliverer: d}, nil
 }
 
 // Start launches the delivery workers.
@@ -170,27 +175,60 @@ func (c *Client) Enqueue(ctx context.Context, m *message.Message, opts *EnqueueO
 	if err != nil {
 		return "", err
 	}
-	id, err := c.cfg.Store.Enqueue(ctx, nm)
+	id, err := c.store(ctx, nm)
 	if err = finish(err); err != nil {
 		return "", err
 	}
-	c.accepted(id, nm.Source)
 	return id, nil
 }
 
 // EnqueueRaw stores a ready RFC 5322 message with its envelope.
 func (c *Client) EnqueueRaw(ctx context.Context, nm queue.NewMessage) (string, error) {
-	id, err := c.cfg.Store.Enqueue(ctx, nm)
-	if err != nil {
-		return "", err
-	}
-	c.accepted(id, nm.Source)
-	return id, nil
+	return c.store(ctx, nm)
 }
 
-// accepted wakes the workers and tells the OnEnqueue hook.
-func (c *Client) accepted(id string, source queue.Source) {
-	c.deliverer.Notify()
+// store writes nm durably. When the deliverer has room, the message is
+// written already leased to it, in the same commit, and handed over with
+// the body the store held in memory: one write, no claim and no body
+// read-back for fresh mail (a crash lets the lease lapse, and the
+// message is claimed again like any other). Otherwise it is written
+// queued for a claim to find.
+func (c *Client) store(ctx context.Context, nm queue.NewMessage) (string, error) {
+	if !c.deliverer.Reserve() {
+		id, err := c.cfg.Store.Enqueue(ctx, nm)
+		if err != nil {
+			return "", err
+		}
+		c.accepted(id, nm.Source, true)
+		return id, nil
+	}
+	e, err := c.cfg.Store.EnqueueLeased(ctx, nm, c.deliverer.Owner(), c.deliverer.Lease())
+	if err != nil {
+		c.deliverer.Unreserve()
+		return "", err
+	}
+	if e.Claimed == nil {
+		// Scheduled for later, final at once or a repeated key: nothing to
+		// hand over, but the next due time may have moved.
+		c.deliverer.Unreserve()
+		c.accepted(e.ID, nm.Source, true)
+		return e.ID, nil
+	}
+	if err := c.deliverer.Offer(e.Claimed, e.Body); err != nil {
+		// Stopping: Offer gave the lease back, so the message is due at
+		// once for whoever runs next. It is durable either way.
+		c.log.Debug("fresh message left for a claim", "id", e.ID, "err", err)
+	}
+	c.accepted(e.ID, nm.Source, false)
+	return e.ID, nil
+}
+
+// accepted wakes the workers when a message waits for a claim, and tells
+// the OnEnqueue hook.
+func (c *Client) accepted(id string, source queue.Source, wake bool) {
+	if wake {
+		c.deliverer.Notify()
+	}
 	if c.cfg.OnEnqueue != nil {
 		if source == "" {
 			source = queue.SourceLibrary

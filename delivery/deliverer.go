@@ -190,6 +190,10 @@ func withDefaults(cfg Config) Config {
 // Owner returns the name this deliverer holds leases under.
 func (d *Deliverer) Owner() string { return d.cfg.Owner }
 
+// Lease returns how long its leases last unrenewed, the lease a message
+// written for Offer must carry.
+func (d *Deliverer) Lease() time.Duration { return d.cfg.Lease }
+
 // Start launches the claim loop, the committer and the lease renewer.
 func (d *Deliverer) Start() error {
 	d.mu.Lock()
