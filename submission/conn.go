@@ -137,16 +137,16 @@ type trackedConn struct {
 	wmu sync.Mutex
 	w   *bufio.Writer
 
-	mu        sync.Mutex
-	busy      bool
-	closed    bool
-	top       *tls.Conn // the TLS layer over this connection, once known
-	authed    bool
-	mailSeen  bool
-	txStart   time.Time // the transaction's start, while busy
-	txBytes   int64     // bytes read since txStart
-	evicted   bool
-	cut       cutReason
+	mu       sync.Mutex
+	busy     bool
+	closed   bool
+	top      *tls.Conn // the TLS layer over this connection, once known
+	authed   bool
+	mailSeen bool
+	txStart  time.Time // the transaction's start, while busy
+	txBytes  int64     // bytes read since txStart
+	evicted  bool
+	cut      cutReason
 }
 
 func newTrackedConn(c net.Conn, s *Server) *trackedConn {

@@ -149,7 +149,7 @@ func TestSlowDataIsCut(t *testing.T) {
 				got <- err.Error()
 				return
 			}
-			got <- strings.TrimSpace(strconv.Itoa(code)+" "+msg)
+			got <- strings.TrimSpace(strconv.Itoa(code) + " " + msg)
 		}()
 		var reply string
 	trickle:

@@ -45,8 +45,8 @@ type session struct {
 	helo     string
 	peerIP   string
 	ip       netip.Addr // the client's address, for the auth throttle
-	user     string // authenticated user name, empty before AUTH
-	failures int    // failed AUTH attempts in this session
+	user     string     // authenticated user name, empty before AUTH
+	failures int        // failed AUTH attempts in this session
 
 	tx *transaction // the message under way, nil between messages
 }
