@@ -28,6 +28,7 @@ type serveConfig struct {
 	logFormat, logLevel           string
 	configFile                    string
 	webhooks                      []webhookConfig
+	hard                          hardening // hardening.go
 }
 
 // webhookConfig is one webhook endpoint from the config file.
@@ -91,6 +92,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.configFile, "config", "", "JSON config file (keys as flags with _ for -, plus webhooks)")
+	c.hard.register(fs)
 	return fs
 }
 
