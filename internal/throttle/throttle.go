@@ -114,6 +114,7 @@ type Throttle struct {
 // entry is one key's record.
 type entry struct {
 	failures     int
+	pending      int       // admitted attempts not yet reported: counted as failures to come
 	last         time.Time // last failure
 	next         time.Time // the earliest start of the next attempt
 	blockedUntil time.Time
@@ -193,15 +194,18 @@ func (t *Throttle) Admit(ip netip.Addr) (time.Duration, error) {
 		if e.next.After(now) {
 			start = e.next
 		}
-		// Parallel attempts queue behind each other, so concurrency does
-		// not multiply the rate.
-		e.next = start.Add(t.delay(e.failures, free))
+		// Parallel attempts queue behind each other, and one still being
+		// checked counts as the failure it will likely be, so concurrency
+		// does not multiply the rate.
+		e.next = start.Add(t.delay(e.failures+e.pending, free))
+		e.pending++
 		wait = max(wait, start.Sub(now))
 	}
 	return wait, nil
 }
 
-// Failed records a failed attempt from ip at service ("smtp", "api",
+// Failed records a failed attempt (ending the attempt Admit began) from
+// ip at service ("smtp", "api",
 // "dashboard": named in the log summary) for user (empty when there is no
 // user name, as for tokens) and returns how long to wait before answering
 // it: the user name's own count, so that guesses at one user spread over
@@ -235,6 +239,7 @@ func (t *Throttle) fail(m map[netip.Prefix]*entry, k netip.Prefix, now time.Time
 		e = &entry{}
 		t.insert(func() { m[k] = e }, len(m), now)
 	}
+	e.pending = max(0, e.pending-1)
 	e.failures++
 	e.last = now
 	if e.failures >= limit {
@@ -245,12 +250,19 @@ func (t *Throttle) fail(m map[netip.Prefix]*entry, k netip.Prefix, now time.Time
 	}
 }
 
-// Succeeded records a correct credential. It does not clear the address's
-// failures: knowing one password must not buy more guesses at others.
+// Succeeded records a correct credential (ending the attempt Admit
+// began). It does not clear the address's failures: knowing one password
+// must not buy more guesses at others.
 func (t *Throttle) Succeeded(ip netip.Addr, user string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	a, _ := keysOf(ip)
+	now := t.now()
+	a, n := keysOf(ip)
+	for _, k := range []netip.Prefix{a, n} {
+		if e := t.live(k, now); e != nil {
+			e.pending = max(0, e.pending-1)
+		}
+	}
 	if s := t.summary[a]; s != nil {
 		s.succeeded++
 	}

@@ -77,6 +77,32 @@ func slicesEqual(a, b []time.Duration) bool {
 	return true
 }
 
+// Attempts admitted together count as the failures they will likely be:
+// running guesses in parallel does not shorten the queue.
+func TestParallelAttemptsQueue(t *testing.T) {
+	th, _, _ := newTest(t, Config{FreeFailures: 2, BaseDelay: time.Second, MaxDelay: 8 * time.Second, BlockAfter: 100})
+	th.Failed(attacker, "smtp", "app") // an entry exists: one failure on record
+	var waits []time.Duration
+	for range 5 {
+		w, _ := th.Admit(attacker)
+		waits = append(waits, w)
+	}
+	want := []time.Duration{0, 0, 1, 3, 7}
+	for i := range want {
+		want[i] *= time.Second
+	}
+	if !slicesEqual(waits, want) {
+		t.Fatalf("parallel waits %v, want %v", waits, want)
+	}
+	// An address with nothing on record is never delayed, however many
+	// attempts it makes at once (a pool of connections logging in).
+	for range 20 {
+		if w, _ := th.Admit(elsewere); w != 0 {
+			t.Fatalf("clean address delayed %v", w)
+		}
+	}
+}
+
 func TestRefusedAfterManyFailuresThenForgiven(t *testing.T) {
 	th, c, _ := newTest(t, Config{FreeFailures: 2, BlockAfter: 4, BlockFor: time.Minute, Forget: 10 * time.Minute})
 	for range 4 {
