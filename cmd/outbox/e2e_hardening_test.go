@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -394,4 +395,156 @@ func TestRequireAuthNeedsUsers(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "--smtp-require-auth needs") {
 		t.Fatalf("--smtp-require-auth without users: %v %s", err, out)
 	}
+}
+
+// On a full disk /readyz answers 503 with a reason and submissions are
+// refused as temporary failures (503 + Retry-After, SMTP 4xx), never
+// 500; when space returns it is ready again, and every message accepted
+// before, during and after is there and delivered. The store lives on a
+// 16 MiB tmpfs mounted in the daemon's own mount namespace.
+func TestReadyzOnAFullDisk(t *testing.T) {
+	unshare, err := exec.LookPath("unshare")
+	if err != nil || os.Geteuid() != 0 {
+		t.Skip("needs root and unshare(1) to give the daemon a small tmpfs")
+	}
+	mnt := t.TempDir()
+	script := `mount -t tmpfs -o size=16m tmpfs "$1" || exit 97; shift; exec "$@"`
+	args := append([]string{"--mount", "--propagation", "private", "sh", "-c", script, "sh", mnt, binary},
+		daemonArgs(mnt, "--api-token", testToken, "--smtp-user", smtpUser+":"+smtpPass, "--min-free-space", "2MiB")...)
+	d := launchDaemon(t, exec.Command(unshare, args...))
+	root := fmt.Sprintf("/proc/%d/root%s", d.cmd.Process.Pid, mnt)
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(root, &st); err != nil || st.Blocks*uint64(st.Bsize) > 32<<20 {
+		t.Skipf("cannot see the daemon's tmpfs at %s: %v", root, err)
+	}
+	readyz := func() (int, string) {
+		resp, err := http.Get("http://" + d.httpAddr + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitReady := func(want int) string {
+		for range 300 {
+			if code, body := readyz(); code == want {
+				return body
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		code, body := readyz()
+		t.Fatalf("/readyz stayed %d %s, want %d\n%s", code, body, want, d.logs)
+		return ""
+	}
+	var accepted []string
+	post := func(text string) int {
+		var out struct{ ID string }
+		req, _ := http.NewRequest("POST", "http://"+d.httpAddr+"/v1/messages", strings.NewReader(
+			`{"from":"app@example.test","to":["ann@example.test"],"text":"`+text+`"}`))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		switch resp.StatusCode {
+		case 202:
+			if err := json.Unmarshal(b, &out); err != nil || out.ID == "" {
+				t.Fatalf("202 without an id: %s", b)
+			}
+			accepted = append(accepted, out.ID)
+		case 503:
+			if resp.Header.Get("Retry-After") == "" {
+				t.Errorf("503 without Retry-After: %s", b)
+			}
+		default:
+			t.Errorf("POST on %s: %d %s", text, resp.StatusCode, b)
+		}
+		return resp.StatusCode
+	}
+
+	waitReady(200)
+	for i := range 5 {
+		if code := post(fmt.Sprintf("before %d", i)); code != 202 {
+			t.Fatalf("before the disk filled: %d", code)
+		}
+	}
+	// Fill the disk.
+	filler, err := os.Create(root + "/filler")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 256<<10)
+	for {
+		if _, err := filler.Write(chunk); err != nil {
+			break
+		}
+	}
+	filler.Close()
+	body := waitReady(503)
+	if !strings.Contains(body, `"reason":"disk_full"`) && !strings.Contains(body, `"reason":"store_`) {
+		t.Fatalf("unready body %s names no reason", body)
+	}
+	refused := 0
+	for i := range 5 {
+		if post(fmt.Sprintf("during %d %s", i, strings.Repeat("x", 100<<10))) == 503 {
+			refused++
+		}
+	}
+	t.Logf("with the disk full: /readyz %s; %d of 5 submissions refused with 503", strings.TrimSpace(body), refused)
+	if refused == 0 {
+		t.Fatal("a full disk refused no submission")
+	}
+	code, reply := smtpTry(t, d.smtpAddr)
+	t.Logf("SMTP with the disk full: %d %s", code, reply)
+	if code/100 != 4 {
+		t.Fatalf("SMTP with the disk full: %d %s, want a temporary failure", code, reply)
+	}
+	// Space returns.
+	if err := os.Remove(root + "/filler"); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(200)
+	for i := range 3 {
+		if code := post(fmt.Sprintf("after %d", i)); code != 202 {
+			t.Fatalf("after space returned: %d", code)
+		}
+	}
+	for _, id := range accepted {
+		d.waitStatus(id, "delivered")
+	}
+	t.Logf("%d accepted messages, all delivered", len(accepted))
+}
+
+// smtpTry submits one message and returns the final reply code.
+func smtpTry(t *testing.T, addr string) (int, string) {
+	c := smtpFrom(t, "127.0.0.1", addr)
+	defer c.Close()
+	if err := c.Auth(smtp.PlainAuth("", smtpUser, smtpPass, "127.0.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("app@example.test"); err != nil {
+		return replyCode(err)
+	}
+	if err := c.Rcpt("ann@example.test"); err != nil {
+		return replyCode(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		return replyCode(err)
+	}
+	io.WriteString(w, "Subject: full\r\n\r\n"+strings.Repeat(strings.Repeat("y", 76)+"\r\n", 3000))
+	if err := w.Close(); err != nil {
+		return replyCode(err)
+	}
+	return 250, "queued"
+}
+
+func replyCode(err error) (int, string) {
+	var code int
+	fmt.Sscanf(err.Error(), "%d", &code)
+	return code, err.Error()
 }

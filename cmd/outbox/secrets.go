@@ -26,7 +26,10 @@ func redactDSN(dsn string) string {
 	if strings.HasPrefix(dsn, "sqlite:") {
 		return dsn
 	}
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && u.Host != "" && u.Opaque == "" {
+	// A URL is redacted by its parts only when they are beyond doubt: an @
+	// after the authority may be the end of a password holding / ? or #.
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && u.Host != "" && u.Opaque == "" &&
+		!strings.Contains(u.EscapedPath()+u.RawQuery+u.Fragment, "@") && !strings.Contains(u.Host, "@") {
 		if u.User != nil {
 			if _, ok := u.User.Password(); ok {
 				u.User = url.UserPassword(u.User.Username(), "xxx")
@@ -47,12 +50,9 @@ func redactDSN(dsn string) string {
 func redactLoose(dsn string) string {
 	out := redactKeywords(dsn)
 	// Credentials before an @: keep a leading scheme and its separators,
-	// hide everything up to the last @ before the path or query.
-	end := len(out)
-	if i := strings.IndexAny(out, "?# "); i >= 0 {
-		end = i
-	}
-	at := strings.LastIndexByte(out[:end], '@')
+	// hide everything up to the last @ (one in a query hides more than
+	// needed, which is the safe way to be wrong).
+	at := strings.LastIndexByte(out, '@')
 	if at < 0 {
 		return out
 	}
@@ -74,7 +74,38 @@ func isSchemeChar(c byte) bool {
 }
 
 func redactKeywords(s string) string {
-	return keywordPassword.ReplaceAllString(s, "${1}xxx")
+	var b strings.Builder
+	last := 0
+	for _, m := range passwordValues(s) {
+		b.WriteString(s[last:m[0]])
+		b.WriteString("xxx")
+		last = m[1]
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// nextParam matches the start of another query parameter.
+var nextParam = regexp.MustCompile(`^&[A-Za-z_][A-Za-z0-9_]*=`)
+
+// passwordValues returns the [start, end) of every password value in s. An
+// unquoted value runs to a space or to an & that starts another key=value:
+// an & followed by anything else is taken to be part of the password.
+func passwordValues(s string) [][2]int {
+	var out [][2]int
+	for _, m := range keywordPassword.FindAllStringSubmatchIndex(s, -1) {
+		start, end := m[4], m[5]
+		if start == end || s[start] != '\'' {
+			for end < len(s) && s[end] == '&' && !nextParam.MatchString(s[end:]) {
+				end++
+				for end < len(s) && s[end] != '&' && s[end] != ' ' && s[end] != '\t' {
+					end++
+				}
+			}
+		}
+		out = append(out, [2]int{start, end})
+	}
+	return out
 }
 
 // dsnSecrets returns the strings of a DSN that must never be shown: its
@@ -95,8 +126,8 @@ func dsnSecrets(dsn string) []string {
 			}
 		}
 	}
-	for _, m := range keywordPassword.FindAllStringSubmatch(dsn, -1) {
-		add(m[2])
+	for _, m := range passwordValues(dsn) {
+		add(dsn[m[0]:m[1]])
 	}
 	if u, err := url.Parse(dsn); err == nil && u.User != nil {
 		if p, ok := u.User.Password(); ok {
@@ -104,11 +135,7 @@ func dsnSecrets(dsn string) []string {
 			out = append(out, url.UserPassword("", p).String()[1:])
 		}
 	}
-	end := len(dsn)
-	if i := strings.IndexAny(dsn, "?# "); i >= 0 {
-		end = i
-	}
-	if at := strings.LastIndexByte(dsn[:end], '@'); at >= 0 {
+	if at := strings.LastIndexByte(dsn, '@'); at >= 0 {
 		cred := dsn[:at]
 		if i := strings.LastIndex(cred, "//"); i >= 0 {
 			cred = cred[i+2:]
