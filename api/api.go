@@ -102,7 +102,7 @@ func New(cfg Config) (*Handler, error) {
 	}
 	cfg.MaxBytesInFlight = max(cfg.MaxBytesInFlight, requestBase)
 	h := &Handler{cfg: cfg, client: cfg.Client, log: cfg.Logger, mux: http.NewServeMux(),
-		throttle: cfg.Throttle, mem: &budget{limit: cfg.MaxBytesInFlight}}
+		throttle: cfg.Throttle, mem: newBudget(cfg.MaxBytesInFlight)}
 	for _, t := range cfg.Tokens {
 		if t == "" {
 			return nil, errors.New("api: empty API token")

@@ -179,7 +179,7 @@ func TestRawBccSpellings(t *testing.T) {
 func TestBytesInFlight(t *testing.T) {
 	e := setup(t, Config{MaxBytesInFlight: 1 << 20}, false)
 	h := e.srv.Config.Handler.(*Handler)
-	big := with("text", strings.Repeat("x", 600<<10)) // charged twice: past 1 MiB
+	big := with("text", strings.Repeat("x", 400<<10)) // charged three times: past 1 MiB
 	r := e.postJSON(big)
 	if r.Status != 503 || r.Header.Get("Retry-After") == "" {
 		t.Fatalf("over budget: %d %s (Retry-After %q)", r.Status, r.Body, r.Header.Get("Retry-After"))
@@ -306,3 +306,40 @@ func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// Of many large requests at once, the oldest waits for room and goes
+// through while younger ones that do not fit are refused: they never all
+// fail together.
+func TestBudgetLetsTheOldestThrough(t *testing.T) {
+	b := newBudget(10 << 20)
+	old, err := b.admit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	young, _ := b.admit()
+	if err := young.take(6 << 20); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- old.take(8 << 20) }() // waits: only 4 MiB free
+	select {
+	case err := <-done:
+		t.Fatalf("the oldest did not wait: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if err := young.take(4 << 20); err != errBusy {
+		t.Fatalf("a younger request past the budget: %v, want errBusy", err)
+	}
+	young.release()
+	if err := <-done; err != nil {
+		t.Fatalf("the oldest after the younger gave way: %v", err)
+	}
+	// Alone and still too large: refused rather than waiting for ever.
+	if err := old.take(8 << 20); err != errBusy {
+		t.Fatalf("the oldest alone past the budget: %v", err)
+	}
+	old.release()
+	if b.inFlight() != 0 {
+		t.Fatalf("%d bytes still charged", b.inFlight())
+	}
+}

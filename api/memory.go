@@ -24,10 +24,17 @@ var errBusy = &apiError{Status: http.StatusServiceUnavailable, RetryAfter: 1,
 // limit is answered 503 with Retry-After, so many large requests at once
 // cannot take the daemon's memory. Attachment content beyond its first
 // 64 KiB goes to temporary files and is not charged.
+//
+// So that many large requests at once do not each take a slice of the
+// budget and all fail together, the oldest request waits for room while
+// younger ones that do not fit are refused and give theirs back: the
+// oldest always gets through unless it alone is larger than the budget.
 type budget struct {
-	mu    sync.Mutex
-	limit int64
-	used  int64
+	mu     sync.Mutex
+	cond   *sync.Cond
+	limit  int64
+	used   int64
+	active []*grant // in order of admission
 }
 
 // grant is one request's share of the budget.
@@ -36,22 +43,38 @@ type grant struct {
 	n int64
 }
 
+func newBudget(limit int64) *budget {
+	b := &budget{limit: limit}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
 // admit charges a new request its base, or returns errBusy.
 func (b *budget) admit() (*grant, error) {
 	g := &grant{b: b}
-	if err := g.take(requestBase); err != nil {
-		return nil, err
+	b.mu.Lock()
+	if b.used+requestBase > b.limit {
+		b.mu.Unlock()
+		return nil, errBusy
 	}
+	b.used += requestBase
+	g.n = requestBase
+	b.active = append(b.active, g)
+	b.mu.Unlock()
 	return g, nil
 }
 
-// take charges n more bytes.
+// take charges n more bytes: at once if they fit, after younger requests
+// have given theirs back if this is the oldest, errBusy otherwise.
 func (g *grant) take(n int64) error {
 	b := g.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.used+n > b.limit {
-		return errBusy
+	for b.used+n > b.limit {
+		if len(b.active) == 0 || b.active[0] != g || b.used == g.n {
+			return errBusy
+		}
+		b.cond.Wait()
 	}
 	b.used += n
 	g.n += n
@@ -63,10 +86,18 @@ func (g *grant) release() {
 	if g == nil {
 		return
 	}
-	g.b.mu.Lock()
-	g.b.used -= g.n
-	g.b.mu.Unlock()
+	b := g.b
+	b.mu.Lock()
+	b.used -= g.n
 	g.n = 0
+	for i, a := range b.active {
+		if a == g {
+			b.active = append(b.active[:i], b.active[i+1:]...)
+			break
+		}
+	}
+	b.mu.Unlock()
+	b.cond.Broadcast()
 }
 
 // inFlight reports the bytes charged now (for tests and metrics).
@@ -76,7 +107,8 @@ func (b *budget) inFlight() int64 {
 	return b.used
 }
 
-// memBuf is a buffer charged to a grant as it grows: each byte twice, for
+// memBuf is a buffer charged to a grant as it grows: each byte three
+// times, for the buffer's own room to grow (up to twice its length) and
 // the copy encoding/json makes when it decodes it.
 type memBuf struct {
 	bytes.Buffer
@@ -88,7 +120,7 @@ func (m *memBuf) charge(extra int) error {
 	if m.g == nil {
 		return nil
 	}
-	for need := 2 * int64(m.Len()+extra); need > m.charged; {
+	for need := 3 * int64(m.Len()+extra); need > m.charged; {
 		if err := m.g.take(chargeStep); err != nil {
 			return err
 		}
