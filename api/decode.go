@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 )
 
@@ -41,14 +42,7 @@ func decodeSend(body io.Reader, g *grant, req *sendRequest) error {
 		if key == "attachments" {
 			return true, s.attachments(req, g)
 		}
-		if obj.Len() > 1 {
-			obj.WriteByte(',')
-		}
-		if err := writeKey(obj, key); err != nil {
-			return true, err
-		}
-		obj.WriteByte(':')
-		return true, s.captureValue(path, obj)
+		return true, s.captureMember(obj, key, path)
 	})
 	if err != nil {
 		return err
@@ -65,18 +59,39 @@ func decodeSend(body io.Reader, g *grant, req *sendRequest) error {
 	return json.Unmarshal(obj.Bytes(), req)
 }
 
-// attachments reads the "attachments" array (or null).
-func (s *scanner) attachments(req *sendRequest, g *grant) error {
+// captureMember copies one member, "key":value, into the object obj is
+// building, after the members before it.
+func (s *scanner) captureMember(obj *memBuf, key, path string) error {
+	if obj.Len() > 1 {
+		obj.WriteByte(',')
+	}
+	if err := writeKey(obj, key); err != nil {
+		return err
+	}
+	obj.WriteByte(':')
+	return s.captureValue(path, obj)
+}
+
+// nullOr reads a null (reporting true) or checks that the value starts
+// with open, returning a type error naming path as a t otherwise.
+func (s *scanner) nullOr(open byte, t reflect.Type, path string) (bool, error) {
 	b, err := s.peek()
 	if err != nil {
-		return s.eof(err)
+		return false, s.eof(err)
 	}
 	switch b {
 	case 'n':
-		return s.literal("null")
-	case '[':
-	default:
-		return &json.UnmarshalTypeError{Value: jsonValueKind(b), Type: attachmentsType, Field: "attachments"}
+		return true, s.literal("null")
+	case open:
+		return false, nil
+	}
+	return false, &json.UnmarshalTypeError{Value: jsonValueKind(b), Type: t, Field: path}
+}
+
+// attachments reads the "attachments" array (or null).
+func (s *scanner) attachments(req *sendRequest, g *grant) error {
+	if null, err := s.nullOr('[', attachmentsType, "attachments"); null || err != nil {
+		return err
 	}
 	return s.array("attachments", func(i int, path string) error {
 		// Kept before it is filled, so that release finds its file.
@@ -102,14 +117,7 @@ func (s *scanner) attachment(a *attachment, path string, g *grant) error {
 		if key == "content" {
 			return true, s.content(&c, kp, g)
 		}
-		if obj.Len() > 1 {
-			obj.WriteByte(',')
-		}
-		if err := writeKey(obj, key); err != nil {
-			return true, err
-		}
-		obj.WriteByte(':')
-		return true, s.captureValue(kp, obj)
+		return true, s.captureMember(obj, key, kp)
 	})
 	a.Content = c
 	if err != nil {
@@ -132,16 +140,8 @@ func (s *scanner) attachment(a *attachment, path string, g *grant) error {
 
 // content streams a base64 string (or null) into c.
 func (s *scanner) content(c *content, path string, g *grant) error {
-	b, err := s.peek()
-	if err != nil {
-		return s.eof(err)
-	}
-	switch b {
-	case 'n':
-		return s.literal("null")
-	case '"':
-	default:
-		return &json.UnmarshalTypeError{Value: jsonValueKind(b), Type: contentType, Field: path}
+	if null, err := s.nullOr('"', contentType, path); null || err != nil {
+		return err
 	}
 	w := &b64Writer{c: c, g: g}
 	if err := s.str(path, w); err != nil {
