@@ -4,12 +4,15 @@ go 1.26.0
 
 require (
 	github.com/emersion/go-message v0.18.2
+	github.com/emersion/go-msgauth v0.7.0
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
 	github.com/emersion/go-smtp v0.25.1
 	github.com/google/uuid v1.6.0
 	golang.org/x/net v0.62.0
 	modernc.org/sqlite v1.61.1
 )
+
+require golang.org/x/crypto v0.58.0 // indirect
 
 require (
 	github.com/chromedp/cdproto v0.159.0

@@ -19,8 +19,22 @@ type mechanism struct {
 	next    func(challenge []byte) ([]byte, error)
 }
 
-// mechPreference lists password mechanisms, strongest first.
-var mechPreference = []string{"CRAM-MD5", "PLAIN", "LOGIN"}
+// Password mechanisms in order of preference. Inside TLS the password is
+// safe on the wire, so PLAIN comes first: CRAM-MD5 obliges the server to
+// keep the password in the clear and adds nothing. Outside TLS only
+// CRAM-MD5 keeps the password off the wire; PLAIN and LOGIN follow, and
+// only with Options.AllowInsecureAuth.
+var (
+	mechPreferenceTLS   = []string{"PLAIN", "LOGIN", "CRAM-MD5"}
+	mechPreferencePlain = []string{"CRAM-MD5", "PLAIN", "LOGIN"}
+)
+
+// authMechanisms are the SASL mechanisms Options.AuthMechanism can force.
+var authMechanisms = []string{"PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"}
+
+// revealsSecret reports whether mechanism name sends the password or
+// token itself, which outside TLS needs Options.AllowInsecureAuth.
+func revealsSecret(name string) bool { return name != "CRAM-MD5" }
 
 func (c *Client) newMechanism(name string) (*mechanism, error) {
 	user, pass := c.opts.Username, c.opts.Password
@@ -77,42 +91,50 @@ func (c *Client) newMechanism(name string) (*mechanism, error) {
 }
 
 // chooseMechanism picks the forced mechanism, XOAUTH2 when a token is
-// given, or the strongest password mechanism the server offers.
+// given, or the most suitable password mechanism the server offers.
 func (c *Client) chooseMechanism() (string, error) {
 	if c.opts.AuthMechanism != "" {
 		return strings.ToUpper(c.opts.AuthMechanism), nil
 	}
 	params, ok := c.ext["AUTH"]
 	if !ok {
-		return "", errors.New("server does not offer AUTH")
+		return "", errors.New("the server does not offer AUTH")
 	}
 	offered := strings.Fields(strings.ToUpper(params))
 	if c.opts.OAuthToken != "" {
 		if slices.Contains(offered, "XOAUTH2") {
 			return "XOAUTH2", nil
 		}
-		return "", fmt.Errorf("server does not offer XOAUTH2 (offers %s)", params)
+		return "", fmt.Errorf("the server does not offer XOAUTH2 (offers %s)", params)
 	}
-	for _, m := range mechPreference {
+	prefs := mechPreferenceTLS
+	if !c.isTLS {
+		prefs = mechPreferencePlain
+	}
+	for _, m := range prefs {
 		if slices.Contains(offered, m) {
 			return m, nil
 		}
 	}
-	return "", fmt.Errorf("server offers no supported AUTH mechanism (offers %s)", params)
+	return "", fmt.Errorf("the server offers no supported AUTH mechanism (offers %s)", params)
 }
 
-// auth authenticates, refusing to send credentials in clear text unless
-// Options.AllowInsecureAuth is set. Local refusals are temporary (454
-// 4.7.0): they come from configuration, which can be fixed, so mail waiting
-// on them is deferred rather than failed.
+// auth authenticates, refusing to send a password or token in clear
+// text unless Options.AllowInsecureAuth is set (CRAM-MD5 sends neither).
+// Local refusals are temporary (454 4.7.0): they come from configuration,
+// which can be fixed, so mail waiting on them is deferred rather than
+// failed.
 func (c *Client) auth() error {
-	if !c.isTLS && !c.opts.AllowInsecureAuth {
-		return &Error{Command: "AUTH", Code: 454, EnhancedCode: EnhancedCode{4, 7, 0},
-			Message: "refusing to send credentials without TLS", Local: true}
-	}
 	name, err := c.chooseMechanism()
 	if err != nil {
 		return &Error{Command: "AUTH", Code: 454, EnhancedCode: EnhancedCode{4, 7, 0}, Message: err.Error(), Local: true}
+	}
+	if !c.isTLS && !c.opts.AllowInsecureAuth && revealsSecret(name) {
+		msg := "refusing to send credentials without TLS"
+		if c.opts.AuthMechanism == "" && c.opts.OAuthToken == "" {
+			msg += " (CRAM-MD5, which would not reveal the password, is not offered)"
+		}
+		return &Error{Command: "AUTH " + name, Code: 454, EnhancedCode: EnhancedCode{4, 7, 0}, Message: msg, Local: true}
 	}
 	m, err := c.newMechanism(name)
 	if err != nil {

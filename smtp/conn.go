@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -18,16 +19,22 @@ type Client struct {
 	opts       Options
 	host       string // server name for TLS verification
 	raw        net.Conn
+	rc         syscall.RawConn // raw's socket, for the idle check; nil if none
 	dc         *deadlineConn
 	conn       net.Conn // dc, or a *tls.Conn over it
 	r          *bufio.Reader
 	w          *bufio.Writer
 	ext        map[string]string // EHLO keywords (upper case) → parameters
 	isTLS      bool
+	verified   bool  // the TLS peer's certificate verified
+	tlsFailed  bool  // the TLS handshake itself failed
+	plainOnly  bool  // STARTTLS failed on an earlier connection: do not offer it again
 	broken     error // set once the session cannot be used any more
 	needReset  bool  // a transaction may be open: RSET before the next MAIL
+	replies    int   // replies read so far; a transaction notes where it began
 	extraTrace Transcript
 	chunkBuf   []byte // BDAT chunk buffer, reused between messages
+	peek       idlePeek
 
 	created  time.Time
 	lastUsed time.Time
@@ -36,7 +43,15 @@ type Client struct {
 
 // Dial connects to addr ("host:port"), reads the greeting, says EHLO (HELO
 // if EHLO is refused), applies the STARTTLS policy and authenticates when
-// credentials are configured. ctx bounds the whole of it.
+// credentials are configured. ctx bounds the whole of it. When session
+// setup fails after the greeting (AUTH refused, STARTTLS missing under a
+// required policy, a local refusal), QUIT is sent before the connection
+// is closed.
+//
+// With opportunistic STARTTLS (RFC 7435) a certificate that does not
+// verify is no reason to refuse encryption: the session goes on
+// encrypted and SendResult.TLSVerified says so. A TLS handshake that
+// fails outright is retried once on a new connection in plain text.
 func Dial(ctx context.Context, addr string, opts *Options) (*Client, error) {
 	return dial(ctx, addr, opts, nil)
 }
@@ -51,9 +66,26 @@ func DialTraced(ctx context.Context, addr string, opts *Options, tr Transcript) 
 // dial is Dial with an extra transcript hook installed from the start.
 func dial(ctx context.Context, addr string, opts *Options, tr Transcript) (*Client, error) {
 	o := opts.withDefaults()
+	c, err := connect(ctx, addr, &o, tr, false)
+	if err != nil && c != nil && c.tlsFailed && !o.ImplicitTLS && o.StartTLS == TLSOpportunistic && ctx.Err() == nil {
+		c.trace(Note, "TLS handshake failed; connecting again without STARTTLS (opportunistic TLS)")
+		c, err = connect(ctx, addr, &o, tr, true)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// connect makes one connection and sets the session up. On failure it
+// returns the closed Client too, so dial can see why.
+func connect(ctx context.Context, addr string, o *Options, tr Transcript, plainOnly bool) (*Client, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, &ConnError{Stage: "dial", Err: err}
+	}
+	if o.ServerName != "" {
+		host = o.ServerName
 	}
 	dctx, cancel := context.WithTimeout(ctx, o.Timeouts.Dial)
 	raw, err := o.Dialer.DialContext(dctx, "tcp", addr)
@@ -61,23 +93,40 @@ func dial(ctx context.Context, addr string, opts *Options, tr Transcript) (*Clie
 	if err != nil {
 		return nil, &ConnError{Stage: "dial", Err: err}
 	}
-	c := &Client{opts: o, host: host, raw: raw, created: time.Now(), extraTrace: tr}
+	c := &Client{opts: *o, host: host, raw: raw, created: time.Now(), extraTrace: tr, plainOnly: plainOnly}
+	if sc, ok := raw.(syscall.Conn); ok {
+		c.rc, _ = sc.SyscallConn()
+	}
 	c.dc = &deadlineConn{Conn: raw, timeout: o.Timeouts.Dial}
 	c.setConn(c.dc)
-	stop := c.dc.bind(ctx)
-	defer stop()
+	defer c.dc.bind(ctx).stop()
 	if err := c.handshake(ctx); err != nil {
+		c.quitAfterFailure()
 		c.Close()
-		return nil, c.ctxErr(ctx, err)
+		return c, c.ctxErr(ctx, err)
 	}
 	c.lastUsed = time.Now()
 	return c, nil
 }
 
+// quitWait bounds the wait for the reply to a QUIT sent after a failed
+// setup: the server deserves a QUIT, not a long wait.
+const quitWait = 10 * time.Second
+
+// quitAfterFailure says QUIT on a session whose setup failed, when the
+// connection can still carry it (RFC 5321 §3.8: the client ends the
+// session; it does not just hang up).
+func (c *Client) quitAfterFailure() {
+	if c.broken != nil {
+		return
+	}
+	c.cmd("QUIT", min(c.opts.Timeouts.Command, quitWait), "QUIT")
+}
+
 // handshake runs everything between connecting and the first MAIL.
 func (c *Client) handshake(ctx context.Context) error {
 	if c.opts.ImplicitTLS {
-		if err := c.tlsHandshake(); err != nil {
+		if err := c.tlsHandshake(false); err != nil {
 			return err
 		}
 	}
@@ -105,28 +154,6 @@ func (c *Client) setConn(conn net.Conn) {
 	c.conn = conn
 	c.r = bufio.NewReaderSize(conn, 4096)
 	c.w = bufio.NewWriterSize(conn, c.opts.ChunkSize+16<<10)
-}
-
-func (c *Client) tlsConfig() *tls.Config {
-	cfg := &tls.Config{}
-	if c.opts.TLSConfig != nil {
-		cfg = c.opts.TLSConfig.Clone()
-	}
-	if cfg.ServerName == "" {
-		cfg.ServerName = c.host
-	}
-	return cfg
-}
-
-func (c *Client) tlsHandshake() error {
-	c.dc.timeout = c.opts.Timeouts.Dial
-	tc := tls.Client(c.dc, c.tlsConfig())
-	if err := tc.Handshake(); err != nil {
-		return &ConnError{Stage: "TLS handshake", Err: err}
-	}
-	c.setConn(tc)
-	c.isTLS = true
-	return nil
 }
 
 // hello sends EHLO, falling back to HELO when EHLO is not recognised.
@@ -165,36 +192,6 @@ func parseExtensions(rep *Reply) map[string]string {
 	return ext
 }
 
-// maybeStartTLS applies the STARTTLS policy.
-func (c *Client) maybeStartTLS() error {
-	if c.isTLS || c.opts.StartTLS == TLSOff {
-		return nil
-	}
-	if _, ok := c.ext["STARTTLS"]; !ok {
-		if c.opts.StartTLS == TLSRequired {
-			// Temporary, like Postfix's "TLS is required, but was not offered".
-			return &Error{Command: "STARTTLS", Code: 454, EnhancedCode: EnhancedCode{4, 7, 0},
-				Message: "server does not offer STARTTLS and the policy requires it", Local: true}
-		}
-		return nil
-	}
-	rep, err := c.cmd("STARTTLS", c.opts.Timeouts.Command, "STARTTLS")
-	if err != nil {
-		return err
-	}
-	if rep.Code != 220 {
-		if c.opts.StartTLS == TLSOpportunistic && rep.Code >= 400 && rep.Code < 500 {
-			return nil
-		}
-		return replyError("STARTTLS", rep)
-	}
-	if err := c.tlsHandshake(); err != nil {
-		return err
-	}
-	c.ext = nil // forget what was said in the clear
-	return c.hello()
-}
-
 // Extension reports whether the server advertised the EHLO keyword name,
 // and its parameters.
 func (c *Client) Extension(name string) (bool, string) {
@@ -219,14 +216,19 @@ func (c *Client) TLS() (tls.ConnectionState, bool) {
 
 // MaxMessageSize returns the SIZE limit advertised by the server, or 0.
 func (c *Client) MaxMessageSize() int64 {
-	n, _ := strconv.ParseInt(c.ext["SIZE"], 10, 64)
+	s := c.ext["SIZE"]
+	if s == "" {
+		return 0 // a bare SIZE: no limit given (and no ParseInt error to allocate)
+	}
+	n, _ := strconv.ParseInt(s, 10, 64)
 	return n
 }
 
 // writeLine buffers one command line (CRLF added) and traces it.
 func (c *Client) writeLine(line, shown string) error {
 	c.trace(Sent, shown)
-	_, err := c.w.WriteString(line + "\r\n")
+	c.w.WriteString(line)
+	_, err := c.w.WriteString("\r\n")
 	return err
 }
 
@@ -239,13 +241,19 @@ func (c *Client) flush(stage string, timeout time.Duration) error {
 	return nil
 }
 
-// readReply reads one reply; any failure breaks the session.
+// readReply reads one reply; any failure breaks the session. So does a
+// 421, whatever the stage: the server is closing the channel (RFC 5321
+// §3.8), so the reply comes back with a *ConnError wrapping it.
 func (c *Client) readReply(stage string) (*Reply, error) {
 	rep, err := readReply(c.r, c.opts.MaxLineLength, c.opts.MaxReplyLines,
 		func(l string) { c.trace(Received, l) })
 	if err != nil {
 		return nil, c.fail(stage, err)
 	}
+	if rep.Code == 421 {
+		return rep, c.fail(stage, replyError(stage, rep))
+	}
+	c.replies++
 	return rep, nil
 }
 
@@ -283,8 +291,11 @@ func (c *Client) fail(stage string, err error) error {
 // ctxErr prefers the context's error as cause when ctx ended (or its
 // deadline, which also bounds the connection's deadlines, has passed).
 func (c *Client) ctxErr(ctx context.Context, err error) error {
+	if err == nil {
+		return nil // before ce, whose address escapes: no allocation on success
+	}
 	var ce *ConnError
-	if err == nil || !errors.As(err, &ce) {
+	if !errors.As(err, &ce) {
 		return err
 	}
 	cause := context.Cause(ctx)
@@ -310,8 +321,7 @@ func (c *Client) simple(ctx context.Context, verb string) error {
 	if err := c.usable(); err != nil {
 		return err
 	}
-	stop := c.dc.bind(ctx)
-	defer stop()
+	defer c.dc.bind(ctx).stop()
 	rep, err := c.cmd(verb, c.opts.Timeouts.Command, verb)
 	if err != nil {
 		return c.ctxErr(ctx, err)

@@ -1,9 +1,6 @@
 package smtp
 
-import (
-	"fmt"
-	"io"
-)
+import "io"
 
 // afterEnvelope reads the reply to DATA or to the first BDAT chunk and
 // carries on with the body when the transaction can go on.
@@ -79,14 +76,20 @@ func (t *txn) streamData() error {
 	c := t.c
 	c.dc.timeout = c.opts.Timeouts.DataBlock
 	dw := &dotWriter{w: c.w, lineStart: true}
-	if _, err := io.Copy(dw, t.body); err != nil {
+	src := &sourceReader{r: t.body}
+	if _, err := io.Copy(dw, src); err != nil {
+		if src.err != nil {
+			return t.abortData(t.bodyErr(src.err))
+		}
 		return c.fail("DATA", err)
 	}
 	if err := dw.close(); err != nil {
 		return c.fail("DATA", err)
 	}
 	t.res.BodySize = dw.n
-	c.trace(Sent, bodySummary(dw.n))
+	if c.tracing() {
+		c.trace(Sent, bodySummary(dw.n))
+	}
 	c.trace(Sent, ".")
 	if t.quit && t.pipelining {
 		c.writeLine("QUIT", "QUIT")
@@ -111,7 +114,7 @@ func (t *txn) moreChunks() error {
 	for {
 		chunk, last, err := t.readChunk()
 		if err != nil {
-			return c.fail("BDAT", fmt.Errorf("reading message body: %w", err))
+			return t.abortChunks(outstanding, t.bodyErr(err))
 		}
 		t.writeChunk(chunk, last)
 		if err := c.flush("BDAT", c.opts.Timeouts.DataBlock); err != nil {

@@ -49,19 +49,31 @@ func (d *deadlineConn) Write(p []byte) (int, error) {
 	return d.Conn.Write(p)
 }
 
-// bind ties the connection to ctx until the returned function is called.
-func (d *deadlineConn) bind(ctx context.Context) (stop func()) {
+// binding is a connection tied to a context; stop unties it.
+type binding struct {
+	d          *deadlineConn
+	unregister func() bool
+}
+
+// bind ties the connection to ctx until stop is called. A context that
+// can never be cancelled costs no allocation.
+func (d *deadlineConn) bind(ctx context.Context) binding {
 	d.ctxDead, _ = ctx.Deadline()
 	d.cancelled.Store(false)
-	if ctx.Done() == nil {
-		return func() { d.ctxDead = time.Time{} }
+	b := binding{d: d}
+	if ctx.Done() != nil {
+		b.unregister = context.AfterFunc(ctx, func() {
+			d.cancelled.Store(true)
+			d.Conn.SetDeadline(time.Unix(1, 0))
+		})
 	}
-	unregister := context.AfterFunc(ctx, func() {
-		d.cancelled.Store(true)
-		d.Conn.SetDeadline(time.Unix(1, 0))
-	})
-	return func() {
-		unregister()
-		d.ctxDead = time.Time{}
+	return b
+}
+
+// stop unties the connection from the context bind was given.
+func (b binding) stop() {
+	if b.unregister != nil {
+		b.unregister()
 	}
+	b.d.ctxDead = time.Time{}
 }

@@ -10,13 +10,23 @@
 // client falls back to DATA and to one command at a time.
 //
 // Negative replies are *Error values carrying the code, the RFC 3463
-// enhanced code and the text; connection-level failures (network errors,
-// timeouts, cancellation, replies that break the protocol) are *ConnError
-// values that match ErrConnection. After a connection-level failure every
-// recipient not acknowledged carries that error: defer it.
+// enhanced code and the text; a check the client makes itself has the
+// same form with Local set, and reads as a local decision. Connection-
+// level failures (network errors, timeouts, cancellation, replies that
+// break the protocol, a 421 at any stage) are *ConnError values that
+// match ErrConnection. After a connection-level failure every recipient
+// not acknowledged carries that error: defer it.
+//
+// STARTTLS is required (verified) with credentials and opportunistic
+// (RFC 7435) without: encrypted whatever the certificate, with a retry in
+// plain text when the handshake itself fails. A failed session setup
+// ends with QUIT.
 //
 // A Pool keeps connections to one route for reuse, bounded in number, age,
-// idle time and messages per connection. A Transcript hook sees each line
-// of a session with credentials replaced by *** and bodies summarised.
+// idle time and messages per connection. A connection the server closed
+// is never handed out: an idle check at checkout, then a transparent
+// resend on a new connection when the transaction fails before its first
+// reply. A Transcript hook sees each line of a session with credentials
+// replaced by *** and bodies summarised, and the client's own notes.
 // ParseRelayURL reads smtp:// and smtps:// relay URLs.
 package smtp

@@ -3,6 +3,7 @@ package smtp
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 )
 
@@ -21,7 +22,10 @@ type Envelope struct {
 	Recipients []string // forward paths
 	Size       int64    // message size in octets if known (0: unknown)
 	UTF8       bool     // addresses or headers need SMTPUTF8 (refused locally, 553 5.6.7, if not offered)
-	EightBit   bool     // body is 8-bit MIME: BODY=8BITMIME when offered, else sent as is
+	// EightBit marks an 8-bit MIME body: BODY=8BITMIME when the server
+	// offers 8BITMIME; otherwise SendOptions.Downgrade converts it, or
+	// the send is refused locally (554 5.6.3).
+	EightBit bool
 
 	// DSN parameters, sent only when the server offers DSN.
 	DSNReturn DSNReturn // RET=FULL|HDRS
@@ -51,6 +55,20 @@ type SendResult struct {
 	Mail       *Reply            // the MAIL FROM reply, nil if none was read
 	Data       *Reply            // the final reply after the body, nil if none was read
 	BodySize   int64             // octets of body sent (after normalisation)
+
+	// Server is the host name the session was dialled for (the name TLS
+	// verifies); RemoteAddr is the address connected to. Together they
+	// name the relay in a log line: "mx1.example.com[192.0.2.1]:25".
+	// Empty and nil when no connection was made.
+	Server     string
+	RemoteAddr net.Addr
+	// TLS reports an encrypted session; TLSVerified that the server's
+	// certificate also verified for Server against the trusted roots
+	// (opportunistic TLS and tls_verify=false go on without that).
+	TLS, TLSVerified bool
+	// Downgraded reports that the 8-bit body was converted by
+	// SendOptions.Downgrade for a server without 8BITMIME.
+	Downgraded bool
 }
 
 // Accepted returns the addresses the message was delivered to.
@@ -65,23 +83,25 @@ func (r *SendResult) Accepted() []string {
 }
 
 // mailCommand builds MAIL FROM with the parameters the server supports.
-func (c *Client) mailCommand(env *Envelope) (string, error) {
+// A downgraded body goes without SIZE (its converted size is not known
+// in advance) and without BODY (it is 7-bit now).
+func (c *Client) mailCommand(env *Envelope, downgraded bool) (string, error) {
 	if err := checkPath(env.From); err != nil {
 		return "", &Error{Command: "MAIL FROM", Code: 501, EnhancedCode: EnhancedCode{5, 1, 7},
 			Message: fmt.Sprintf("invalid sender address %q: %v", env.From, err), Local: true}
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "MAIL FROM:<%s>", env.From)
-	if ok, _ := c.Extension("SIZE"); ok && env.Size > 0 {
+	if ok, _ := c.Extension("SIZE"); ok && env.Size > 0 && !downgraded {
 		fmt.Fprintf(&b, " SIZE=%d", env.Size)
 	}
-	if ok, _ := c.Extension("8BITMIME"); ok && env.EightBit {
+	if ok, _ := c.Extension("8BITMIME"); ok && env.EightBit && !downgraded {
 		b.WriteString(" BODY=8BITMIME")
 	}
 	if env.UTF8 {
 		if ok, _ := c.Extension("SMTPUTF8"); !ok {
 			return "", &Error{Command: "MAIL FROM:<" + env.From + ">", Code: 553, EnhancedCode: EnhancedCode{5, 6, 7},
-				Message: "server does not support SMTPUTF8", Local: true}
+				Message: "the message needs SMTPUTF8; the server does not offer it", Local: true}
 		}
 		b.WriteString(" SMTPUTF8")
 	}

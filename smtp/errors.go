@@ -29,12 +29,19 @@ type Error struct {
 	Local        bool         // true when the client decided without asking the server
 }
 
-// Error reads like "smtp: RCPT TO:<x@y> rejected: 550 5.1.1 user unknown".
+// Error reads like "smtp: RCPT TO:<x@y> rejected: 550 5.1.1 user unknown"
+// for a server's reply. A local decision never reads as a reply: "smtp:
+// STARTTLS: policy requires STARTTLS; the server does not offer it
+// (decided locally, 454 4.7.0)".
 func (e *Error) Error() string {
-	s := fmt.Sprintf("smtp: %s rejected: %d", e.Command, e.Code)
+	code := fmt.Sprint(e.Code)
 	if !e.EnhancedCode.IsZero() {
-		s += " " + e.EnhancedCode.String()
+		code += " " + e.EnhancedCode.String()
 	}
+	if e.Local {
+		return fmt.Sprintf("smtp: %s: %s (decided locally, %s)", e.Command, e.Message, code)
+	}
+	s := fmt.Sprintf("smtp: %s rejected: %s", e.Command, code)
 	if e.Message != "" {
 		s += " " + e.Message
 	}
@@ -53,8 +60,10 @@ func replyError(cmd string, r *Reply) *Error {
 }
 
 // ConnError is a connection-level failure: the network failed, a deadline
-// passed, the context was cancelled or the server broke the protocol.
-// errors.Is(err, ErrConnection) is true for it.
+// passed, the context was cancelled, the server broke the protocol or
+// closed the session with 421. errors.Is(err, ErrConnection) is true for
+// it. When a reply (421) or a TLS verdict ended the session, Err is that
+// *Error, so errors.As finds its code too.
 type ConnError struct {
 	Stage string // what the client was doing, e.g. "DATA", "greeting"
 	Err   error  // the underlying cause

@@ -65,7 +65,14 @@ func TestNoExtensionsLeavesParametersOut(t *testing.T) {
 	if !errors.As(err, &e) || e.Code != 553 || e.EnhancedCode != (EnhancedCode{5, 6, 7}) {
 		t.Fatalf("UTF8 without SMTPUTF8: %v", err)
 	}
-	env := &Envelope{From: "a@x.test", Recipients: []string{"b@y.test"}, EightBit: true, DSNReturn: DSNReturnFull, Notify: []string{"NEVER"}}
+	// 8-bit content for a server without 8BITMIME and no Downgrade hook:
+	// refused locally and for good, nothing sent.
+	env := &Envelope{From: "a@x.test", Recipients: []string{"b@y.test"}, EightBit: true}
+	res, err := c.Send(ctxT(t), env, strings.NewReader("caf\xc3\xa9"))
+	if !errors.As(err, &e) || e.Code != 554 || e.EnhancedCode != (EnhancedCode{5, 6, 3}) || !e.Local || !e.Permanent() || res.Recipients[0].Err != err {
+		t.Fatalf("8-bit without 8BITMIME: %v", err)
+	}
+	env = &Envelope{From: "a@x.test", Recipients: []string{"b@y.test"}, DSNReturn: DSNReturnFull, Notify: []string{"NEVER"}}
 	if _, err := c.Send(ctxT(t), env, strings.NewReader("x")); err != nil {
 		t.Fatal(err)
 	}

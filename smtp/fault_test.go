@@ -395,11 +395,17 @@ func TestSetupRepliesAtEachStep(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			after := make(chan string, 1)
 			addr := scripted(t, func(c net.Conn, r *bufio.Reader) {
 				io.WriteString(c, "220 hi\r\n")
 				for _, rep := range tc.script {
 					expectLine(r)
 					io.WriteString(c, rep+"\r\n")
+				}
+				l := expectLine(r)
+				after <- l
+				if l == "QUIT" {
+					io.WriteString(c, "221 bye\r\n")
 				}
 				readUntil(r, "never")
 			})
@@ -417,6 +423,11 @@ func TestSetupRepliesAtEachStep(t *testing.T) {
 				c.Close()
 			case !errors.As(err, &e) || e.Code != tc.code || e.Local:
 				t.Fatalf("err = %v, want %d", err, tc.code)
+			}
+			// A failed setup ends with QUIT, except after a 421: the server
+			// has closed the session already.
+			if l := <-after; tc.code != 0 && (l == "QUIT") != (tc.code != 421) {
+				t.Fatalf("after a %d the client sent %q", tc.code, l)
 			}
 		})
 	}

@@ -49,6 +49,9 @@ type backend struct {
 	token    string
 	mechs    []string // AUTH mechanisms offered (when user != "")
 	sessions int
+	// hold, when set, runs after the body is read and before the reply:
+	// a test blocks in it to make the server stall after the final dot.
+	hold func(rcpts []string)
 }
 
 func (b *backend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
@@ -102,6 +105,9 @@ func (s *session) Data(r io.Reader) error {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return err
+	}
+	if s.be.hold != nil {
+		s.be.hold(s.cur.To)
 	}
 	if s.be.dataErr != nil {
 		return s.be.dataErr
@@ -266,6 +272,9 @@ func (l wrapListener) Accept() (net.Conn, error) {
 	if len(l.srv.hide) > 0 {
 		c = filterConn{Conn: c, hide: l.srv.hide}
 	}
+	if l.srv.wrap != nil {
+		c = l.srv.wrap(c)
+	}
 	return c, nil
 }
 
@@ -275,8 +284,16 @@ type testServer struct {
 	Be    *backend
 	Srv   *gosmtp.Server
 	hide  []string
+	wrap  func(net.Conn) net.Conn // outermost wrapper of accepted connections
 	mu    sync.Mutex
 	conns []*bytes.Buffer
+}
+
+// sessions returns how many connections the server has accepted.
+func (s *testServer) sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }
 
 // received returns what the server read on its i-th connection.
@@ -289,6 +306,13 @@ func (s *testServer) received(i int) string {
 // startServer runs a go-smtp server; configure adjusts it before start.
 // hide lists EHLO keywords to hide (e.g. "PIPELINING", "CHUNKING").
 func startServer(t testing.TB, be *backend, hide []string, configure func(*gosmtp.Server)) *testServer {
+	t.Helper()
+	return startWrapped(t, be, hide, configure, nil)
+}
+
+// startWrapped is startServer with wrap applied to every accepted
+// connection (nil: none), e.g. to make the real server hang up.
+func startWrapped(t testing.TB, be *backend, hide []string, configure func(*gosmtp.Server), wrap func(net.Conn) net.Conn) *testServer {
 	t.Helper()
 	if be == nil {
 		be = &backend{}
@@ -306,7 +330,7 @@ func startServer(t testing.TB, be *backend, hide []string, configure func(*gosmt
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{Addr: l.Addr().String(), Be: be, Srv: srv, hide: hide}
+	ts := &testServer{Addr: l.Addr().String(), Be: be, Srv: srv, hide: hide, wrap: wrap}
 	go srv.Serve(wrapListener{Listener: l, srv: ts})
 	t.Cleanup(func() { srv.Close() })
 	return ts

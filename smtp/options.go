@@ -16,7 +16,9 @@ const (
 	TLSDefault TLSPolicy = iota
 	// TLSRequired fails the connection unless STARTTLS succeeds.
 	TLSRequired
-	// TLSOpportunistic uses STARTTLS when offered, plain text otherwise.
+	// TLSOpportunistic uses STARTTLS when offered, plain text otherwise
+	// (RFC 7435): a certificate that does not verify is recorded, not
+	// refused, and a handshake that fails is retried once in plain text.
 	TLSOpportunistic
 	// TLSOff never uses STARTTLS.
 	TLSOff
@@ -37,7 +39,8 @@ func (p TLSPolicy) String() string {
 
 // Timeouts bound each stage of a session. Each is an inactivity limit for
 // one command (or one block of data); zero values take the RFC 5321
-// §4.5.3.2 defaults.
+// §4.5.3.2 defaults. A stalled server costs only the connection it
+// stalls: the limit ends that session, nothing else waits on it.
 type Timeouts struct {
 	Dial      time.Duration // TCP connect and TLS handshake (default 30s)
 	Greeting  time.Duration // 220 greeting (default 5m)
@@ -68,12 +71,20 @@ func (t Timeouts) withDefaults() Timeouts {
 const DefaultChunkSize = 128 << 10
 
 // Options configures a Client. The zero value is usable: EHLO as
-// "localhost", opportunistic STARTTLS with certificate verification, no AUTH.
+// "localhost", opportunistic STARTTLS (the certificate checked and reported,
+// not required), no AUTH.
 type Options struct {
-	LocalName   string      // name given in EHLO/HELO (default "localhost")
-	ImplicitTLS bool        // TLS from the first byte (smtps, port 465)
-	StartTLS    TLSPolicy   // STARTTLS policy on a plain connection
-	TLSConfig   *tls.Config // nil: verify against system roots, ServerName from addr
+	LocalName string // name given in EHLO/HELO (default "localhost")
+	// ServerName is the server's host name when addr is one of its IP
+	// addresses (an MX host dialled address by address): the name TLS
+	// verifies and SendResult.Server reports. Default: addr's host.
+	ServerName  string
+	ImplicitTLS bool      // TLS from the first byte (smtps, port 465)
+	StartTLS    TLSPolicy // STARTTLS policy on a plain connection
+	// TLSConfig: nil verifies against the system roots, ServerName from
+	// addr; RootCAs names other roots, InsecureSkipVerify turns the check
+	// off (the outcome is still reported in SendResult.TLSVerified).
+	TLSConfig *tls.Config
 
 	Username   string // credentials; AUTH is done when Username is set
 	Password   string

@@ -29,13 +29,6 @@ type PoolOptions struct {
 	Dial func(ctx context.Context, tr Transcript) (*Client, error)
 }
 
-// SendOptions are per-call options of Pool.Send.
-type SendOptions struct {
-	// Transcript, when set, sees this message's session: the dial and
-	// handshake too when a new connection is made for it.
-	Transcript Transcript
-}
-
 // Pool keeps reusable connections to one route. It is safe for
 // concurrent use.
 type Pool struct {
@@ -72,6 +65,15 @@ func NewPool(opts *PoolOptions) *Pool {
 // idle), with the semantics of Client.Send. A connection that fails is
 // closed, never reused. A dial failure is returned as err and given to
 // every recipient.
+//
+// An idle connection the server has closed is not used: it is found at
+// checkout without a round trip (a non-blocking peek at the idle
+// socket: EOF or unasked-for bytes mean it is gone), or, when the
+// server closes it just as the transaction starts, by the transaction
+// failing before its first reply (RSET or MAIL: a write or read error,
+// or a 421). Then the message is sent again, once, on a new connection,
+// with no byte of the body lost, and the caller sees only the second
+// outcome: no attempt is spent on a connection that was already gone.
 func (p *Pool) Send(ctx context.Context, env *Envelope, body io.Reader, so *SendOptions) (*SendResult, error) {
 	var tr Transcript
 	if so != nil {
@@ -83,14 +85,40 @@ func (p *Pool) Send(ctx context.Context, env *Envelope, body io.Reader, so *Send
 		return failedResult(env, &ConnError{Stage: "pool", Err: context.Cause(ctx)})
 	}
 	defer func() { <-p.sem }()
-	c, err := p.get(ctx, tr)
+	c, reused, err := p.get(ctx, tr)
 	if err != nil {
 		return failedResult(env, err)
 	}
-	res, err := c.Send(ctx, env, body)
+	t := c.newTxn(env, so, false)
+	t.prepare(body)
+	err = t.exec(ctx)
+	if reused && t.closedUnderUs(ctx, err) {
+		c.SetTranscript(nil)
+		c.Close()
+		if tr != nil {
+			tr(Note, "pooled connection was closed by the server before the first reply; sending on a new connection")
+		}
+		if c, err = p.dial(ctx, tr); err != nil {
+			return failedResult(env, err)
+		}
+		t = t.again(c)
+		err = t.exec(ctx)
+	}
 	c.SetTranscript(nil)
 	p.put(c)
-	return res, err
+	return t.res, err
+}
+
+// closedUnderUs reports whether err is the server having closed the
+// connection before the transaction got its first reply: a connection
+// failure that is neither a timeout (a hung server is not retried at
+// once) nor the caller's cancellation.
+func (t *txn) closedUnderUs(ctx context.Context, err error) bool {
+	if err == nil || !t.started || t.c.replies != t.firstReply || ctx.Err() != nil {
+		return false
+	}
+	var ce *ConnError
+	return errors.As(err, &ce) && !ce.Timeout()
 }
 
 // failedResult gives err to every recipient.
@@ -102,29 +130,42 @@ func failedResult(env *Envelope, err error) (*SendResult, error) {
 	return res, err
 }
 
-// get returns a live idle connection or dials a new one.
-func (p *Pool) get(ctx context.Context, tr Transcript) (*Client, error) {
+// get returns a live idle connection (reused true) or dials a new one.
+func (p *Pool) get(ctx context.Context, tr Transcript) (*Client, bool, error) {
 	for {
-		c, err := p.popIdle()
+		idle, err := p.popIdle()
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		if c == nil {
+		if idle == nil {
 			break
 		}
-		if p.expired(c, time.Now()) {
-			c.quitNoWait()
+		if p.expired(idle, time.Now()) {
+			idle.quitNoWait()
 			continue
 		}
-		c.SetTranscript(tr)
-		if time.Since(c.lastUsed) > p.opts.ProbeAfter {
-			if err := c.Noop(ctx); err != nil {
-				c.Close()
+		if idle.peerGone() {
+			if tr != nil {
+				tr(Note, "pooled connection was closed by the server while idle; not using it")
+			}
+			idle.Close()
+			continue
+		}
+		idle.SetTranscript(tr)
+		if time.Since(idle.lastUsed) > p.opts.ProbeAfter {
+			if err := idle.Noop(ctx); err != nil {
+				idle.Close()
 				continue
 			}
 		}
-		return c, nil
+		return idle, true, nil
 	}
+	c, err := p.dial(ctx, tr)
+	return c, false, err
+}
+
+// dial makes a new connection for the pool's route.
+func (p *Pool) dial(ctx context.Context, tr Transcript) (*Client, error) {
 	if p.opts.Dial != nil {
 		return p.opts.Dial(ctx, tr)
 	}

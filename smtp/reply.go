@@ -43,6 +43,8 @@ type Reply struct {
 	Code         int          // three-digit reply code
 	EnhancedCode EnhancedCode // RFC 3463 code from the first line, if any
 	Lines        []string     // text of each line, without code and enhanced code
+
+	one [1]string // room for the usual one-line reply, saving an allocation
 }
 
 // Message returns the reply text, lines joined by a space.
@@ -66,7 +68,33 @@ func (r *Reply) String() string {
 // readLine reads one line of at most max octets and returns it without its
 // line ending.
 func readLine(r *bufio.Reader, max int) (string, error) {
-	var buf []byte
+	if frag, err := r.ReadSlice('\n'); err == nil && len(frag) <= max {
+		return string(trimEOL(frag)), nil // the usual case: the line is in the buffer
+	} else if err != bufio.ErrBufferFull {
+		if err == nil {
+			err = ErrReplyTooLong
+		}
+		return "", err
+	} else if len(frag) > max {
+		return "", ErrReplyTooLong
+	} else {
+		return readLongLine(r, max, append([]byte(nil), frag...))
+	}
+}
+
+// trimEOL drops a trailing LF and then a CR.
+func trimEOL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+	}
+	if n := len(b); n > 0 && b[n-1] == '\r' {
+		b = b[:n-1]
+	}
+	return b
+}
+
+// readLongLine goes on with a line longer than the reader's buffer.
+func readLongLine(r *bufio.Reader, max int, buf []byte) (string, error) {
 	for {
 		frag, err := r.ReadSlice('\n')
 		if len(buf)+len(frag) > max {
@@ -80,16 +108,14 @@ func readLine(r *bufio.Reader, max int) (string, error) {
 			return "", err
 		}
 	}
-	s := string(buf)
-	s = strings.TrimSuffix(s, "\n")
-	s = strings.TrimSuffix(s, "\r")
-	return s, nil
+	return string(trimEOL(buf)), nil
 }
 
 // readReply reads one reply, enforcing maxLine octets per line and maxLines
 // lines. trace, when not nil, sees every received line.
 func readReply(r *bufio.Reader, maxLine, maxLines int, trace func(string)) (*Reply, error) {
 	rep := &Reply{}
+	rep.Lines = rep.one[:0]
 	for n := 0; ; n++ {
 		if n >= maxLines {
 			return nil, ErrTooManyLines
@@ -141,12 +167,15 @@ func parseReplyLine(line string) (code int, more bool, text string, err error) {
 // agrees with the reply code.
 func parseEnhanced(code int, text string) (EnhancedCode, string) {
 	word, rest, _ := strings.Cut(text, " ")
-	parts := strings.Split(word, ".")
-	if len(parts) != 3 {
-		return EnhancedCode{}, text
-	}
 	var e EnhancedCode
-	for i, p := range parts {
+	for i := range e {
+		p := word
+		if i < 2 {
+			var ok bool
+			if p, word, ok = strings.Cut(word, "."); !ok {
+				return EnhancedCode{}, text
+			}
+		}
 		if len(p) == 0 || len(p) > 3 {
 			return EnhancedCode{}, text
 		}
@@ -154,8 +183,8 @@ func parseEnhanced(code int, text string) (EnhancedCode, string) {
 			if !isDigit(p[j]) {
 				return EnhancedCode{}, text
 			}
+			e[i] = e[i]*10 + int(p[j]-'0')
 		}
-		e[i], _ = strconv.Atoi(p)
 	}
 	if e[0] != code/100 {
 		return EnhancedCode{}, text

@@ -12,12 +12,37 @@ import (
 // maxOutstandingChunks bounds BDAT replies left unread while streaming.
 const maxOutstandingChunks = 4
 
+// SendOptions are per-call options of Pool.Send.
+type SendOptions struct {
+	// Transcript, when set, sees this message's session: the dial and
+	// handshake too when a new connection is made for it.
+	Transcript Transcript
+	// Downgrade converts an 8-bit MIME body (Envelope.EightBit) to 7-bit
+	// MIME for a server that does not offer 8BITMIME; the reader it
+	// returns is sent instead, without SIZE. It may read body lazily.
+	// Without it such a send fails locally: 554 5.6.3, permanent. An
+	// error from the reader it returns (other than one of body itself)
+	// aborts the transaction and is returned as a local permanent 5.6.3
+	// *Error: the connection stays usable where the protocol allows (RSET
+	// after BDAT; after DATA only closing the connection aborts).
+	Downgrade func(body io.Reader) (io.Reader, error)
+}
+
+// noSendOptions stands for nil *SendOptions; it is never written.
+var noSendOptions SendOptions
+
 // txn is the state of one mail transaction.
 type txn struct {
 	c          *Client
 	env        *Envelope
+	so         *SendOptions
 	res        *SendResult
-	body       *crlfReader
+	body       io.Reader // normalised (CRLF) body, downgraded when needed
+	prepErr    error     // the body cannot be sent on this connection
+	downgraded bool
+	pending    []byte // the first chunk, read but perhaps not acknowledged
+	started    bool   // run began: something may have been written
+	firstReply int    // c.replies when the transaction began
 	pipelining bool
 	chunking   bool
 	quit       bool // end the session after the body
@@ -36,33 +61,54 @@ type txn struct {
 //
 // The result is never nil and has one entry per recipient. err is nil when
 // the server accepted the message for at least one recipient. Otherwise it
-// is the MAIL or final-data *Error, an error matching ErrNoRecipients, or a
-// *ConnError (errors.Is(err, ErrConnection)); after a *ConnError every
-// recipient not acknowledged carries it as Err, and the Client is unusable.
+// is the MAIL or final-data *Error, a local *Error (Local set), an error
+// matching ErrNoRecipients, an error reading body, or a *ConnError
+// (errors.Is(err, ErrConnection)); after a *ConnError every recipient not
+// acknowledged carries it as Err, and the Client is unusable.
 func (c *Client) Send(ctx context.Context, env *Envelope, body io.Reader) (*SendResult, error) {
-	return c.send(ctx, env, body, false)
+	t := c.newTxn(env, nil, false)
+	t.prepare(body)
+	err := t.exec(ctx)
+	return t.res, err
 }
 
 // SendAndQuit is Send followed by QUIT and Close; with PIPELINING the QUIT
 // travels in the same write as the end of the body. The QUIT reply does not
 // change the result.
 func (c *Client) SendAndQuit(ctx context.Context, env *Envelope, body io.Reader) (*SendResult, error) {
-	return c.send(ctx, env, body, true)
+	t := c.newTxn(env, nil, true)
+	t.prepare(body)
+	err := t.exec(ctx)
+	return t.res, err
 }
 
-func (c *Client) send(ctx context.Context, env *Envelope, body io.Reader, quit bool) (*SendResult, error) {
-	res := &SendResult{Recipients: make([]RecipientResult, len(env.Recipients))}
+// newTxn starts a transaction on c; the body is set by prepare or again.
+func (c *Client) newTxn(env *Envelope, so *SendOptions, quit bool) *txn {
+	if so == nil {
+		so = &noSendOptions
+	}
+	res := &SendResult{Recipients: make([]RecipientResult, len(env.Recipients)),
+		Server: c.host, RemoteAddr: c.raw.RemoteAddr(), TLS: c.isTLS, TLSVerified: c.isTLS && c.verified}
 	for i, a := range env.Recipients {
 		res.Recipients[i].Address = a
 	}
-	t := &txn{c: c, env: env, res: res, body: newCRLFReader(body), quit: quit}
+	t := &txn{c: c, env: env, so: so, res: res, quit: quit}
 	t.pipelining, _ = c.Extension("PIPELINING")
 	t.pipelining = t.pipelining && !c.opts.DisablePipelining
 	t.chunking, _ = c.Extension("CHUNKING")
 	t.chunking = t.chunking && !c.opts.DisableChunking
+	return t
+}
+
+// exec runs the transaction and settles every recipient.
+func (t *txn) exec(ctx context.Context) error {
+	c, env := t.c, t.env
 	err := c.usable()
 	if err == nil && len(env.Recipients) == 0 {
 		err = errors.New("smtp: envelope has no recipients")
+	}
+	if err == nil {
+		err = t.prepErr
 	}
 	if err == nil {
 		err = c.checkSize(env)
@@ -71,18 +117,19 @@ func (c *Client) send(ctx context.Context, env *Envelope, body io.Reader, quit b
 		err = t.checkRecipients()
 	}
 	if err == nil {
-		stop := c.dc.bind(ctx)
+		b := c.dc.bind(ctx)
+		t.started, t.firstReply = true, c.replies
 		err = t.run()
-		stop()
+		b.stop()
 		c.messages++
 		c.lastUsed = time.Now()
 		err = c.ctxErr(ctx, err)
 	}
 	t.settle(err)
-	if quit {
+	if t.quit {
 		t.finishQuit(ctx)
 	}
-	return res, err
+	return err
 }
 
 // settle gives every undecided recipient the transaction's error (the
@@ -133,13 +180,13 @@ func (t *txn) skip(i int) bool { return t.refused != nil && t.refused[i] }
 func (t *txn) finishQuit(ctx context.Context) {
 	c := t.c
 	if c.broken == nil {
-		stop := c.dc.bind(ctx)
+		b := c.dc.bind(ctx)
 		if t.quitSent {
 			c.readReplyTimeout("QUIT", c.opts.Timeouts.Command)
 		} else {
 			c.cmd("QUIT", c.opts.Timeouts.Command, "QUIT")
 		}
-		stop()
+		b.stop()
 	}
 	c.Close()
 }
@@ -156,7 +203,7 @@ func (c *Client) checkSize(env *Envelope) error {
 // run performs the transaction and returns its overall error.
 func (t *txn) run() error {
 	c := t.c
-	mail, err := c.mailCommand(t.env)
+	mail, err := c.mailCommand(t.env, t.downgraded)
 	if err != nil {
 		return err
 	}
@@ -165,8 +212,9 @@ func (t *txn) run() error {
 	if t.chunking {
 		chunk, last, err = t.readChunk()
 		if err != nil {
-			return fmt.Errorf("smtp: reading message body: %w", err)
+			return t.bodyErr(err) // nothing written yet: nothing to abort
 		}
+		t.pending = chunk
 	}
 	if t.pipelining {
 		return t.runPipelined(mail, chunk, last)
@@ -296,25 +344,31 @@ func (t *txn) expectRSET() error {
 	return nil
 }
 
+// readMailReply records the MAIL reply; a 421 is recorded too, and
+// comes back with the error that ends the session.
 func (t *txn) readMailReply(mail string) error {
 	rep, err := t.c.readReplyTimeout("MAIL", t.c.opts.Timeouts.MailRcpt)
-	if err != nil {
+	if rep == nil {
 		return err
 	}
 	t.res.Mail = rep
 	if rep.Code/100 != 2 {
 		t.mailErr = replyError(mail, rep)
 	}
-	return nil
+	return err
 }
 
 func (t *txn) readRcptReply(i int) error {
 	rep, err := t.c.readReplyTimeout("RCPT", t.c.opts.Timeouts.MailRcpt)
-	if err != nil {
+	if rep == nil {
 		return err
 	}
 	rr := &t.res.Recipients[i]
 	rr.Reply = rep
+	if err != nil { // 421: this recipient has the reply, the rest the end of the session
+		rr.Err = replyError("RCPT TO:<"+rr.Address+">", rep)
+		return err
+	}
 	switch {
 	case t.mailErr != nil:
 		rr.Err = t.mailErr
@@ -345,12 +399,16 @@ func (t *txn) applyAccepted(err error) {
 // last chunk of a one-shot pipelined send.
 func (t *txn) writeChunk(chunk []byte, last bool) {
 	c := t.c
-	l := "BDAT " + strconv.Itoa(len(chunk))
+	var buf [32]byte // the command line, built without allocating
+	l := strconv.AppendInt(append(buf[:0], "BDAT "...), int64(len(chunk)), 10)
 	if last {
-		l += " LAST"
+		l = append(l, " LAST"...)
 	}
-	c.writeLine(l, l)
-	c.trace(Sent, bodySummary(int64(len(chunk))))
+	if c.tracing() {
+		c.trace(Sent, string(l))
+		c.trace(Sent, bodySummary(int64(len(chunk))))
+	}
+	c.w.Write(append(l, '\r', '\n'))
 	c.w.Write(chunk)
 	t.res.BodySize += int64(len(chunk))
 	if last && t.quit && t.pipelining {

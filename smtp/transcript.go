@@ -10,12 +10,18 @@ const (
 	Sent Direction = iota
 	// Received is a line the server sent.
 	Received
+	// Note is the client's own remark, not on the wire: how TLS went,
+	// a fallback to plain text, a dead pooled connection replaced.
+	Note
 )
 
-// String returns "C" for Sent and "S" for Received.
+// String returns "C" for Sent, "S" for Received and "*" for Note.
 func (d Direction) String() string {
-	if d == Sent {
+	switch d {
+	case Sent:
 		return "C"
+	case Note:
+		return "*"
 	}
 	return "S"
 }
@@ -32,6 +38,10 @@ const redacted = "***"
 func bodySummary(n int64) string {
 	return "[body " + strconv.FormatInt(n, 10) + " bytes]"
 }
+
+// tracing reports whether any transcript hook is installed, so that a
+// line that costs something to build is built only when someone reads it.
+func (c *Client) tracing() bool { return c.opts.Transcript != nil || c.extraTrace != nil }
 
 // trace sends a line to the configured transcript hooks.
 func (c *Client) trace(dir Direction, line string) {

@@ -1,17 +1,24 @@
 package smtp
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
 
 // Relay is a parsed relay URL: smtp://user:pass@host:port?starttls=POLICY
 // (default port 587) or smtps://user:pass@host:port (implicit TLS, default
-// port 465).
+// port 465). Parameters: starttls=required|opportunistic|off,
+// insecure_auth=true, ca=PATH, tls_verify=false and
+// auth=plain|login|cram-md5|xoauth2 (with xoauth2 the password is the
+// OAuth bearer token).
 type Relay struct {
 	Host        string
 	Port        int
@@ -22,6 +29,16 @@ type Relay struct {
 	// AllowInsecureAuth (?insecure_auth=true) permits credentials without
 	// TLS, e.g. to a relay on loopback.
 	AllowInsecureAuth bool
+	// CAFile (?ca=PATH) names PEM certificates to trust for this relay
+	// instead of the system roots; RootCAs holds them, read at parse time.
+	CAFile  string
+	RootCAs *x509.CertPool
+	// InsecureSkipVerify (?tls_verify=false) encrypts without verifying
+	// the relay's certificate. A daemon should say so loudly at start.
+	InsecureSkipVerify bool
+	// AuthMechanism (?auth=) forces one SASL mechanism, upper case, e.g.
+	// "CRAM-MD5"; empty chooses from what the server offers.
+	AuthMechanism string
 }
 
 // errMalformedURL is the error for a relay URL that does not parse, or
@@ -34,6 +51,11 @@ var errMalformedURL = errors.New("relay URL is malformed (is the password percen
 // values of a URL that parsed cleanly), never the user information nor
 // anything the URL parser could not place.
 func ParseRelayURL(s string) (*Relay, error) {
+	return parseRelayURL(s, loadCAFile)
+}
+
+// parseRelayURL is ParseRelayURL with the reading of ca= files given.
+func parseRelayURL(s string, loadCA func(path string) (*x509.CertPool, error)) (*Relay, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		return nil, redactURLError(err)
@@ -77,13 +99,39 @@ func ParseRelayURL(s string) (*Relay, error) {
 	if err := r.parseQuery(u.Query()); err != nil {
 		return nil, err
 	}
+	if err := r.check(); err != nil {
+		return nil, err
+	}
+	if r.CAFile != "" {
+		if r.RootCAs, err = loadCA(r.CAFile); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
+}
+
+// loadCAFile reads the PEM certificates of a ca= parameter.
+func loadCAFile(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("relay URL: ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("relay URL: ca=%s: no PEM certificate in the file", path)
+	}
+	return pool, nil
 }
 
 func (r *Relay) parseHost(u *url.URL) error {
 	r.Host = u.Hostname()
 	if r.Host == "" {
 		return fmt.Errorf("relay URL: missing host")
+	}
+	if ip, _, _ := strings.Cut(r.Host, "%"); strings.Contains(r.Host, ":") && net.ParseIP(ip) == nil {
+		// A colon left in the host is a stray port or an unbracketed IPv6
+		// address; not quoted, as it may be part of a mistyped password.
+		return fmt.Errorf("relay URL: invalid host (want host:port, an IPv6 address in brackets: [::1]:25)")
 	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
@@ -97,31 +145,71 @@ func (r *Relay) parseHost(u *url.URL) error {
 }
 
 func (r *Relay) parseQuery(q url.Values) error {
-	for k, v := range q {
+	for k, vs := range q {
+		v := vs[len(vs)-1]
+		var err error
 		switch k {
 		case "starttls":
-			switch strings.ToLower(v[len(v)-1]) {
-			case "required":
-				r.StartTLS = TLSRequired
-			case "opportunistic":
-				r.StartTLS = TLSOpportunistic
-			case "off":
-				r.StartTLS = TLSOff
-			default:
-				return fmt.Errorf("relay URL: starttls=%q: want required, opportunistic or off", v[len(v)-1])
-			}
+			err = r.parseStartTLS(v)
 		case "insecure_auth":
-			b, err := strconv.ParseBool(v[len(v)-1])
-			if err != nil {
-				return fmt.Errorf("relay URL: insecure_auth=%q: want true or false", v[len(v)-1])
+			r.AllowInsecureAuth, err = parseBoolParam(k, v)
+		case "tls_verify":
+			var verify bool
+			verify, err = parseBoolParam(k, v)
+			r.InsecureSkipVerify = !verify
+		case "ca":
+			if v == "" {
+				err = errors.New("relay URL: ca: want the path of a PEM file")
 			}
-			r.AllowInsecureAuth = b
+			r.CAFile = v
+		case "auth":
+			r.AuthMechanism = strings.ToUpper(v)
+			if !slices.Contains(authMechanisms, r.AuthMechanism) {
+				err = fmt.Errorf("relay URL: auth=%q: want plain, login, cram-md5 or xoauth2", v)
+			}
 		default:
-			return fmt.Errorf("relay URL: unknown parameter %q", k)
+			err = fmt.Errorf("relay URL: unknown parameter %q", k)
+		}
+		if err != nil {
+			return err
 		}
 	}
-	if r.ImplicitTLS && r.StartTLS != TLSDefault {
+	return nil
+}
+
+func (r *Relay) parseStartTLS(v string) error {
+	switch strings.ToLower(v) {
+	case "required":
+		r.StartTLS = TLSRequired
+	case "opportunistic":
+		r.StartTLS = TLSOpportunistic
+	case "off":
+		r.StartTLS = TLSOff
+	default:
+		return fmt.Errorf("relay URL: starttls=%q: want required, opportunistic or off", v)
+	}
+	return nil
+}
+
+func parseBoolParam(k, v string) (bool, error) {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("relay URL: %s=%q: want true or false", k, v)
+	}
+	return b, nil
+}
+
+// check refuses parameters that contradict each other.
+func (r *Relay) check() error {
+	switch {
+	case r.ImplicitTLS && r.StartTLS != TLSDefault:
 		return fmt.Errorf("relay URL: starttls does not apply to smtps (implicit TLS)")
+	case r.StartTLS == TLSOff && (r.CAFile != "" || r.InsecureSkipVerify):
+		return fmt.Errorf("relay URL: ca and tls_verify need TLS, and starttls=off turns it off")
+	case r.AuthMechanism != "" && r.Username == "":
+		return fmt.Errorf("relay URL: auth=%s needs credentials (smtp://user:password@host)", strings.ToLower(r.AuthMechanism))
+	case r.AuthMechanism == "XOAUTH2" && r.Password == "":
+		return fmt.Errorf("relay URL: auth=xoauth2 needs the bearer token as the password (smtp://user:token@host)")
 	}
 	return nil
 }
@@ -143,7 +231,8 @@ func redactURLError(err error) error {
 // Addr returns "host:port".
 func (r *Relay) Addr() string { return net.JoinHostPort(r.Host, strconv.Itoa(r.Port)) }
 
-// String returns the URL with the password replaced by ***.
+// String returns the URL with the password (or token) replaced by ***;
+// parsed again it gives the same relay but for the secret.
 func (r *Relay) String() string {
 	u := url.URL{Scheme: "smtp", Host: r.Addr()}
 	if r.ImplicitTLS {
@@ -163,12 +252,22 @@ func (r *Relay) String() string {
 	if r.AllowInsecureAuth {
 		q.Set("insecure_auth", "true")
 	}
-	u.RawQuery = q.Encode()
+	if r.CAFile != "" {
+		q.Set("ca", r.CAFile)
+	}
+	if r.InsecureSkipVerify {
+		q.Set("tls_verify", "false")
+	}
+	if r.AuthMechanism != "" {
+		q.Set("auth", strings.ToLower(r.AuthMechanism))
+	}
+	// A / needs no escape in a query; keeping it leaves ca= paths legible.
+	u.RawQuery = strings.ReplaceAll(q.Encode(), "%2F", "/")
 	return strings.Replace(u.String(), "%2A%2A%2A", redacted, 1)
 }
 
 // Options returns client options for this relay: base (may be nil) with
-// the relay's TLS mode and credentials filled in.
+// the relay's TLS mode, trust and credentials filled in.
 func (r *Relay) Options(base *Options) *Options {
 	var o Options
 	if base != nil {
@@ -180,5 +279,22 @@ func (r *Relay) Options(base *Options) *Options {
 	}
 	o.Username, o.Password = r.Username, r.Password
 	o.AllowInsecureAuth = o.AllowInsecureAuth || r.AllowInsecureAuth
+	if r.AuthMechanism != "" {
+		o.AuthMechanism = r.AuthMechanism
+	}
+	if r.AuthMechanism == "XOAUTH2" {
+		o.OAuthToken, o.Password = r.Password, ""
+	}
+	if r.RootCAs != nil || r.InsecureSkipVerify {
+		cfg := &tls.Config{}
+		if o.TLSConfig != nil {
+			cfg = o.TLSConfig.Clone()
+		}
+		if r.RootCAs != nil {
+			cfg.RootCAs = r.RootCAs
+		}
+		cfg.InsecureSkipVerify = cfg.InsecureSkipVerify || r.InsecureSkipVerify
+		o.TLSConfig = cfg
+	}
 	return &o
 }

@@ -20,6 +20,7 @@ import (
 type directSink struct {
 	mu     sync.Mutex
 	msgs   []string
+	sizes  []int64 // SIZE= of each MAIL
 	reject map[string]*gosmtp.SMTPError
 	user   string
 	pass   string
@@ -35,9 +36,14 @@ type directSinkSession struct {
 	auth bool
 }
 
-func (x *directSinkSession) Reset()                                 { x.to = nil }
-func (x *directSinkSession) Logout() error                          { return nil }
-func (x *directSinkSession) Mail(string, *gosmtp.MailOptions) error { return nil }
+func (x *directSinkSession) Reset()        { x.to = nil }
+func (x *directSinkSession) Logout() error { return nil }
+func (x *directSinkSession) Mail(_ string, o *gosmtp.MailOptions) error {
+	x.s.mu.Lock()
+	defer x.s.mu.Unlock()
+	x.s.sizes = append(x.s.sizes, o.Size)
+	return nil
+}
 func (x *directSinkSession) AuthMechanisms() []string {
 	if x.s.user == "" {
 		return nil
@@ -167,7 +173,7 @@ func TestSendDirectFailures(t *testing.T) {
 		{"bad url", directOptions{Relay: "smtp://" + addr + "?starttls=sometimes", From: "a@x.test", Recipients: []string{"b@y.test"}}, "starttls"},
 		{"no recipients", directOptions{Relay: "smtp://" + addr, From: "a@x.test"}, "recipient"},
 		{"clear-text credentials", directOptions{Relay: "smtp://me:right@" + addr + "?starttls=off", From: "a@x.test", Recipients: []string{"b@y.test"}}, "refusing to send credentials without TLS"},
-		{"starttls required", directOptions{Relay: "smtp://me:right@" + addr, From: "a@x.test", Recipients: []string{"b@y.test"}}, "454 4.7.0 server does not offer STARTTLS"},
+		{"starttls required", directOptions{Relay: "smtp://me:right@" + addr, From: "a@x.test", Recipients: []string{"b@y.test"}}, "STARTTLS: policy requires STARTTLS; the server does not offer it (decided locally, 454 4.7.0)"},
 		{"wrong password", directOptions{Relay: "smtp://me:wrong@" + addr + "?starttls=off&insecure_auth=1", From: "a@x.test", Recipients: []string{"b@y.test"}}, "535 5.7.8 bad credentials"},
 		{"compose fails", directOptions{Relay: "smtp://me:right@" + addr + "?starttls=off&insecure_auth=1", From: "a@x.test", Recipients: []string{"b@y.test"},
 			Compose: func(w io.Writer) error {

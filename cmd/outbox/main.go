@@ -39,12 +39,16 @@ func commands() []command {
 		{"serve", "run the daemon: HTTP API, SMTP submission, delivery", runServe},
 		{"send", "compose a message and print, send or submit it", runSend},
 		{"queue", "list, show, retry or cancel queued messages", runQueue},
+		{"dkim", "generate a DKIM key and the DNS record to publish", runDKIM},
+		{"version", "print the version, commit and Go version", runVersion},
 	}
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := startProfile()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
 	stop()
 	os.Exit(code)
 }
@@ -57,6 +61,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		return run(ctx, []string{"version"}, stdout, stderr)
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {
@@ -73,6 +80,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		var ue *usageError
 		if errors.As(err, &ue) {
 			return 2
+		}
+		var ec interface{ ExitCode() int } // e.g. 75 (EX_TEMPFAIL) from send --direct
+		if errors.As(err, &ec) {
+			return ec.ExitCode()
 		}
 		return 1
 	}
