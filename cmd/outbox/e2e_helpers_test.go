@@ -87,6 +87,11 @@ func startDaemon(t testing.TB, dataDir string, extra ...string) *daemonProc {
 // such as prlimit), and waits until it listens.
 func launchDaemon(t testing.TB, cmd *exec.Cmd) *daemonProc {
 	t.Helper()
+	if cmd.Dir == "" {
+		// What the daemon keeps beside a PostgreSQL store (./outbox-data)
+		// goes to a temporary directory, not the source tree.
+		cmd.Dir = t.TempDir()
+	}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "OUTBOX_") {
 			cmd.Env = append(cmd.Env, kv)

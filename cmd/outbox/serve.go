@@ -344,6 +344,7 @@ func (d *service) listen() error {
 // announce logs what runs where, and says loudly what an operator must
 // know: mail is only captured, or a listener has no authentication.
 func (d *service) announce() {
+	d.announceHardening() // before "outbox is running": what has been said by then is all said
 	d.log.Info("outbox is running", "http", d.httpLn.Addr().String(), "smtp", addrOf(d.smtpLn),
 		"store", redactDSN(d.cfg.db), "transport", d.transportName())
 	if _, capture := d.transport.(delivery.Capture); capture {
@@ -355,7 +356,6 @@ func (d *service) announce() {
 	if d.smtpServer != nil && len(d.cfg.smtpUsers) == 0 {
 		d.log.Warn("SMTP submission accepts mail without authentication from loopback only; set --smtp-user to require it")
 	}
-	d.announceHardening()
 }
 
 func (d *service) transportName() string {
