@@ -14,12 +14,14 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/outbox-mail/outbox"
+	"github.com/outbox-mail/outbox/internal/throttle"
 	"github.com/outbox-mail/outbox/templates"
 )
 
@@ -48,15 +50,38 @@ type Config struct {
 	// Hostname is the domain of the Message-ID given to a raw message
 	// that has none (default: os.Hostname).
 	Hostname string
+	// Throttle slows and then refuses token guessing; nil means one with
+	// the default settings. Share it with the dashboard and the SMTP
+	// listener.
+	Throttle *throttle.Throttle
+	// Health answers /readyz and hears of failed enqueues; nil means
+	// /readyz only checks that the store answers a query.
+	Health Health
+	// MaxBytesInFlight bounds the request data all requests being decoded
+	// hold in memory at once (default 4 × MaxMessageSize, at least 64 MiB);
+	// a request that would pass it is answered 503 with Retry-After.
+	MaxBytesInFlight int64
+}
+
+// Health is the daemon's readiness: whether it can accept mail now.
+type Health interface {
+	// Ready returns nil when ready, or why not; the error's text is one
+	// sentence for the operator, and if it has a Reason() string method,
+	// that is a short machine-readable key.
+	Ready(ctx context.Context) error
+	// StoreFailed reports a store operation that failed to commit.
+	StoreFailed(err error)
 }
 
 // Handler is the API's http.Handler.
 type Handler struct {
-	cfg    Config
-	client *outbox.Client
-	tokens [][sha256.Size]byte
-	log    *slog.Logger
-	mux    *http.ServeMux
+	cfg      Config
+	client   *outbox.Client
+	tokens   [][sha256.Size]byte
+	log      *slog.Logger
+	mux      *http.ServeMux
+	throttle *throttle.Throttle
+	mem      *budget
 }
 
 // New returns the API handler for cfg.
@@ -76,7 +101,15 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname, _ = os.Hostname()
 	}
-	h := &Handler{cfg: cfg, client: cfg.Client, log: cfg.Logger, mux: http.NewServeMux()}
+	if cfg.Throttle == nil {
+		cfg.Throttle = throttle.New(throttle.Config{Logger: cfg.Logger})
+	}
+	if cfg.MaxBytesInFlight <= 0 {
+		cfg.MaxBytesInFlight = max(4*cfg.MaxMessageSize, 64<<20)
+	}
+	cfg.MaxBytesInFlight = max(cfg.MaxBytesInFlight, requestBase)
+	h := &Handler{cfg: cfg, client: cfg.Client, log: cfg.Logger, mux: http.NewServeMux(),
+		throttle: cfg.Throttle, mem: newBudget(cfg.MaxBytesInFlight)}
 	for _, t := range cfg.Tokens {
 		if t == "" {
 			return nil, errors.New("api: empty API token")
@@ -176,17 +209,59 @@ func (t *trackingWriter) Write(p []byte) (int, error) {
 func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 // requireToken wraps next with bearer-token authentication, unless no
-// tokens are configured.
+// tokens are configured. A request that presents a token takes its turn
+// with the throttle first: an address that keeps presenting wrong tokens
+// is slowed, then refused with 429 and Retry-After. A request without any
+// token is not a guess and is simply refused.
 func (h *Handler) requireToken(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(h.tokens) > 0 && !h.validToken(r.Header.Get("Authorization")) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="outbox"`)
-			writeError(w, &apiError{Status: http.StatusUnauthorized,
-				Msg: "A valid API token is required: send it as \"Authorization: Bearer TOKEN\"."})
+		if len(h.tokens) == 0 {
+			next(w, r)
+			return
+		}
+		header := r.Header.Get("Authorization")
+		if header == "" {
+			h.unauthorized(w)
+			return
+		}
+		ip := clientIP(r)
+		wait, err := h.throttle.Admit(ip)
+		var re *throttle.RefusedError
+		if errors.As(err, &re) {
+			writeError(w, tooManyAttempts(re.RetryAfter))
+			return
+		}
+		if throttle.Sleep(r.Context(), wait) != nil {
+			return // the client went away
+		}
+		if !h.validToken(header) {
+			h.throttle.Failed(ip, "api", "")
+			h.unauthorized(w)
 			return
 		}
 		next(w, r)
 	})
+}
+
+func (h *Handler) unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="outbox"`)
+	writeError(w, &apiError{Status: http.StatusUnauthorized,
+		Msg: "A valid API token is required: send it as \"Authorization: Bearer TOKEN\"."})
+}
+
+// tooManyAttempts is the 429 for an address refused by the throttle.
+func tooManyAttempts(retry time.Duration) *apiError {
+	return &apiError{Status: http.StatusTooManyRequests, RetryAfter: max(1, int(retry.Round(time.Second)/time.Second)),
+		Msg: "Too many requests with a wrong API token from your address; try again later."}
+}
+
+// clientIP is the address of the request's peer.
+func clientIP(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }
 
 // Protect requires the API's bearer token for next too (the daemon's
@@ -222,14 +297,30 @@ func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz reports whether the store answers a cheap query.
+// readyz reports whether the daemon can accept mail: Health's verdict
+// (a store that commits, disk space, not shutting down) when it is set,
+// otherwise whether the store answers a cheap query. Unready is 503 with
+// the reason in the JSON body.
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 	// A store that hangs is as unready as one that fails.
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	if _, err := h.client.Store().Counts(ctx); err != nil {
+	var err error
+	if h.cfg.Health != nil {
+		err = h.cfg.Health.Ready(ctx)
+	} else if _, err = h.client.Store().Counts(ctx); err != nil {
 		h.log.Warn("api: readiness check failed", "err", err)
-		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Msg: "The message store is not reachable."})
+		err = errors.New("The message store is not reachable.")
+	}
+	if err != nil {
+		reason := "unavailable"
+		var rs interface{ Reason() string }
+		if errors.As(err, &rs) {
+			reason = rs.Reason()
+		}
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": reason,
+			"error": sentence(err.Error())})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

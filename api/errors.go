@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/outbox-mail/outbox/message"
@@ -19,6 +19,8 @@ type apiError struct {
 	Status int    `json:"-"`
 	Msg    string `json:"error"`
 	Field  string `json:"field,omitempty"`
+	// RetryAfter, in seconds, is sent as the Retry-After header when set.
+	RetryAfter int `json:"-"`
 }
 
 func (e *apiError) Error() string { return e.Msg }
@@ -73,6 +75,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
 	writeJSON(w, e.Status, e)
 }
 
@@ -91,7 +96,13 @@ func tooLargeError(limit int64) *apiError {
 func decodeError(err error, limit int64) *apiError {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
+	var own *syntaxError
+	var ae *apiError
 	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &own):
+		return badRequest("", "malformed JSON at byte %d: %s", own.off, own.msg)
 	case tooLarge(err):
 		return tooLargeError(limit)
 	case errors.Is(err, io.EOF):
@@ -149,7 +160,7 @@ func jsonKind(goType string) string {
 // enqueueError maps an error from the outbox client to a response: field
 // errors found by message validation are the client's; anything else is
 // the server's and is logged, not shown.
-func enqueueError(log *slog.Logger, err error, limit int64, fields func(string) string) *apiError {
+func (h *Handler) enqueueError(err error, limit int64, fields func(string) string) *apiError {
 	var fe *message.FieldError
 	switch {
 	case tooLarge(err):
@@ -163,15 +174,22 @@ func enqueueError(log *slog.Logger, err error, limit int64, fields func(string) 
 		// The client went away mid-request; the answer goes nowhere.
 		return &apiError{Status: 499, Msg: "The request was cancelled."}
 	}
-	return storeError(log, err)
+	// A failed enqueue is a commit that did not happen: readiness hears of
+	// it at once rather than at the next probe.
+	if h.cfg.Health != nil {
+		h.cfg.Health.StoreFailed(err)
+	}
+	return h.storeError(err)
 }
 
-// storeError answers a failure of the store without revealing it.
-func storeError(log *slog.Logger, err error) *apiError {
-	log.Error("api: store failure", "err", err)
-	if errors.Is(err, queue.ErrClosed) || errors.Is(err, context.DeadlineExceeded) {
-		return &apiError{Status: http.StatusServiceUnavailable,
-			Msg: "The message store is unavailable; try again later."}
-	}
-	return errInternal
+// storeRetryAfter is the Retry-After, in seconds, of a store failure.
+const storeRetryAfter = 5
+
+// storeError answers a failure of the store without revealing it: the
+// store's trouble is the server's and temporary (a full disk, a database
+// restarting), so 503 with Retry-After, never 500.
+func (h *Handler) storeError(err error) *apiError {
+	h.log.Error("api: store failure", "err", err)
+	return &apiError{Status: http.StatusServiceUnavailable, RetryAfter: storeRetryAfter,
+		Msg: "The message store is unavailable; try again later."}
 }

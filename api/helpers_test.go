@@ -136,7 +136,7 @@ func (e *env) postJSON(v any, header ...string) *response {
 			e.t.Fatal(err)
 		}
 	}
-	return e.do("POST", "/v1/messages", bytes.NewReader(body), header...)
+	return e.do("POST", "/v1/messages", bytes.NewReader(body), append([]string{"Content-Type", "application/json"}, header...)...)
 }
 
 // send posts a message and requires a 202, returning the id.

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/mail"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"time"
@@ -33,10 +34,21 @@ const maxHeaderBlock = 256 << 10
 // not be revealed to the others, whichever way the envelope was given.
 func (h *Handler) postRaw(w http.ResponseWriter, r *http.Request) {
 	limit := h.cfg.MaxMessageSize
+	g, err := h.mem.admit()
+	if err != nil {
+		writeError(w, errBusy)
+		return
+	}
+	defer g.release()
 	br := bufio.NewReaderSize(http.MaxBytesReader(w, r.Body, limit), 32<<10)
 	hdr, info, err := readHeaderBlock(br)
+	if err == nil {
+		err = g.take(int64(len(hdr)))
+	}
 	if err != nil {
 		switch {
+		case isBusy(err):
+			writeError(w, errBusy)
 		case tooLarge(err):
 			writeError(w, tooLargeError(limit))
 		case errors.Is(err, errHeaderTooLarge):
@@ -73,7 +85,7 @@ func (h *Handler) postRaw(w http.ResponseWriter, r *http.Request) {
 		writeError(w, unprocessable("", "the message cannot be relayed: %s", unmendable.Reason))
 		return
 	case err != nil:
-		writeError(w, enqueueError(h.log, err, limit, func(f string) string { return f }))
+		writeError(w, h.enqueueError(err, limit, func(f string) string { return f }))
 		return
 	}
 	writeJSON(w, http.StatusAccepted, accepted{ID: id, Status: "queued"})
@@ -104,12 +116,12 @@ func (h *Handler) rawEnvelope(q url.Values, hdr []byte) (queue.NewMessage, *apiE
 	if err != nil {
 		return queue.NewMessage{}, unprocessable("", "the message header is malformed: %v", err)
 	}
-	header := parsed.Header
+	header := normalized(parsed.Header)
 	env := &message.Message{}
 	if e := rawSender(q, header, env); e != nil {
 		return queue.NewMessage{}, e
 	}
-	if e := rawRecipients(q, header, env); e != nil {
+	if e := rawRecipients(q, header, headerblock.Removed(hdr), env); e != nil {
 		return queue.NewMessage{}, e
 	}
 	from, rcpts := env.Envelope()
@@ -150,9 +162,25 @@ func rawSender(q url.Values, header mail.Header, env *message.Message) *apiError
 	return nil
 }
 
+// normalized keys a parsed header by canonical name, so that "To : x"
+// (white space before the colon, which net/mail keeps in the name) is the
+// To field.
+func normalized(h mail.Header) mail.Header {
+	out := make(mail.Header, len(h))
+	for k, v := range h {
+		k = textproto.CanonicalMIMEHeaderKey(strings.TrimRight(k, " \t"))
+		out[k] = append(out[k], v...)
+	}
+	return out
+}
+
 // rawRecipients sets env's recipients from the query's to parameters or
-// the To, Cc and Bcc headers.
-func rawRecipients(q url.Values, header mail.Header, env *message.Message) *apiError {
+// the To, Cc and Bcc headers. The Bcc recipients are read from exactly the
+// fields the Bcc filter removes (removed), so that whatever is stripped
+// from the message was either sent to or refused — never silently
+// dropped. Resent-Bcc names the recipients of a resending, which this
+// endpoint does not take from headers: such a message is refused.
+func rawRecipients(q url.Values, header mail.Header, removed []headerblock.Field, env *message.Message) *apiError {
 	if tos := q["to"]; len(tos) > 0 {
 		for i, s := range tos {
 			a, err := message.ParseAddress(s)
@@ -167,12 +195,30 @@ func rawRecipients(q url.Values, header mail.Header, env *message.Message) *apiE
 	for _, f := range []struct {
 		name string
 		out  *[]message.Address
-	}{{"To", &env.To}, {"Cc", &env.Cc}, {"Bcc", &env.Bcc}} {
+	}{{"To", &env.To}, {"Cc", &env.Cc}} {
 		list, err := parseHeaderList(header, f.name)
 		if err != nil {
 			return unprocessable("header."+f.name, "the %s header: %v", f.name, err)
 		}
 		*f.out = list
+	}
+	for _, f := range removed {
+		if !strings.EqualFold(f.Name, "Bcc") {
+			f.Name = strings.Join(strings.Fields(f.Name), " ")
+			if len(f.Name) > 64 {
+				f.Name = strings.ToValidUTF8(f.Name[:64], "") + "…"
+			}
+			return badRequest("header."+f.Name, "the %s header names recipients who would be removed from the message "+
+				"and not sent to: give the envelope with ?to= instead", f.Name)
+		}
+		if strings.TrimSpace(f.Value) == "" {
+			continue
+		}
+		list, err := message.ParseAddressList(f.Value)
+		if err != nil {
+			return unprocessable("header.Bcc", "the Bcc header: %v", err)
+		}
+		env.Bcc = append(env.Bcc, list...)
 	}
 	if len(env.To)+len(env.Cc)+len(env.Bcc) == 0 {
 		return unprocessable("to", "no recipients: give ?to= or To, Cc or Bcc headers")

@@ -2,14 +2,10 @@ package api
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"reflect"
-	"strings"
 )
 
 // sendRequest is the JSON body of POST /v1/messages.
@@ -23,7 +19,7 @@ type sendRequest struct {
 	Text        string         `json:"text"`
 	HTML        string         `json:"html"`
 	Headers     headerList     `json:"headers"`
-	Attachments attachmentList `json:"attachments"`
+	Attachments []attachment   `json:"-"` // streamed: see decodeSend
 	Template    *templateField `json:"template"`
 	SendAt      string         `json:"send_at"`
 }
@@ -46,43 +42,18 @@ func (t *templateField) UnmarshalJSON(b []byte) error {
 	return dec.Decode((*plain)(t))
 }
 
-// attachmentList is the "attachments" array. It decodes element by
-// element so that an error can name the attachment by its index.
-type attachmentList []attachment
-
 var attachmentsType = reflect.TypeOf([]attachment(nil))
-
-// UnmarshalJSON decodes each element in place: b is not copied.
-func (l *attachmentList) UnmarshalJSON(b []byte) error {
-	if b[0] == 'n' {
-		return nil
-	}
-	if b[0] != '[' {
-		return &json.UnmarshalTypeError{Value: jsonValueKind(b[0]), Type: attachmentsType}
-	}
-	for i, el := range splitArray(b) {
-		*l = append(*l, attachment{}) // kept even on error, so that release sees it
-		if err := json.Unmarshal(el, &(*l)[i]); err != nil {
-			var te *json.UnmarshalTypeError
-			if errors.As(err, &te) {
-				te.Field = strings.TrimSuffix(fmt.Sprintf("[%d].%s", i, te.Field), ".")
-			}
-			return err
-		}
-	}
-	return nil
-}
 
 type attachment struct {
 	Filename    string  `json:"filename"`
 	ContentType string  `json:"content_type"`
-	Content     content `json:"content"`
+	Content     content `json:"-"` // streamed: see scanner.content
 	Inline      bool    `json:"inline"`
 	ContentID   string  `json:"content_id"`
 }
 
-// UnmarshalJSON refuses unknown keys. json.Unmarshal reads b in place, so
-// the content is not copied on the way to its decoder.
+// UnmarshalJSON refuses unknown keys; content is streamed separately and
+// is never among them.
 func (a *attachment) UnmarshalJSON(b []byte) error {
 	if err := checkKeys(b, a); err != nil {
 		return err
@@ -186,9 +157,10 @@ func jsonValueKind(c byte) string {
 // body once rather than twice.
 const spillSize = 64 << 10
 
-// content is an attachment's base64 content, decoded while the request
-// is parsed. An invalid encoding is kept in err rather than failing the
-// decode, so that the error can name the attachment by its index.
+// content is an attachment's content, decoded from base64 while the
+// request streams in (see b64Writer). An invalid encoding is kept in err
+// rather than failing the read, so that the error can name the attachment
+// by its index.
 type content struct {
 	data []byte
 	file *os.File
@@ -198,45 +170,6 @@ type content struct {
 }
 
 var contentType = reflect.TypeOf("")
-
-// UnmarshalJSON decodes a JSON string of standard base64 (padding and
-// line breaks allowed).
-func (c *content) UnmarshalJSON(b []byte) error {
-	if b[0] == 'n' {
-		return nil
-	}
-	if b[0] != '"' {
-		return &json.UnmarshalTypeError{Value: jsonValueKind(b[0]), Type: contentType}
-	}
-	raw := b[1 : len(b)-1]
-	if bytes.IndexByte(raw, '\\') >= 0 {
-		// Escapes ("\/", "\n") are rare in base64; unescape the slow way.
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		raw = []byte(s)
-	}
-	dec := base64.NewDecoder(base64.StdEncoding, bytes.NewReader(raw))
-	if base64.StdEncoding.DecodedLen(len(raw)) <= spillSize {
-		c.data, c.err = io.ReadAll(dec)
-		return nil
-	}
-	f, err := os.CreateTemp("", "outbox-api-attachment-*")
-	if err != nil {
-		c.spillErr = err
-		return nil
-	}
-	c.file = f
-	_, err = io.Copy(f, dec)
-	var ce base64.CorruptInputError
-	if errors.As(err, &ce) {
-		c.err = err
-	} else if err != nil {
-		c.spillErr = err
-	}
-	return nil
-}
 
 // reader returns the decoded content from its start.
 func (c *content) reader() (io.Reader, error) {

@@ -1,12 +1,11 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"mime"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -26,28 +25,33 @@ type accepted struct {
 // postMessage composes a message from JSON fields and queues it. The
 // answer is sent only after the store has committed the message.
 //
-// The body is read whole, bounded by MaxMessageSize, and decoded in
-// place: attachments are base64-decoded straight from it, into memory
-// when small and into temporary files otherwise, so a request costs about
-// its own size in memory, never a multiple of the limit.
+// The body streams through decodeSend: attachments are base64-decoded as
+// they arrive, into memory when small and into temporary files otherwise,
+// and what the request holds in memory is charged to the bytes-in-flight
+// budget, so many large requests at once are answered 503 rather than
+// taking the daemon's memory.
 func (h *Handler) postMessage(w http.ResponseWriter, r *http.Request) {
-	limit := h.cfg.MaxMessageSize
-	buf, e := readBody(w, r, limit)
-	if e != nil {
+	if e := requireJSON(r); e != nil {
 		writeError(w, e)
 		return
 	}
+	limit := h.cfg.MaxMessageSize
+	if r.ContentLength > limit {
+		writeError(w, tooLargeError(limit))
+		return
+	}
+	g, err := h.mem.admit()
+	if err != nil {
+		writeError(w, errBusy)
+		return
+	}
+	defer g.release()
 	var req sendRequest
 	defer req.release()
-	if err := checkKeys(buf, &req); err != nil {
+	if err := decodeSend(http.MaxBytesReader(w, r.Body, limit), g, &req); err != nil {
 		writeError(w, decodeError(err, limit))
 		return
 	}
-	if err := json.Unmarshal(buf, &req); err != nil {
-		writeError(w, decodeError(err, limit))
-		return
-	}
-	buf = nil // let the collector have it while the message is composed
 	msg, opts, aerr := h.buildMessage(&req, r.Header.Get("Idempotency-Key"))
 	if aerr != nil {
 		writeError(w, aerr)
@@ -55,43 +59,30 @@ func (h *Handler) postMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := h.client.Enqueue(r.Context(), msg, opts)
 	if err != nil {
-		writeError(w, enqueueError(h.log, err, limit, req.fieldName))
+		writeError(w, h.enqueueError(err, limit, req.fieldName))
 		return
 	}
 	writeJSON(w, http.StatusAccepted, accepted{ID: id, Status: "queued"})
 }
 
-// readBody reads a JSON request body of at most limit bytes, checking the
-// limit before reading when the length is declared and while reading
-// otherwise.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *apiError) {
-	if r.ContentLength > limit {
-		return nil, tooLargeError(limit)
-	}
-	body := http.MaxBytesReader(w, r.Body, limit)
-	// Memory follows the bytes that arrive: the declared length sizes the
-	// buffer only up to 1 MiB until that much has come, so a client that
-	// announces 25 MiB and trickles holds only what it sent; past that, one
-	// allocation of the declared size rather than doubling up to twice it.
-	var buf bytes.Buffer
-	first := min(max(r.ContentLength, 0), 1<<20)
-	buf.Grow(int(first) + bytes.MinRead)
-	_, err := io.CopyN(&buf, body, first)
-	if err == nil {
-		if rest := r.ContentLength - first; rest > 0 {
-			buf.Grow(int(rest) + bytes.MinRead)
+// requireJSON refuses a body that does not say it is JSON (415): parsing
+// any Content-Type as JSON would let a form post from a web page pass for
+// an API call, and hides a client's mistake.
+func requireJSON(r *http.Request) *apiError {
+	ct := r.Header.Get("Content-Type")
+	mt, params, err := mime.ParseMediaType(ct)
+	if err == nil && mt == "application/json" {
+		if cs, ok := params["charset"]; !ok || strings.EqualFold(cs, "utf-8") {
+			return nil
 		}
-		_, err = buf.ReadFrom(body)
+		return &apiError{Status: http.StatusUnsupportedMediaType, Field: "Content-Type",
+			Msg: "The body must be UTF-8 JSON: send Content-Type: application/json without another charset."}
 	}
-	switch {
-	case tooLarge(err):
-		return nil, tooLargeError(limit)
-	case err != nil:
-		return nil, badRequest("", "the request body could not be read in full")
-	case len(bytes.TrimSpace(buf.Bytes())) == 0:
-		return nil, badRequest("", "the request body is empty; a JSON object was expected")
+	if ct == "" {
+		ct = "none"
 	}
-	return buf.Bytes(), nil
+	return &apiError{Status: http.StatusUnsupportedMediaType, Field: "Content-Type",
+		Msg: fmt.Sprintf("The body must be JSON sent as Content-Type: application/json (got %s).", strconv.Quote(ct))}
 }
 
 // release frees the temporary files of decoded attachments.
@@ -296,17 +287,43 @@ func (h *Handler) render(req *sendRequest, m *message.Message) *apiError {
 func (a *attachment) toMessage(i int, h *Handler) (message.Attachment, *apiError) {
 	field := fmt.Sprintf("attachments[%d].content", i)
 	if a.Content.spillErr != nil {
+		// The temporary file could not be written: the server's disk.
 		h.log.Error("api: spooling an attachment", "err", a.Content.spillErr)
-		return message.Attachment{}, errInternal
+		return message.Attachment{}, errSpool
 	}
 	if a.Content.err != nil {
 		return message.Attachment{}, unprocessable(field, "%s is not valid base64: %v", field, a.Content.err)
 	}
+	if e := checkComposite(i, a); e != nil {
+		return message.Attachment{}, e
+	}
 	r, err := a.Content.reader()
 	if err != nil {
 		h.log.Error("api: rewinding an attachment", "err", err)
-		return message.Attachment{}, errInternal
+		return message.Attachment{}, errSpool
 	}
 	return message.Attachment{Filename: a.Filename, ContentType: a.ContentType,
 		Content: r, Inline: a.Inline, ContentID: a.ContentID}, nil
+}
+
+// errSpool answers a failure to keep an attachment on the server's disk.
+var errSpool = &apiError{Status: http.StatusServiceUnavailable, RetryAfter: storeRetryAfter,
+	Msg: "The server could not keep the attachment on its disk; try again later."}
+
+// checkComposite refuses message/* and multipart/* attachments, given or
+// guessed from the file name as the composer guesses: attachments are
+// sent in base64, which RFC 2045 §6.4 forbids for composite types, and
+// a receiver may reject or misread such a part.
+func checkComposite(i int, a *attachment) *apiError {
+	ct, field := a.ContentType, fmt.Sprintf("attachments[%d].content_type", i)
+	if ct == "" {
+		ct, field = mime.TypeByExtension(filepath.Ext(a.Filename)), fmt.Sprintf("attachments[%d].filename", i)
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || !strings.HasPrefix(mt, "message/") && !strings.HasPrefix(mt, "multipart/") {
+		return nil
+	}
+	return unprocessable(field, "%s: %s is a composite type, which RFC 2045 §6.4 does not allow in base64, "+
+		"the only encoding of attachments here; attach it as application/octet-stream, or send a whole "+
+		"message with POST /v1/messages/raw", field, mt)
 }

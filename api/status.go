@@ -109,7 +109,7 @@ func (h *Handler) lookupError(err error, id string) *apiError {
 	case errors.Is(err, queue.ErrSending):
 		return &apiError{Status: http.StatusConflict, Msg: "The message is being delivered right now; try again once this attempt ends."}
 	}
-	return storeError(h.log, err)
+	return h.storeError(err)
 }
 
 func (h *Handler) getMessage(w http.ResponseWriter, r *http.Request) {
@@ -159,7 +159,7 @@ func (h *Handler) listMessages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		writeError(w, storeError(h.log, err))
+		writeError(w, h.storeError(err))
 		return
 	}
 	out := ListPage{Messages: make([]Message, 0, len(page.Messages)), NextCursor: page.Next}

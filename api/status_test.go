@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outbox-mail/outbox/internal/throttle"
 	"github.com/outbox-mail/outbox/queue"
 )
 
@@ -132,7 +133,10 @@ func TestRetryCancel(t *testing.T) {
 }
 
 func TestAuth(t *testing.T) {
-	e := setup(t, Config{Tokens: []string{"s3cret-token", "other"}}, false)
+	// Wrong tokens here are not an attack: a throttle that lets them be
+	// (see TestTokenThrottle for one that does not).
+	lenient := throttle.New(throttle.Config{FreeFailures: 1000, BlockAfter: 1001})
+	e := setup(t, Config{Tokens: []string{"s3cret-token", "other"}, Throttle: lenient}, false)
 	e.token = ""
 	for _, auth := range []string{"", "Bearer wrong", "Basic czNjcmV0LXRva2Vu", "Bearer s3cret-token-longer", "Bearer"} {
 		var hdr []string
@@ -221,7 +225,7 @@ func TestLookupErrorMapping(t *testing.T) {
 		{fmt.Errorf("sqlite: retry: %w", queue.ErrFinal), 409},
 		{fmt.Errorf("sqlite: retry: %w", queue.ErrSending), 409},
 		{fmt.Errorf("sqlite: %w", queue.ErrClosed), 503},
-		{fmt.Errorf("sqlite: disk I/O error at /var/lib/outbox"), 500},
+		{fmt.Errorf("sqlite: disk I/O error at /var/lib/outbox"), 503},
 	}
 	for _, c := range cases {
 		e := h.lookupError(c.err, "abc")

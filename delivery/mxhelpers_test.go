@@ -274,6 +274,10 @@ func (s *hostSession) Rcpt(to string, o *gosmtp.RcptOptions) error {
 }
 
 func (s *hostSession) Data(r io.Reader) error {
+	// The transaction is over once the reply is decided: go-smtp calls
+	// Reset only after writing it, by when the client may already have
+	// started its next delivery elsewhere.
+	defer s.endTxn()
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return err

@@ -46,6 +46,9 @@ type Tx interface {
 	InsertRecipients(ctx context.Context, rows []RecipientRow) error
 	// WriteChunk stores one chunk of a message's body.
 	WriteChunk(ctx context.Context, id string, seq int, data []byte) error
+	// Probe rewrites the store's one probe row, so that the commit has
+	// something to make durable (readiness checks call it).
+	Probe(ctx context.Context) error
 	// SetSize records a body's size once it has streamed in.
 	SetSize(ctx context.Context, id string, size int64) error
 	// LiveSuppressions returns the unexpired suppressions of addresses

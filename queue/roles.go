@@ -151,6 +151,10 @@ type Store interface {
 	Admin
 	SuppressionList
 	Feedback
+	// ProbeWrite commits one durable write that changes nothing anyone
+	// reads: it fails when the store cannot commit (a full disk, a
+	// read-only file, a lost database server). Readiness checks call it.
+	ProbeWrite(ctx context.Context) error
 	// Close releases the store's resources.
 	Close() error
 }

@@ -204,6 +204,11 @@ func (q *Queue[TTx]) write(ctx context.Context, op string, durable bool, fn func
 	return q.wrap(op, tx.Commit(ctx))
 }
 
+// ProbeWrite commits one durable write of the probe row.
+func (q *Queue[TTx]) ProbeWrite(ctx context.Context) error {
+	return q.write(ctx, "probe", true, func(tx Tx) error { return tx.Probe(ctx) })
+}
+
 // read runs fn in a read transaction.
 func (q *Queue[TTx]) read(ctx context.Context, op string, fn func(Tx) error) error {
 	if err := q.check(); err != nil {

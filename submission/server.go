@@ -6,6 +6,12 @@
 // relay: a client must authenticate (AUTH PLAIN or LOGIN, only after STARTTLS
 // unless the connection is loopback) before MAIL, unless AllowNoAuthOnLoopback
 // is set and both ends of the connection are loopback addresses.
+//
+// It holds against hostile clients: connections are capped globally and per
+// client address, a whole session, the wait for the first MAIL and the rate
+// of a message transfer have limits, and password guessing is slowed and
+// then refused (internal/throttle). Behind a proxy, the PROXY protocol gives
+// it the real client address.
 package submission
 
 import (
@@ -15,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -22,6 +29,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/outbox-mail/outbox/internal/throttle"
 	"github.com/outbox-mail/outbox/queue"
 )
 
@@ -31,6 +39,12 @@ const (
 	DefaultMaxRecipients  = 1000
 	DefaultReadTimeout    = 5 * time.Minute
 	DefaultWriteTimeout   = time.Minute
+
+	DefaultMaxConnections      = 1000
+	DefaultMaxConnectionsPerIP = 50
+	DefaultSessionTimeout      = 30 * time.Minute
+	DefaultMailTimeout         = 2 * time.Minute
+	DefaultMinDataRate         = 1024 // bytes per second
 )
 
 // Enqueuer stores an accepted message durably and returns its id;
@@ -78,10 +92,47 @@ type Config struct {
 	// WriteTimeout bounds writing one reply (default 1m).
 	WriteTimeout time.Duration
 
+	// MaxConnections bounds the connections served at once (default
+	// 1000); keep it below the process's file-descriptor limit. When it is
+	// reached, the oldest connection that has neither authenticated nor
+	// started a transaction (and is older than a second) is closed to make
+	// room; when there is none, the newcomer gets "421 4.7.0" and is closed.
+	MaxConnections int
+	// MaxConnectionsPerIP bounds the connections of one client address
+	// (an IPv6 /64) at once (default 50).
+	MaxConnectionsPerIP int
+	// SessionTimeout bounds a whole connection (default 30m).
+	SessionTimeout time.Duration
+	// MailTimeout bounds the time from connecting to the first MAIL
+	// command (default 2m), so a client that never authenticates cannot
+	// hold a connection for long.
+	MailTimeout time.Duration
+	// MinDataRate is the least average rate, in bytes per second, at which
+	// a transaction's data must arrive once it is 30 seconds old (default
+	// 1024): a client below it is cut with "421 4.4.2". Negative: no limit.
+	MinDataRate int
+	// ProxyProtocol lists the proxies (addresses or networks) whose
+	// connections start with a PROXY protocol v1 or v2 header, which gives
+	// the real client address. A connection from them without a valid
+	// header is closed; other connections must not send one.
+	ProxyProtocol []netip.Prefix
+	// Senders binds users to the envelope senders they may give in MAIL
+	// FROM (RFC 6409 §6.1): patterns where * matches any run of
+	// characters, compared without regard to case, such as
+	// "*@example.com". A user not listed may use any sender.
+	Senders map[string][]string
+	// Throttle slows and refuses password guessing; nil means one with
+	// the default settings. Share one with the other listeners, so that an
+	// address guessing on one is slowed on all.
+	Throttle *throttle.Throttle
+
 	// isLoopback decides whether a connection counts as loopback; nil means
 	// both addresses are loopback IPs. Tests replace it to exercise the
 	// non-loopback rules without leaving loopback.
 	isLoopback func(local, remote net.Addr) bool
+	// dataGrace is how long a transaction runs before MinDataRate applies
+	// (default 30s); tests shorten it.
+	dataGrace time.Duration
 }
 
 // Server is an SMTP submission server. Create it with New.
@@ -95,6 +146,9 @@ type Server struct {
 	draining atomic.Bool
 	mu       sync.Mutex
 	conns    map[*trackedConn]struct{}
+	perIP    map[netip.Prefix]int // live connections per client address
+	evicting int                  // connections closed to make room, not yet gone
+	events   *eventLog            // refusals and cuts, summarised
 }
 
 // New validates cfg, fills in defaults and returns a Server.
@@ -105,7 +159,8 @@ func New(cfg Config) (*Server, error) {
 	if err := withDefaults(&cfg); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, conns: make(map[*trackedConn]struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, conns: make(map[*trackedConn]struct{}),
+		perIP: make(map[netip.Prefix]int), events: newEventLog(cfg.Logger)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
@@ -142,6 +197,9 @@ func withDefaults(cfg *Config) error {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if err := limitDefaults(cfg); err != nil {
+		return err
 	}
 	if cfg.Hostname == "" {
 		h, err := os.Hostname()

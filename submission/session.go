@@ -2,13 +2,20 @@ package submission
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/outbox-mail/outbox/internal/throttle"
 )
 
 // Replies the session gives; go-smtp writes an *smtp.SMTPError verbatim.
@@ -37,8 +44,9 @@ type session struct {
 	tls      bool
 	helo     string
 	peerIP   string
-	user     string // authenticated user name, empty before AUTH
-	failures int    // failed AUTH attempts in this session
+	ip       netip.Addr // the client's address, for the auth throttle
+	user     string     // authenticated user name, empty before AUTH
+	failures int        // failed AUTH attempts in this session
 
 	tx *transaction // the message under way, nil between messages
 }
@@ -59,18 +67,31 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	nc := c.Conn()
 	_, isTLS := c.TLSConnectionState()
 	peerIP := "unknown"
+	var ip netip.Addr
 	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		peerIP = ta.IP.String()
+		ip, _ = netip.AddrFromSlice(ta.IP)
+	}
+	tc := tracked(nc)
+	loopback := s.cfg.isLoopback(nc.LocalAddr(), nc.RemoteAddr())
+	if tc != nil {
+		if t, ok := nc.(*tls.Conn); ok {
+			tc.setTop(t)
+		}
+		// A proxy that does not say who its client is could be relaying
+		// anyone: such a connection is never loopback.
+		loopback = loopback && !tc.noClientAddr
 	}
 	return &session{
 		srv:      s,
 		conn:     c,
-		tc:       tracked(nc),
+		tc:       tc,
 		log:      s.log.With("remote", nc.RemoteAddr().String()),
-		loopback: s.cfg.isLoopback(nc.LocalAddr(), nc.RemoteAddr()),
+		loopback: loopback,
 		tls:      isTLS,
 		helo:     sanitizeDomain(c.Hostname()),
 		peerIP:   peerIP,
+		ip:       ip.Unmap(),
 	}, nil
 }
 
@@ -90,15 +111,20 @@ func (s *session) AuthMechanisms() []string {
 // Auth starts a SASL exchange for mech.
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	if !s.mayAuth() {
-		s.log.Warn("submission: AUTH refused before STARTTLS")
+		s.log.Debug("submission: AUTH refused before STARTTLS")
 		return nil, errEncryptionRequired
 	}
 	if len(s.srv.cfg.Users) == 0 {
 		return nil, smtp.ErrAuthUnsupported
 	}
-	// Guessing passwords costs a new connection every few attempts.
+	// Guessing passwords costs a new connection every few attempts, and
+	// the throttle slows and then refuses the address whatever its
+	// connections.
 	if s.failures >= maxAuthFailures {
 		return nil, errTooManyFailures
+	}
+	if d := s.srv.cfg.Throttle.Blocked(s.ip); d > 0 {
+		return nil, refusedReply(d)
 	}
 	switch mech {
 	case sasl.Plain:
@@ -114,23 +140,49 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	return nil, smtp.ErrAuthUnknownMechanism
 }
 
-// checkLogin verifies a user's password and records the user on success.
+// checkLogin verifies a user's password, once the throttle gives this
+// address its turn, and records the user on success.
 func (s *session) checkLogin(user, pass string) error {
+	th := s.srv.cfg.Throttle
+	wait, err := th.Admit(s.ip)
+	var re *throttle.RefusedError
+	if errors.As(err, &re) {
+		return refusedReply(re.RetryAfter)
+	}
+	if throttle.Sleep(s.srv.ctx, wait) != nil {
+		return errShuttingDown
+	}
 	if !s.srv.checkPassword(user, pass) {
 		return s.authFailed(user, "wrong user name or password")
 	}
+	th.Succeeded(s.ip, user)
 	s.user = user
+	if s.tc != nil {
+		s.tc.authenticated()
+	}
 	s.log = s.log.With("user", user)
 	s.log.Info("submission: authenticated")
 	return nil
 }
 
-// authFailed logs a failed attempt, naming the user but never the
-// password, and returns the 535 reply.
+// authFailed records a failed attempt (the throttle logs a summary per
+// address; the details go to the debug log, naming the user but never the
+// password), waits as long as the throttle says for this user, and returns
+// the 535 reply.
 func (s *session) authFailed(user, why string) error {
 	s.failures++
-	s.log.Warn("submission: authentication failed", "user", logSafe(user, 64), "reason", why)
+	delay := s.srv.cfg.Throttle.Failed(s.ip, "smtp", user)
+	s.log.Debug("submission: authentication failed", "user", logSafe(user, 64), "reason", why)
+	if throttle.Sleep(s.srv.ctx, delay) != nil {
+		return errShuttingDown
+	}
 	return smtp.ErrAuthFailed
+}
+
+// refusedReply is the 454 for an address refused by the throttle.
+func refusedReply(retry time.Duration) error {
+	return &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
+		Message: fmt.Sprintf("Too many failed authentication attempts from your address; try again in %s", retry.Round(time.Second))}
 }
 
 // authorized reports whether this session may submit mail.
@@ -141,12 +193,17 @@ func (s *session) authorized() bool {
 // Mail starts a transaction after checking authentication and the sender.
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if !s.authorized() {
-		s.log.Warn("submission: MAIL refused without authentication")
+		s.log.Debug("submission: MAIL refused without authentication")
 		return errAuthRequired
 	}
 	from, err := checkAddress(from, opts.UTF8, true)
 	if err != nil {
 		return senderError(err)
+	}
+	if pats, bound := s.srv.cfg.Senders[s.user]; bound && s.user != "" && !senderAllowed(from, pats) {
+		s.log.Warn("submission: sender not allowed for user", "from", logSafe(from, 254))
+		return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+			Message: fmt.Sprintf("Sender <%s> is not allowed for user %s", logSafe(from, 254), logSafe(s.user, 64))}
 	}
 	if s.tc != nil && !s.tc.begin() {
 		return errShuttingDown

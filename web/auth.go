@@ -9,10 +9,15 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/outbox-mail/outbox/internal/throttle"
 )
 
 // cookieName is the session cookie.
@@ -26,9 +31,10 @@ const cookieName = "outbox_session"
 // a token from the configuration ends its sessions. The CSRF token is an
 // HMAC of the session id under a separate label, so it needs no storage.
 type authenticator struct {
-	key    []byte
-	tokens [][sha256.Size]byte
-	ttl    time.Duration
+	key      []byte
+	tokens   [][sha256.Size]byte
+	ttl      time.Duration
+	throttle *throttle.Throttle // login guessing; session cookies are signed and need none
 }
 
 // sessionKey keys the request's session in its context.
@@ -265,15 +271,42 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
+	// Each guess waits its turn with the throttle; an address that keeps
+	// guessing is refused for a while (the throttle logs one summary line
+	// per address instead of one per failure).
+	ip := clientIP(r)
+	wait, err := h.auth.throttle.Admit(ip)
+	var re *throttle.RefusedError
+	if errors.As(err, &re) {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(re.RetryAfter/time.Second))))
+		h.render(w, r, http.StatusTooManyRequests, "login", &view{Title: "Log in",
+			Data: loginData{Next: next, Error: fmt.Sprintf("Too many failed logins from your address; try again in %s.",
+				re.RetryAfter.Round(time.Minute))}})
+		return
+	}
+	if throttle.Sleep(r.Context(), wait) != nil {
+		return
+	}
 	digest, ok := h.auth.checkToken(r.PostFormValue("token"))
 	if !ok {
-		h.log.Warn("web: failed dashboard login", "remote", r.RemoteAddr)
+		h.auth.throttle.Failed(ip, "dashboard", "")
+		h.log.Debug("web: failed dashboard login", "remote", r.RemoteAddr)
 		h.render(w, r, http.StatusUnauthorized, "login", &view{Title: "Log in",
 			Data: loginData{Next: next, Error: "That token is not valid."}})
 		return
 	}
+	h.auth.throttle.Succeeded(ip, "")
 	h.auth.issue(w, r, digest)
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// clientIP is the address of the request's peer.
+func clientIP(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }
 
 func (h *handler) logout(w http.ResponseWriter, r *http.Request, _ *session) {

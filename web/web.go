@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/outbox-mail/outbox"
+	"github.com/outbox-mail/outbox/internal/throttle"
 	"github.com/outbox-mail/outbox/queue"
 )
 
@@ -61,6 +62,9 @@ type Config struct {
 	// never), so many open dashboards cost one set of queries. Status
 	// counts are always fresh.
 	InsightsTTL time.Duration
+	// Throttle slows and then refuses login guessing; nil means one with
+	// the default settings. Share it with the API and the SMTP listener.
+	Throttle *throttle.Throttle
 }
 
 // handler is the dashboard.
@@ -96,6 +100,10 @@ func New(cfg Config) (http.Handler, error) {
 	auth, err := newAuthenticator(cfg.Tokens, cfg.SessionKey, cfg.SessionTTL)
 	if err != nil {
 		return nil, err
+	}
+	auth.throttle = cfg.Throttle
+	if auth.throttle == nil {
+		auth.throttle = throttle.New(throttle.Config{Logger: cfg.Logger})
 	}
 	h := &handler{cfg: cfg, client: cfg.Client, store: cfg.Client.Store(), log: cfg.Logger,
 		auth: auth, mux: http.NewServeMux()}

@@ -80,7 +80,18 @@ func startDaemon(t testing.TB, dataDir string, extra ...string) *daemonProc {
 	args := append([]string{"serve", "--http", "127.0.0.1:0", "--smtp", "127.0.0.1:0",
 		"--db", "sqlite:" + filepath.Join(dataDir, "outbox.db"),
 		"--api-token", testToken, "--smtp-user", smtpUser + ":" + smtpPass}, extra...)
-	cmd := exec.Command(binary, args...)
+	return launchDaemon(t, exec.Command(binary, args...))
+}
+
+// launchDaemon starts cmd, an 'outbox serve' (possibly under a wrapper
+// such as prlimit), and waits until it listens.
+func launchDaemon(t testing.TB, cmd *exec.Cmd) *daemonProc {
+	t.Helper()
+	if cmd.Dir == "" {
+		// What the daemon keeps beside a PostgreSQL store (./outbox-data)
+		// goes to a temporary directory, not the source tree.
+		cmd.Dir = t.TempDir()
+	}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "OUTBOX_") {
 			cmd.Env = append(cmd.Env, kv)

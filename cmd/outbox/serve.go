@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -30,6 +28,9 @@ import (
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseServeConfig(args)
 	if err != nil {
+		return err
+	}
+	if err := cfg.prepare(); err != nil {
 		return err
 	}
 	log, err := newLogger(cfg, stderr)
@@ -72,6 +73,7 @@ type service struct {
 	httpLn     net.Listener
 	smtpServer *smtpsubmit.Server
 	smtpLn     net.Listener
+	hard       *hardened
 }
 
 func newService(ctx context.Context, cfg *serveConfig, log *slog.Logger) (*service, error) {
@@ -84,12 +86,20 @@ func newService(ctx context.Context, cfg *serveConfig, log *slog.Logger) (*servi
 		return nil, err
 	}
 	d.routing, d.transport = rt, delivery.Capture{}
-	if d.store, err = openStore(ctx, cfg.db, queue.Options{Lifetime: cfg.maxLifetime,
-		Transcripts: queue.TranscriptPolicy(cfg.transcripts), Logger: log}); err != nil {
+	if err := d.harden(); err != nil {
+		d.hard.release()
 		return nil, err
 	}
+	if d.store, err = openStore(ctx, cfg.db, queue.Options{Lifetime: cfg.maxLifetime,
+		Transcripts: queue.TranscriptPolicy(cfg.transcripts), Logger: log}); err != nil {
+		d.hard.release()
+		// A driver's error may quote the DSN it could not use.
+		return nil, scrubError(err, cfg.db)
+	}
+	d.newHealth()
 	if err := d.build(); err != nil {
 		d.store.Close()
+		d.hard.release()
 		return nil, err
 	}
 	return d, nil
@@ -104,10 +114,11 @@ func (d *service) checkAccess() error {
 	if d.cfg.smtpAddr != "off" && len(d.cfg.smtpUsers) == 0 && !isLoopbackAddr(d.cfg.smtpAddr) {
 		return usagef("--smtp %s is not a loopback address: set --smtp-user NAME:PASSWORD (or OUTBOX_SMTP_USER) so it is not an open relay", d.cfg.smtpAddr)
 	}
-	for _, u := range d.cfg.smtpUsers {
-		if name, pass, ok := strings.Cut(u, ":"); !ok || name == "" || pass == "" {
-			return usagef("--smtp-user wants NAME:PASSWORD, got %q", redactUser(u))
-		}
+	if d.cfg.smtpAddr != "off" && len(d.cfg.smtpUsers) == 0 && d.cfg.hard.smtpRequireAuth {
+		return usagef("--smtp-require-auth needs at least one --smtp-user NAME:PASSWORD (or --smtp-user-file)")
+	}
+	if _, _, err := smtpUsers(d.cfg.smtpUsers); err != nil {
+		return err
 	}
 	for _, t := range d.cfg.apiTokens {
 		if len(t) < 16 {
@@ -115,13 +126,6 @@ func (d *service) checkAccess() error {
 		}
 	}
 	return nil
-}
-
-func redactUser(u string) string {
-	if name, _, ok := strings.Cut(u, ":"); ok {
-		return name + ":***"
-	}
-	return u
 }
 
 // isLoopbackAddr reports whether a listen address binds loopback only.
@@ -180,11 +184,12 @@ func (d *service) build() error {
 		}
 	}
 	h, err := api.New(api.Config{Client: d.client, Tokens: cfg.apiTokens, Templates: tmpl,
-		MaxMessageSize: int64(cfg.maxMessageSize), Logger: d.log, Hostname: hostname(cfg)})
+		MaxMessageSize: int64(cfg.maxMessageSize), Logger: d.log, Hostname: hostname(cfg),
+		Throttle: d.hard.throttle, Health: d.hard.health})
 	if err != nil {
 		return err
 	}
-	dash, err := web.New(web.Config{Client: d.client, Tokens: cfg.apiTokens, Logger: d.log})
+	dash, err := web.New(web.Config{Client: d.client, Tokens: cfg.apiTokens, Logger: d.log, Throttle: d.hard.throttle})
 	if err != nil {
 		return err
 	}
@@ -198,7 +203,8 @@ func (d *service) build() error {
 	if len(cfg.apiTokens) == 0 {
 		handler = loopbackHostOnly(mux)
 	}
-	d.httpServer = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+	handler = healthOnlyWhenFull(handler)
+	d.httpServer = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ConnContext: connContext,
 		ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 	return d.buildSubmission()
@@ -245,23 +251,24 @@ func (d *service) buildSubmission() error {
 	if cfg.smtpAddr == "off" {
 		return nil
 	}
-	users := make(map[string]string, len(cfg.smtpUsers))
-	for _, u := range cfg.smtpUsers {
-		name, pass, _ := strings.Cut(u, ":")
-		users[name] = pass
+	users, senders, err := smtpUsers(cfg.smtpUsers)
+	if err != nil {
+		return err
 	}
-	var tlsConfig *tls.Config
-	if cfg.tlsCert != "" || cfg.tlsKey != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
-		if err != nil {
-			return usagef("--tls-cert/--tls-key: %v", err)
-		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	tlsConfig, err := d.smtpTLS()
+	if err != nil {
+		return err
 	}
-	var err error
-	d.smtpServer, err = smtpsubmit.New(smtpsubmit.Config{Enqueuer: d.client, Users: users,
-		TLSConfig: tlsConfig, AllowNoAuthOnLoopback: len(users) == 0,
-		MaxMessageSize: int64(cfg.maxMessageSize), Hostname: hostname(cfg), Logger: d.log})
+	proxies, err := cfg.hard.proxies()
+	if err != nil {
+		return err
+	}
+	d.smtpServer, err = smtpsubmit.New(smtpsubmit.Config{
+		Enqueuer: healthEnqueuer{next: d.client, health: d.hard.health}, Users: users, Senders: senders,
+		TLSConfig: tlsConfig, AllowNoAuthOnLoopback: len(users) == 0 && !cfg.hard.smtpRequireAuth,
+		MaxMessageSize: int64(cfg.maxMessageSize), Hostname: hostname(cfg), Logger: d.log,
+		MaxConnections: d.hard.smtpCap, MaxConnectionsPerIP: cfg.hard.smtpMaxConnsPerIP,
+		ProxyProtocol: proxies, Throttle: d.hard.throttle})
 	return err
 }
 
@@ -269,10 +276,12 @@ func (d *service) buildSubmission() error {
 // order: listeners first (nothing new is accepted), then delivery, then
 // webhooks, then the store.
 func (d *service) run(ctx context.Context) error {
+	defer d.hard.release()
 	defer d.store.Close()
 	if err := d.listen(); err != nil {
 		return err
 	}
+	d.hard.health.Start()
 	if err := d.client.Start(); err != nil {
 		return err
 	}
@@ -309,6 +318,10 @@ func (d *service) listen() error {
 	if d.httpLn, err = net.Listen("tcp", d.cfg.httpAddr); err != nil {
 		return fmt.Errorf("--http: %w", err)
 	}
+	if d.httpLn, err = d.httpListener(d.httpLn); err != nil {
+		d.httpLn.Close()
+		return err
+	}
 	if d.smtpServer != nil {
 		if d.smtpLn, err = net.Listen("tcp", d.cfg.smtpAddr); err != nil {
 			d.httpLn.Close()
@@ -321,6 +334,7 @@ func (d *service) listen() error {
 // announce logs what runs where, and says loudly what an operator must
 // know: mail is only captured, or a listener has no authentication.
 func (d *service) announce() {
+	d.announceHardening() // before "outbox is running": what has been said by then is all said
 	d.log.Info("outbox is running", "http", d.httpLn.Addr().String(), "smtp", addrOf(d.smtpLn),
 		"store", redactDSN(d.cfg.db), "transport", d.transportName())
 	if d.routing.capture {
@@ -343,32 +357,10 @@ func addrOf(l net.Listener) string {
 	return l.Addr().String()
 }
 
-// redactDSN hides the passwords of a postgres:// store URL, in its user
-// part and in a password= parameter. What does not parse is shown as its
-// scheme only, since it may hold a password in an unexpected place.
-func redactDSN(dsn string) string {
-	if strings.HasPrefix(dsn, "sqlite:") {
-		return dsn
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		scheme, _, _ := strings.Cut(dsn, ":")
-		return scheme + ":(unparsable)"
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxx")
-	}
-	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
-}
-
 func (d *service) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	d.hard.health.ShuttingDown()
 	if err := d.httpServer.Shutdown(ctx); err != nil {
 		d.log.Warn("HTTP shutdown", "err", err)
 	}

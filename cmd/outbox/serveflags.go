@@ -31,6 +31,7 @@ type serveConfig struct {
 	transcripts                   string
 	webhooks                      []webhookConfig
 	routing                       routingFlags
+	hard                          hardening       // hardening.go
 	setFlags                      map[string]bool // flags given, by flag, environment or file
 }
 
@@ -121,6 +122,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.transcripts, "transcripts", "failures", "which attempts keep their full SMTP transcript: all, failures or off (every attempt keeps its summary)")
 	fs.StringVar(&c.configFile, "config", "", "JSON config file (keys as flags with _ for -, plus webhooks)")
+	c.hard.register(fs)
 	return fs
 }
 

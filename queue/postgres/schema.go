@@ -153,6 +153,14 @@ CREATE TABLE outbox_recipient_events (
 );
 CREATE INDEX outbox_recipient_events_message ON outbox_recipient_events (message_id, id);
 `,
+	// 3: one row the readiness probe rewrites, proving a commit reaches
+	// the disk.
+	`
+CREATE TABLE outbox_probe (
+	id integer PRIMARY KEY CHECK (id = 1),
+	at timestamptz NOT NULL
+);
+`,
 }
 
 // Beginner starts transactions: *pgxpool.Pool, *pgx.Conn and pgx.Tx all

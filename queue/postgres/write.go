@@ -158,6 +158,13 @@ func (t *pgTx) WriteChunk(ctx context.Context, id string, seq int, data []byte) 
 	return err
 }
 
+// Probe rewrites the probe row: a WAL record the commit must flush.
+func (t *pgTx) Probe(ctx context.Context) error {
+	_, err := t.exec(ctx, `INSERT INTO outbox_probe (id, at) VALUES (1, now())
+		ON CONFLICT (id) DO UPDATE SET at = excluded.at`)
+	return err
+}
+
 // SetSize queues a body's size.
 func (t *pgTx) SetSize(ctx context.Context, id string, size int64) error {
 	t.queue(`UPDATE outbox_messages SET size = $1 WHERE id = $2`, size, id)

@@ -259,6 +259,26 @@ func testUnknownID(t *testing.T, s queue.Store) {
 	}
 }
 
+// testProbeWrite: the readiness probe commits again and again and changes
+// nothing a reader sees; once the store is closed it says so.
+func testProbeWrite(t *testing.T, s queue.Store) {
+	ctx := context.Background()
+	id := enqueue(t, s, newMsg("b@example.com"))
+	for range 3 {
+		if err := s.ProbeWrite(ctx); err != nil {
+			t.Fatalf("ProbeWrite: %v", err)
+		}
+	}
+	wantCount(t, s, queue.StatusQueued, 1)
+	if m := get(t, s, id); m.Status != queue.StatusQueued {
+		t.Fatalf("status %s after probes, want queued", m.Status)
+	}
+	s.Close()
+	if err := s.ProbeWrite(ctx); !errors.Is(err, queue.ErrClosed) {
+		t.Fatalf("ProbeWrite on a closed store: %v, want ErrClosed", err)
+	}
+}
+
 func testClosed(t *testing.T, s queue.Store) {
 	ctx := context.Background()
 	id := enqueue(t, s, newMsg("b@example.com"))

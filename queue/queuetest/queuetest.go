@@ -94,6 +94,7 @@ func Run[TTx any](t *testing.T, h Harness[TTx]) {
 		{"Delete", testDelete},
 		{"Purge", testPurge},
 		{"Insights", testInsights},
+		{"ProbeWrite", testProbeWrite},
 		{"Closed", testClosed},
 	}
 	for _, tc := range tests {

@@ -139,6 +139,14 @@ CREATE TABLE recipient_events (
 );
 CREATE INDEX recipient_events_message ON recipient_events (message_id, id);
 `,
+	// 4: one row the readiness probe rewrites, proving a commit reaches
+	// the disk.
+	`
+CREATE TABLE store_probe (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	at INTEGER NOT NULL
+);
+`,
 }
 
 // Migrate creates or upgrades the outbox schema in db, an application's own

@@ -146,6 +146,13 @@ func (t *sqlTx) WriteChunk(ctx context.Context, id string, seq int, data []byte)
 	return err
 }
 
+// Probe rewrites the probe row: a page write the commit must make durable.
+func (t *sqlTx) Probe(ctx context.Context) error {
+	_, err := t.exec(ctx, `INSERT INTO store_probe (id, at) VALUES (1, ?)
+		ON CONFLICT (id) DO UPDATE SET at = excluded.at`, time.Now().UnixMilli())
+	return err
+}
+
 // SetSize records a streamed body's size.
 func (t *sqlTx) SetSize(ctx context.Context, id string, size int64) error {
 	_, err := t.exec(ctx, `UPDATE messages SET size = ? WHERE id = ?`, size, id)
