@@ -38,10 +38,20 @@ func (e *engine) headerLine(l line) {
 		return
 	}
 	name, ok := fieldName(l.text)
-	if !ok {
+	if !ok && e.mode == modeCheck {
 		// Not a header field: the body starts here, without the empty line.
 		e.endHeader(nil)
 		e.dispatch(l)
+		return
+	}
+	if !ok {
+		// Parsers read such a line differently: net/mail joins it with a
+		// folded line after it into a field ("0\r\n :x" is field "0"),
+		// others start the body there. Re-encoding what one of them calls
+		// body would leave 8-bit bytes in what another calls header, so it
+		// is refused. Stored messages have a well-formed header block (the
+		// MSA adds the empty line a message without one lacks).
+		e.failf("a line of a header block is not a header field (RFC 5322 §2.2), so the entity's structure is ambiguous")
 		return
 	}
 	e.closeSkip()
