@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/outbox-mail/outbox"
@@ -77,7 +78,7 @@ type Health interface {
 type Handler struct {
 	cfg      Config
 	client   *outbox.Client
-	tokens   [][sha256.Size]byte
+	tokens   atomic.Pointer[[][sha256.Size]byte] // swapped by SetTokens
 	log      *slog.Logger
 	mux      *http.ServeMux
 	throttle *throttle.Throttle
@@ -110,13 +111,8 @@ func New(cfg Config) (*Handler, error) {
 	cfg.MaxBytesInFlight = max(cfg.MaxBytesInFlight, requestBase)
 	h := &Handler{cfg: cfg, client: cfg.Client, log: cfg.Logger, mux: http.NewServeMux(),
 		throttle: cfg.Throttle, mem: newBudget(cfg.MaxBytesInFlight)}
-	for _, t := range cfg.Tokens {
-		if t == "" {
-			return nil, errors.New("api: empty API token")
-		}
-		// Comparing digests makes the comparison independent of the
-		// tokens' lengths as well as their contents.
-		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
+	if err := h.SetTokens(cfg.Tokens); err != nil {
+		return nil, err
 	}
 	h.routes()
 	return h, nil
@@ -215,7 +211,7 @@ func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter 
 // token is not a guess and is simply refused.
 func (h *Handler) requireToken(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(h.tokens) == 0 {
+		if len(*h.tokens.Load()) == 0 {
 			next(w, r)
 			return
 		}
@@ -279,8 +275,9 @@ func (h *Handler) validToken(header string) bool {
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
 	match := 0
-	for i := range h.tokens {
-		match |= subtle.ConstantTimeCompare(sum[:], h.tokens[i][:])
+	tokens := *h.tokens.Load()
+	for i := range tokens {
+		match |= subtle.ConstantTimeCompare(sum[:], tokens[i][:])
 	}
 	return match == 1
 }

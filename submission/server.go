@@ -149,6 +149,7 @@ type Server struct {
 	perIP    map[netip.Prefix]int // live connections per client address
 	evicting int                  // connections closed to make room, not yet gone
 	events   *eventLog            // refusals and cuts, summarised
+	acc      atomic.Pointer[access]
 }
 
 // New validates cfg, fills in defaults and returns a Server.
@@ -162,6 +163,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, conns: make(map[*trackedConn]struct{}),
 		perIP: make(map[netip.Prefix]int), events: newEventLog(cfg.Logger)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.acc.Store(newAccess(cfg.Users, cfg.Senders, cfg.AllowNoAuthOnLoopback))
 
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = cfg.Hostname
@@ -224,7 +226,7 @@ func withDefaults(cfg *Config) error {
 
 // OpenOnLoopback reports whether loopback clients may submit without
 // authentication, so the daemon can say so at start-up.
-func (s *Server) OpenOnLoopback() bool { return s.cfg.AllowNoAuthOnLoopback }
+func (s *Server) OpenOnLoopback() bool { return s.access().open }
 
 // Serve accepts connections on l until Shutdown or Close; it then returns
 // nil.

@@ -46,6 +46,7 @@ type session struct {
 	peerIP   string
 	ip       netip.Addr // the client's address, for the auth throttle
 	user     string     // authenticated user name, empty before AUTH
+	digest   [32]byte   // of the password user authenticated with
 	failures int        // failed AUTH attempts in this session
 
 	tx *transaction // the message under way, nil between messages
@@ -102,7 +103,7 @@ func (s *session) mayAuth() bool { return s.tls || s.loopback }
 // AuthMechanisms lists PLAIN and LOGIN where AUTH is allowed and users are
 // configured; an empty list keeps go-smtp from advertising AUTH at all.
 func (s *session) AuthMechanisms() []string {
-	if !s.mayAuth() || len(s.srv.cfg.Users) == 0 {
+	if !s.mayAuth() || len(s.srv.access().users) == 0 {
 		return nil
 	}
 	return []string{sasl.Plain, sasl.Login}
@@ -114,7 +115,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		s.log.Debug("submission: AUTH refused before STARTTLS")
 		return nil, errEncryptionRequired
 	}
-	if len(s.srv.cfg.Users) == 0 {
+	if len(s.srv.access().users) == 0 {
 		return nil, smtp.ErrAuthUnsupported
 	}
 	// Guessing passwords costs a new connection every few attempts, and
@@ -152,11 +153,12 @@ func (s *session) checkLogin(user, pass string) error {
 	if throttle.Sleep(s.srv.ctx, wait) != nil {
 		return errShuttingDown
 	}
-	if !s.srv.checkPassword(user, pass) {
+	digest, ok := s.srv.checkPassword(user, pass)
+	if !ok {
 		return s.authFailed(user, "wrong user name or password")
 	}
 	th.Succeeded(s.ip, user)
-	s.user = user
+	s.user, s.digest = user, digest
 	if s.tc != nil {
 		s.tc.authenticated()
 	}
@@ -185,9 +187,16 @@ func refusedReply(retry time.Duration) error {
 		Message: fmt.Sprintf("Too many failed authentication attempts from your address; try again in %s", retry.Round(time.Second))}
 }
 
-// authorized reports whether this session may submit mail.
+// authorized reports whether this session may submit mail: its user
+// still has the password it authenticated with (a reload that removes the
+// user or changes the password ends that right), or the connection is
+// loopback and loopback needs no authentication.
 func (s *session) authorized() bool {
-	return s.user != "" || (s.srv.cfg.AllowNoAuthOnLoopback && s.loopback)
+	acc := s.srv.access()
+	if s.user != "" && acc.users[s.user] == s.digest {
+		return true
+	}
+	return acc.open && s.loopback
 }
 
 // Mail starts a transaction after checking authentication and the sender.
@@ -200,7 +209,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if err != nil {
 		return senderError(err)
 	}
-	if pats, bound := s.srv.cfg.Senders[s.user]; bound && s.user != "" && !senderAllowed(from, pats) {
+	if pats, bound := s.srv.access().senders[s.user]; bound && s.user != "" && !senderAllowed(from, pats) {
 		s.log.Warn("submission: sender not allowed for user", "from", logSafe(from, 254))
 		return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
 			Message: fmt.Sprintf("Sender <%s> is not allowed for user %s", logSafe(from, 254), logSafe(s.user, 64))}

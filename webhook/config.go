@@ -123,16 +123,8 @@ func (cfg *Config) validate() error {
 	if cfg.Store == nil {
 		return errors.New("webhook: Config.Store is required")
 	}
-	seen := make(map[string]bool, len(cfg.Endpoints))
-	for i := range cfg.Endpoints {
-		if err := checkEndpoint(&cfg.Endpoints[i]); err != nil {
-			return fmt.Errorf("webhook: endpoint %d (%s): %w", i, redact(cfg.Endpoints[i].URL), err)
-		}
-		// The URL is what a stored event names, so it must find one secret.
-		if seen[cfg.Endpoints[i].URL] {
-			return fmt.Errorf("webhook: endpoint %d (%s): URL is listed twice", i, redact(cfg.Endpoints[i].URL))
-		}
-		seen[cfg.Endpoints[i].URL] = true
+	if err := CheckEndpoints(cfg.Endpoints); err != nil {
+		return err
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -28,10 +29,10 @@ const errorSnippet = 200
 
 // Dispatcher POSTs stored events to their endpoints in the background.
 type Dispatcher struct {
-	cfg     Config
-	log     *slog.Logger
-	secrets map[string]string // endpoint URL → secret
-	pool    *worker.Pool[queue.Event]
+	cfg  Config
+	log  *slog.Logger
+	eps  atomic.Pointer[endpoints] // swapped by SetEndpoints
+	pool *worker.Pool[queue.Event]
 }
 
 // New checks cfg and returns a Dispatcher. EventsFor and Cancelled work at
@@ -40,15 +41,11 @@ func New(cfg Config) (*Dispatcher, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	cfg.Endpoints = append([]Endpoint(nil), cfg.Endpoints...)
 	d := &Dispatcher{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "webhook"),
-		secrets: make(map[string]string, len(cfg.Endpoints)),
+		cfg: cfg,
+		log: cfg.Logger.With("component", "webhook"),
 	}
-	for _, ep := range cfg.Endpoints {
-		d.secrets[ep.URL] = ep.Secret
-	}
+	d.eps.Store(newEndpoints(cfg.Endpoints))
 	wc := worker.Config[queue.Event]{Workers: cfg.Workers,
 		Claim: func(ctx context.Context, limit int) ([]queue.Event, error) {
 			return cfg.Store.ClaimEvents(ctx, cfg.Owner, limit, cfg.Lease)
@@ -80,7 +77,7 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error { return d.pool.Shutdow
 func (d *Dispatcher) deliver(ctx context.Context, e queue.Event) {
 	log := d.log.With("event", e.ID, "type", e.Type, "message", e.MessageID,
 		"endpoint", redact(e.Endpoint), "attempt", e.Attempts)
-	secret, ok := d.secrets[e.Endpoint]
+	secret, ok := d.eps.Load().secrets[e.Endpoint]
 	if !ok {
 		log.Warn("abandoning webhook event: endpoint no longer configured")
 		d.finish(log, e, false, time.Time{}, "endpoint no longer configured")

@@ -28,19 +28,41 @@ func runQueue(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) == 0 {
 		return usagef("%s", queueUsage)
 	}
-	sub := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
-		"list": queueList, "show": queueShow, "retry": queueRetry, "cancel": queueCancel,
+	if wantsHelp(args) {
+		return queueHelp()
 	}
-	switch args[0] {
-	case "-h", "--help", "help":
-		fmt.Fprintln(stderr, queueUsage)
-		return errHelpShown
+	for _, c := range queueCommands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
 	}
-	f, ok := sub[args[0]]
-	if !ok {
-		return usagef("unknown subcommand %q; %s", args[0], queueUsage)
+	return usagef("unknown subcommand %q; %s", args[0], queueUsage)
+}
+
+// queueCommand is one subcommand of 'outbox queue'.
+type queueCommand struct {
+	name, summary string
+	run           func(context.Context, []string, io.Writer, io.Writer) error
+}
+
+func queueCommands() []queueCommand {
+	return []queueCommand{
+		{"list", "list messages, newest first", queueList},
+		{"show", "show a message, its recipients and attempts", queueShow},
+		{"retry", "make a deferred message due now", queueRetry},
+		{"cancel", "stop delivering a message", queueCancel},
 	}
-	return f(ctx, args[1:], stdout, stderr)
+}
+
+// queueHelp lists the subcommands.
+func queueHelp() *helpRequest {
+	h := &helpRequest{cmd: "queue", synopsis: "outbox queue COMMAND [flags]"}
+	for _, c := range queueCommands() {
+		h.subs = append(h.subs, subcommand{c.name, c.summary})
+	}
+	h.notes = "Every command talks to the daemon at --url (OUTBOX_URL, default " + defaultURL +
+		") with the API token --token (OUTBOX_TOKEN)."
+	return h
 }
 
 // queueFlags returns a flag set for one subcommand that reports errors
@@ -59,10 +81,9 @@ func parseArgs(fs *flag.FlagSet, args []string, stderr io.Writer, synopsis strin
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprintln(stderr, "usage: outbox queue "+synopsis)
-				fs.SetOutput(stderr)
-				fs.PrintDefaults()
-				return nil, errHelpShown
+				h := helpFor(fs.Name(), fs)
+				h.synopsis = "outbox queue " + synopsis
+				return nil, h
 			}
 			return nil, usagef("%s: %v", fs.Name(), err)
 		}

@@ -9,7 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/outbox-mail/outbox"
@@ -24,8 +27,14 @@ import (
 )
 
 // runServe implements 'outbox serve': it runs until ctx is cancelled
-// (SIGINT or SIGTERM), then shuts down gracefully.
+// (SIGINT or SIGTERM), then shuts down gracefully; SIGHUP reloads the
+// configuration (reload.go).
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// At once, so that a SIGHUP during start-up is a reload once running
+	// rather than the end of the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := parseServeConfig(args)
 	if err != nil {
 		return err
@@ -33,22 +42,34 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cfg.prepare(); err != nil {
 		return err
 	}
-	log, err := newLogger(cfg, stderr)
+	level, err := parseLevel(cfg.logLevel)
 	if err != nil {
 		return err
 	}
+	lv := new(slog.LevelVar)
+	lv.Set(level)
+	log, err := newLogger(cfg, lv, stderr)
+	if err != nil {
+		return err
+	}
+	setMemoryLimits(log)
 	d, err := newService(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
+	d.args, d.level, d.hup = args, lv, hup
 	return d.run(ctx)
 }
 
-func newLogger(cfg *serveConfig, w io.Writer) (*slog.Logger, error) {
+func parseLevel(s string) (slog.Level, error) {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
-		return nil, usagef("--log-level: %q is not debug, info, warn or error", cfg.logLevel)
+	if err := level.UnmarshalText([]byte(s)); err != nil {
+		return 0, usagef("--log-level: %q is not debug, info, warn or error", s)
 	}
+	return level, nil
+}
+
+func newLogger(cfg *serveConfig, level slog.Leveler, w io.Writer) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch cfg.logFormat {
 	case "text":
@@ -74,11 +95,26 @@ type service struct {
 	smtpServer *smtpsubmit.Server
 	smtpLn     net.Listener
 	hard       *hardened
+	metrics    *metrics.Metrics
+
+	// For reloads (reload.go): the command line to read again, the
+	// configuration in force (touched by the reload loop only), what a
+	// reload changes in place.
+	args    []string
+	hup     chan os.Signal
+	current *serveConfig
+	level   *slog.LevelVar
+	api     *api.Handler
+	dash    http.Handler
+	open    atomic.Bool // the API has no tokens: loopback hosts only
+	// hooksStarted: the webhook dispatcher runs (it starts once there
+	// are endpoints).
+	hooksStarted bool
 }
 
 func newService(ctx context.Context, cfg *serveConfig, log *slog.Logger) (*service, error) {
-	d := &service{cfg: cfg, log: log}
-	if err := d.checkAccess(); err != nil {
+	d := &service{cfg: cfg, log: log, current: cfg, level: new(slog.LevelVar)}
+	if err := checkAccess(cfg); err != nil {
 		return nil, err
 	}
 	rt, err := buildRouting(cfg, log)
@@ -107,20 +143,21 @@ func newService(ctx context.Context, cfg *serveConfig, log *slog.Logger) (*servi
 
 // checkAccess enforces the no-open-relay rule: a listener goes without
 // authentication only on loopback, and only when no credentials are set.
-func (d *service) checkAccess() error {
-	if len(d.cfg.apiTokens) == 0 && !isLoopbackAddr(d.cfg.httpAddr) {
-		return usagef("--http %s is not a loopback address: set --api-token (or OUTBOX_API_TOKEN) to protect the API", d.cfg.httpAddr)
+// A reload checks the new configuration with it too.
+func checkAccess(c *serveConfig) error {
+	if len(c.apiTokens) == 0 && !isLoopbackAddr(c.httpAddr) {
+		return usagef("--http %s is not a loopback address: set --api-token (or OUTBOX_API_TOKEN) to protect the API", c.httpAddr)
 	}
-	if d.cfg.smtpAddr != "off" && len(d.cfg.smtpUsers) == 0 && !isLoopbackAddr(d.cfg.smtpAddr) {
-		return usagef("--smtp %s is not a loopback address: set --smtp-user NAME:PASSWORD (or OUTBOX_SMTP_USER) so it is not an open relay", d.cfg.smtpAddr)
+	if c.smtpAddr != "off" && len(c.smtpUsers) == 0 && !isLoopbackAddr(c.smtpAddr) {
+		return usagef("--smtp %s is not a loopback address: set --smtp-user NAME:PASSWORD (or OUTBOX_SMTP_USER) so it is not an open relay", c.smtpAddr)
 	}
-	if d.cfg.smtpAddr != "off" && len(d.cfg.smtpUsers) == 0 && d.cfg.hard.smtpRequireAuth {
+	if c.smtpAddr != "off" && len(c.smtpUsers) == 0 && c.hard.smtpRequireAuth {
 		return usagef("--smtp-require-auth needs at least one --smtp-user NAME:PASSWORD (or --smtp-user-file)")
 	}
-	if _, _, err := smtpUsers(d.cfg.smtpUsers); err != nil {
+	if _, _, err := smtpUsers(c.smtpUsers); err != nil {
 		return err
 	}
-	for _, t := range d.cfg.apiTokens {
+	for _, t := range c.apiTokens {
 		if len(t) < 16 {
 			return usagef("--api-token: a token must be at least 16 characters")
 		}
@@ -159,21 +196,20 @@ func (d *service) build() error {
 		return err
 	}
 	d.hooks = hooks
-	m := metrics.New(d.store)
+	m := d.newMetrics()
 	occ := outbox.Config{Store: d.store, Transport: d.transport, Routing: d.routing.engine,
 		MaxConnections: d.routing.maxConns, DestinationConnections: d.routing.perDs, OnOutcome: m.Outcome,
 		Retry: delivery.RetryPolicy{Initial: cfg.retryInitial, Max: cfg.retryMax},
-		Lease: cfg.lease, OnEnqueue: m.Accepted, OnResult: m.Result, Logger: d.log}
-	if hooks != nil {
-		occ.Events = hooks.EventsFor
-		occ.OnCancel = hooks.Cancelled
-		occ.OnResult = func(c *queue.Claimed, r *queue.Result) {
+		Lease: cfg.lease, OnEnqueue: m.Accepted, Logger: d.log,
+		// The dispatcher is there even without endpoints, which a reload
+		// may add; with none, EventsFor makes none.
+		Events: hooks.EventsFor, OnCancel: hooks.Cancelled,
+		OnResult: func(c *queue.Claimed, r *queue.Result) {
 			m.Result(c, r)
 			if len(r.Events) > 0 {
 				hooks.Notify()
 			}
-		}
-	}
+		}}
 	if d.client, err = outbox.New(occ); err != nil {
 		return err
 	}
@@ -193,16 +229,15 @@ func (d *service) build() error {
 	if err != nil {
 		return err
 	}
+	d.api, d.dash = h, dash
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", h.Protect(m.Handler()))
 	mux.Handle("/v1/", h)
 	mux.Handle("/healthz", h)
 	mux.Handle("/readyz", h)
 	mux.Handle("/", dash)
-	var handler http.Handler = mux
-	if len(cfg.apiTokens) == 0 {
-		handler = loopbackHostOnly(mux)
-	}
+	d.open.Store(len(cfg.apiTokens) == 0)
+	handler := whileOpen(&d.open, loopbackHostOnly(mux), mux)
 	handler = healthOnlyWhenFull(handler)
 	d.httpServer = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ConnContext: connContext,
 		ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
@@ -231,19 +266,32 @@ func loopbackHostOnly(next http.Handler) http.Handler {
 	})
 }
 
+// whileOpen serves through guarded while open is set (the API has no
+// tokens, which a reload may change) and through next otherwise.
+func whileOpen(open *atomic.Bool, guarded, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if open.Load() {
+			guarded.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 func newWebhooks(st queue.Store, cfgs []webhookConfig, log *slog.Logger) (*webhook.Dispatcher, error) {
-	if len(cfgs) == 0 {
-		return nil, nil
-	}
-	eps := make([]webhook.Endpoint, len(cfgs))
-	for i, c := range cfgs {
-		eps[i] = webhook.Endpoint{URL: c.URL, Secret: c.Secret, Events: c.Events}
-	}
-	hooks, err := webhook.New(webhook.Config{Store: st, Endpoints: eps, Logger: log})
+	hooks, err := webhook.New(webhook.Config{Store: st, Endpoints: webhookEndpoints(cfgs), Logger: log})
 	if err != nil {
 		return nil, usagef("webhooks: %v", err)
 	}
 	return hooks, nil
+}
+
+func webhookEndpoints(cfgs []webhookConfig) []webhook.Endpoint {
+	eps := make([]webhook.Endpoint, len(cfgs))
+	for i, c := range cfgs {
+		eps[i] = webhook.Endpoint{URL: c.URL, Secret: c.Secret, Events: c.Events}
+	}
+	return eps
 }
 
 func (d *service) buildSubmission() error {
@@ -285,8 +333,9 @@ func (d *service) run(ctx context.Context) error {
 	if err := d.client.Start(); err != nil {
 		return err
 	}
-	if d.hooks != nil {
+	if d.hooks.Endpoints() > 0 {
 		d.hooks.Start()
+		d.hooksStarted = true
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- serveHTTP(d.httpServer, d.httpLn) }()
@@ -295,6 +344,9 @@ func (d *service) run(ctx context.Context) error {
 	}
 	go d.housekeep(ctx)
 	d.announce()
+	stopReloads := make(chan struct{})
+	reloadsDone := make(chan struct{})
+	go func() { defer close(reloadsDone); d.reloads(stopReloads) }()
 	var err error
 	select {
 	case <-ctx.Done():
@@ -302,6 +354,8 @@ func (d *service) run(ctx context.Context) error {
 	case err = <-errc:
 		d.log.Error("listener failed; shutting down", "err", err)
 	}
+	close(stopReloads)
+	<-reloadsDone // a reload under way ends before anything stops
 	d.shutdown()
 	return err
 }
@@ -340,7 +394,7 @@ func (d *service) announce() {
 	if d.routing.capture {
 		d.log.Warn("NO RELAY CONFIGURED: mail without a --route of its own is captured locally and NOT sent anywhere; set --relay smtp://user:pass@host:587 or --relay mx to deliver")
 	}
-	if len(d.cfg.apiTokens) == 0 {
+	if d.open.Load() {
 		d.log.Warn("the HTTP API has no authentication (loopback only); set --api-token to require one")
 	}
 	if d.smtpServer != nil && len(d.cfg.smtpUsers) == 0 {
@@ -372,9 +426,7 @@ func (d *service) shutdown() {
 	if err := d.client.Shutdown(ctx); err != nil {
 		d.log.Warn("delivery shutdown cut in-flight sends short; they are due again", "err", err)
 	}
-	if d.hooks != nil {
-		d.hooks.Shutdown(ctx)
-	}
+	d.hooks.Shutdown(ctx)
 	if c, ok := d.transport.(io.Closer); ok {
 		c.Close()
 	}

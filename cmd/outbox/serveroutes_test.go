@@ -53,8 +53,13 @@ func TestRoutingFlags(t *testing.T) {
 
 func TestRoutingCaptureAndDefaults(t *testing.T) {
 	r, err := routingFor(t)
-	if err != nil || r.engine != nil || !r.capture || r.maxConns != 100 || r.perDs != 20 {
+	if err != nil || !r.capture || r.maxConns != 100 || r.perDs != 20 {
 		t.Fatalf("no flags: %+v, %v; want capture only, 100 and 20", r, err)
+	}
+	// Capture only still has engine routing, so that a reload can add
+	// routes; it needs no resolver.
+	if r.engine == nil || r.engine.Table.Default().Target.Kind != route.Capture || r.engine.Resolver != nil {
+		t.Fatalf("no flags: engine routing %+v; want a capture default without a resolver", r.engine)
 	}
 	// Routes without a relay: those domains are delivered, the rest captured.
 	r, err = routingFor(t, "--route", "a.test=smtp://relay.test:25")

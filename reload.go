@@ -1,0 +1,9 @@
+package outbox
+
+import "github.com/outbox-mail/outbox/delivery"
+
+// SetRouting puts new routing in force while the client runs, as
+// delivery.Deliverer.SetRouting does: mail under way finishes on its old
+// route, recipients looked up from then on take the new one. A Client made
+// without Config.Routing cannot take routing later.
+func (c *Client) SetRouting(r *delivery.Routing) error { return c.deliverer.SetRouting(r) }
