@@ -72,7 +72,7 @@ func (d *service) reload() {
 	d.log.Info("SIGHUP: reloading the configuration", "config", d.cfg.configFile)
 	next, restart, err := d.loadNext()
 	if err != nil {
-		d.log.Error("reload refused: the new configuration does not load; the one in force stays", "err", err)
+		d.log.Error("reload refused; the configuration in force stays", "err", err)
 		return
 	}
 	var applies []func()
@@ -80,7 +80,7 @@ func (d *service) reload() {
 	for _, r := range reloaders {
 		apply, ch, err := r.prepare(d, d.current, next)
 		if err != nil {
-			d.log.Error("reload refused: the new configuration does not check; the one in force stays", "part", r.name, "err", err)
+			d.log.Error("reload refused; the configuration in force stays", "part", r.name, "err", err)
 			return
 		}
 		if apply != nil {
@@ -90,13 +90,13 @@ func (d *service) reload() {
 			changes = append(changes, r.name+": "+c)
 		}
 	}
+	for _, c := range changes {
+		d.log.Info("reload: " + c)
+	}
 	for _, apply := range applies {
 		apply()
 	}
 	d.current = next
-	for _, c := range changes {
-		d.log.Info("reload: " + c)
-	}
 	if len(restart) > 0 {
 		d.log.Warn("reload: these settings changed but take effect only at the next start; their values in force stay",
 			"settings", strings.Join(restart, ", "))

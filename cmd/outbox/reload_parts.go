@@ -41,7 +41,7 @@ func (d *service) prepareRouting(cur, next *serveConfig) (func(), []string, erro
 			return
 		}
 		d.routing = rt
-		if rt.capture {
+		if rt.capture && !old.capture {
 			d.log.Warn("NO RELAY CONFIGURED: mail without a --route of its own is captured locally and NOT sent anywhere")
 		}
 	}, changes, nil
