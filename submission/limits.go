@@ -79,6 +79,7 @@ func (s *Server) admit(c net.Conn) *trackedConn {
 		v := s.oldestEvictable(tc.start)
 		if v == nil {
 			s.mu.Unlock()
+			s.rejected(RejectBusy)
 			s.refuse(c, "too busy", "421 4.7.0 Too busy, try again later")
 			return nil
 		}
@@ -90,6 +91,7 @@ func (s *Server) admit(c net.Conn) *trackedConn {
 	s.mu.Unlock()
 	if !tc.proxied && !s.admitAddr(tc) {
 		tc.release()
+		s.rejected(RejectPerIP)
 		s.refuse(c, "too many from one address", "421 4.7.0 Too many connections from your address, try again later")
 		return nil
 	}

@@ -125,6 +125,11 @@ type Config struct {
 	// the default settings. Share one with the other listeners, so that an
 	// address guessing on one is slowed on all.
 	Throttle *throttle.Throttle
+	// OnReject, if set, hears of every refused connection, command or
+	// message, with its reason (RejectBusy, …: a closed set); OnAuthFailure
+	// of every failed AUTH (AuthBadCredentials, …). For metrics: they must
+	// not block.
+	OnReject, OnAuthFailure func(reason string)
 
 	// isLoopback decides whether a connection counts as loopback; nil means
 	// both addresses are loopback IPs. Tests replace it to exercise the

@@ -113,18 +113,22 @@ func (s *session) AuthMechanisms() []string {
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	if !s.mayAuth() {
 		s.log.Debug("submission: AUTH refused before STARTTLS")
+		s.srv.authFailure(AuthTLSRequired)
 		return nil, errEncryptionRequired
 	}
 	if len(s.srv.access().users) == 0 {
+		s.srv.authFailure(AuthUnsupported)
 		return nil, smtp.ErrAuthUnsupported
 	}
 	// Guessing passwords costs a new connection every few attempts, and
 	// the throttle slows and then refuses the address whatever its
 	// connections.
 	if s.failures >= maxAuthFailures {
+		s.srv.authFailure(AuthTooManyAttempts)
 		return nil, errTooManyFailures
 	}
 	if d := s.srv.cfg.Throttle.Blocked(s.ip); d > 0 {
+		s.srv.authFailure(AuthThrottled)
 		return nil, refusedReply(d)
 	}
 	switch mech {
@@ -138,6 +142,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	case sasl.Login:
 		return &loginServer{check: s.checkLogin}, nil
 	}
+	s.srv.authFailure(AuthUnsupported)
 	return nil, smtp.ErrAuthUnknownMechanism
 }
 
@@ -148,6 +153,7 @@ func (s *session) checkLogin(user, pass string) error {
 	wait, err := th.Admit(s.ip)
 	var re *throttle.RefusedError
 	if errors.As(err, &re) {
+		s.srv.authFailure(AuthThrottled)
 		return refusedReply(re.RetryAfter)
 	}
 	if throttle.Sleep(s.srv.ctx, wait) != nil {
@@ -173,6 +179,7 @@ func (s *session) checkLogin(user, pass string) error {
 // the 535 reply.
 func (s *session) authFailed(user, why string) error {
 	s.failures++
+	s.srv.authFailure(AuthBadCredentials)
 	delay := s.srv.cfg.Throttle.Failed(s.ip, "smtp", user)
 	s.log.Debug("submission: authentication failed", "user", logSafe(user, 64), "reason", why)
 	if throttle.Sleep(s.srv.ctx, delay) != nil {
@@ -203,14 +210,17 @@ func (s *session) authorized() bool {
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if !s.authorized() {
 		s.log.Debug("submission: MAIL refused without authentication")
+		s.srv.rejected(RejectAuthRequired)
 		return errAuthRequired
 	}
 	from, err := checkAddress(from, opts.UTF8, true)
 	if err != nil {
+		s.srv.rejected(RejectBadSender)
 		return senderError(err)
 	}
 	if pats, bound := s.srv.access().senders[s.user]; bound && s.user != "" && !senderAllowed(from, pats) {
 		s.log.Warn("submission: sender not allowed for user", "from", logSafe(from, 254))
+		s.srv.rejected(RejectSenderNotAllowed)
 		return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
 			Message: fmt.Sprintf("Sender <%s> is not allowed for user %s", logSafe(from, 254), logSafe(s.user, 64))}
 	}
@@ -229,10 +239,12 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 // Rcpt adds a recipient; a repeated one is accepted and kept once.
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if !s.authorized() || s.tx == nil {
+		s.srv.rejected(RejectAuthRequired)
 		return errAuthRequired
 	}
 	to, err := checkAddress(to, s.tx.utf8, false)
 	if err != nil {
+		s.srv.rejected(RejectBadRecipient)
 		return recipientError(err)
 	}
 	key := dedupKey(to)

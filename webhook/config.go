@@ -116,6 +116,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Owner names this process in leases (default host-pid-time).
 	Owner string
+	// OnPost, if set, hears of every POST's result: PostDelivered,
+	// PostFailed (tried again later), PostAbandoned or PostInterrupted.
+	// For metrics: it must not block.
+	OnPost func(result string)
 }
 
 // validate checks the endpoints and fills in defaults.

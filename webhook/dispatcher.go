@@ -80,6 +80,7 @@ func (d *Dispatcher) deliver(ctx context.Context, e queue.Event) {
 	secret, ok := d.eps.Load().secrets[e.Endpoint]
 	if !ok {
 		log.Warn("abandoning webhook event: endpoint no longer configured")
+		d.posted(PostAbandoned)
 		d.finish(log, e, false, time.Time{}, "endpoint no longer configured")
 		return
 	}
@@ -87,17 +88,21 @@ func (d *Dispatcher) deliver(ctx context.Context, e queue.Event) {
 	switch {
 	case err == nil:
 		log.Debug("webhook event delivered")
+		d.posted(PostDelivered)
 		d.finish(log, e, true, time.Time{}, "")
 	case ctx.Err() != nil:
 		// Shutdown cut the POST short: due again at once, for the next start.
 		log.Info("webhook POST interrupted by shutdown", "err", err)
+		d.posted(PostInterrupted)
 		d.finish(log, e, false, time.Now(), "interrupted by shutdown: "+err.Error())
 	default:
 		next := d.nextAttempt(e)
 		if next.IsZero() {
 			log.Warn("abandoning webhook event", "err", err)
+			d.posted(PostAbandoned)
 		} else {
 			log.Info("webhook POST failed; will retry", "err", err, "next_attempt_at", next)
+			d.posted(PostFailed)
 		}
 		d.finish(log, e, false, next, err.Error())
 		// The loop may be asleep past this event's new due time.

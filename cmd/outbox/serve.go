@@ -191,12 +191,12 @@ func hostname(cfg *serveConfig) string {
 // build wires the client, webhooks, metrics, API and submission listener.
 func (d *service) build() error {
 	cfg := d.cfg
-	hooks, err := newWebhooks(d.store, cfg.webhooks, d.log)
+	m := d.newMetrics()
+	hooks, err := newWebhooks(d.store, cfg.webhooks, d.log, m.WebhookPosted)
 	if err != nil {
 		return err
 	}
 	d.hooks = hooks
-	m := d.newMetrics()
 	occ := outbox.Config{Store: d.store, Transport: d.transport, Routing: d.routing.engine,
 		MaxConnections: d.routing.maxConns, DestinationConnections: d.routing.perDs, OnOutcome: m.Outcome,
 		Retry: delivery.RetryPolicy{Initial: cfg.retryInitial, Max: cfg.retryMax},
@@ -278,8 +278,8 @@ func whileOpen(open *atomic.Bool, guarded, next http.Handler) http.Handler {
 	})
 }
 
-func newWebhooks(st queue.Store, cfgs []webhookConfig, log *slog.Logger) (*webhook.Dispatcher, error) {
-	hooks, err := webhook.New(webhook.Config{Store: st, Endpoints: webhookEndpoints(cfgs), Logger: log})
+func newWebhooks(st queue.Store, cfgs []webhookConfig, log *slog.Logger, onPost func(string)) (*webhook.Dispatcher, error) {
+	hooks, err := webhook.New(webhook.Config{Store: st, Endpoints: webhookEndpoints(cfgs), Logger: log, OnPost: onPost})
 	if err != nil {
 		return nil, usagef("webhooks: %v", err)
 	}
@@ -316,7 +316,8 @@ func (d *service) buildSubmission() error {
 		TLSConfig: tlsConfig, AllowNoAuthOnLoopback: len(users) == 0 && !cfg.hard.smtpRequireAuth,
 		MaxMessageSize: int64(cfg.maxMessageSize), Hostname: hostname(cfg), Logger: d.log,
 		MaxConnections: d.hard.smtpCap, MaxConnectionsPerIP: cfg.hard.smtpMaxConnsPerIP,
-		ProxyProtocol: proxies, Throttle: d.hard.throttle})
+		ProxyProtocol: proxies, Throttle: d.hard.throttle,
+		OnReject: d.metrics.SubmissionRejected, OnAuthFailure: d.metrics.SubmissionAuthFailed})
 	return err
 }
 
