@@ -127,9 +127,6 @@ var clientEnv = map[string]string{"url": "OUTBOX_URL", "token": "OUTBOX_TOKEN"}
 // envTwin is the environment variable that stands in for a flag of cmd.
 func envTwin(cmd string, f *flag.Flag) string {
 	if cmd == "serve" {
-		if f.Name == "config" {
-			return envName(f.Name)
-		}
 		if _, isList := f.Value.(*listFlag); isList {
 			return envName(f.Name) + " (comma-separated)"
 		}
