@@ -88,12 +88,20 @@ func TestHelpGolden(t *testing.T) {
 				strings.Join(path, " "), golden, outs[0])
 		}
 	}
-	// "outbox help serve" is "outbox serve --help".
-	var a, b bytes.Buffer
-	run(context.Background(), []string{"help", "serve"}, &a, io.Discard)
-	run(context.Background(), []string{"serve", "--help"}, &b, io.Discard)
-	if a.String() != b.String() {
-		t.Error("outbox help serve differs from outbox serve --help")
+	// "outbox help queue list" is "outbox queue list --help"; "help help"
+	// is the usage.
+	for _, pair := range [][2][]string{
+		{{"help", "queue", "list"}, {"queue", "list", "--help"}},
+		{{"help", "serve"}, {"serve", "-h"}},
+		{{"help", "--help"}, {"--help"}},
+		{{"--help", "help"}, {"help"}},
+	} {
+		var a, b bytes.Buffer
+		ca := run(context.Background(), pair[0], &a, io.Discard)
+		cb := run(context.Background(), pair[1], &b, io.Discard)
+		if ca != 0 || cb != 0 || a.String() != b.String() || a.Len() == 0 {
+			t.Errorf("outbox %v (exit %d) differs from outbox %v (exit %d)", pair[0], ca, pair[1], cb)
+		}
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 )
 
@@ -66,9 +67,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case len(args) == 0:
 		printUsage(stderr)
 		return 2
-	case wantsHelp(args) && len(args) > 1:
-		// "outbox help serve" is "outbox serve --help".
-		return run(ctx, append(args[1:2:2], "--help"), stdout, stderr)
+	case wantsHelp(args) && len(args) > 1 && !wantsHelp(args[1:]):
+		// "outbox help queue list" is "outbox queue list --help".
+		return run(ctx, append(slices.Clone(args[1:]), "--help"), stdout, stderr)
 	case wantsHelp(args):
 		printUsage(stdout)
 		return 0

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -26,8 +25,8 @@ const defaultGCPercent = 50
 const softLimitShare = 0.9
 
 // setMemoryLimits sets the collector's pace and soft limit, unless GOGC
-// or GOMEMLIMIT say otherwise.
-func setMemoryLimits(log *slog.Logger) {
+// or GOMEMLIMIT say otherwise, and returns what it set as log attributes.
+func setMemoryLimits() []any {
 	gc, limit := "GOGC", "GOMEMLIMIT"
 	if _, ok := os.LookupEnv("GOGC"); !ok {
 		debug.SetGCPercent(defaultGCPercent)
@@ -41,7 +40,7 @@ func setMemoryLimits(log *slog.Logger) {
 			limit = strconv.FormatInt(soft>>20, 10) + "MiB (90% of the cgroup's memory limit)"
 		}
 	}
-	log.Info("memory settings", "gc_percent", gc, "soft_limit", limit)
+	return []any{"gc_percent", gc, "soft_limit", limit}
 }
 
 // cgroupMemoryLimit reads this process's cgroup memory limit under root

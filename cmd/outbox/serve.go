@@ -52,12 +52,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	setMemoryLimits(log)
+	memory := setMemoryLimits()
 	d, err := newService(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	d.args, d.level, d.hup = args, lv, hup
+	d.args, d.level, d.hup, d.memory = args, lv, hup, memory
 	return d.run(ctx)
 }
 
@@ -110,6 +110,7 @@ type service struct {
 	// hooksStarted: the webhook dispatcher runs (it starts once there
 	// are endpoints).
 	hooksStarted bool
+	memory       []any // the GC settings, for the start-up log
 }
 
 func newService(ctx context.Context, cfg *serveConfig, log *slog.Logger) (*service, error) {
@@ -390,6 +391,9 @@ func (d *service) listen() error {
 // know: mail is only captured, or a listener has no authentication.
 func (d *service) announce() {
 	d.announceHardening() // before "outbox is running": what has been said by then is all said
+	if d.memory != nil {
+		d.log.Info("memory settings", d.memory...)
+	}
 	d.log.Info("outbox is running", "http", d.httpLn.Addr().String(), "smtp", addrOf(d.smtpLn),
 		"store", redactDSN(d.cfg.db), "transport", d.transportName())
 	if d.routing.capture {
