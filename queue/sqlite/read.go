@@ -248,11 +248,11 @@ func (t *sqlTx) History(ctx context.Context, id string) ([]queue.RecipientEvent,
 func (t *sqlTx) NextDue(ctx context.Context) (time.Time, bool, error) {
 	var v sql.NullInt64
 	err := t.queryRow(ctx, []any{&v}, `SELECT MIN(t) FROM (
-		SELECT MIN(next_attempt_at) AS t FROM messages WHERE status = 'queued'
+		SELECT MIN(next_attempt_at) AS t FROM messages INDEXED BY messages_queued WHERE status = 'queued'
 		UNION ALL
-		SELECT MIN(next_attempt_at) FROM messages WHERE status = 'deferred'
+		SELECT MIN(next_attempt_at) FROM messages INDEXED BY messages_deferred WHERE status = 'deferred'
 		UNION ALL
-		SELECT MIN(lease_expires_at) FROM messages WHERE status = 'sending')`)
+		SELECT MIN(lease_expires_at) FROM messages INDEXED BY messages_sending WHERE status = 'sending')`)
 	if err != nil || !v.Valid {
 		return time.Time{}, false, err
 	}

@@ -194,13 +194,13 @@ func (t *sqlTx) Notify(context.Context) error { return nil }
 // bounded index range per status, so a claim costs the same with a backlog
 // of a million as with ten.
 const dueQuery = `
-	SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages
+	SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages INDEXED BY messages_queued
 		WHERE status = 'queued' AND next_attempt_at <= ?3 ORDER BY next_attempt_at LIMIT ?4)
 	UNION ALL
-	SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages
+	SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages INDEXED BY messages_deferred
 		WHERE status = 'deferred' AND next_attempt_at <= ?3 ORDER BY next_attempt_at LIMIT ?4)
 	UNION ALL
-	SELECT * FROM (SELECT id, lease_expires_at AS due FROM messages
+	SELECT * FROM (SELECT id, lease_expires_at AS due FROM messages INDEXED BY messages_sending
 		WHERE status = 'sending' AND lease_expires_at <= ?3 ORDER BY lease_expires_at LIMIT ?4)`
 
 // ClaimDue leases due messages in one statement.
@@ -393,7 +393,7 @@ func (t *sqlTx) DeleteFinal(ctx context.Context, statuses []queue.Status, idBelo
 // cutoff.
 func (t *sqlTx) PurgeFinal(ctx context.Context, cutoff time.Time, limit int) (int, error) {
 	return affected(t.exec(ctx, `DELETE FROM messages WHERE id IN (
-		SELECT id FROM messages WHERE status IN ('delivered', 'partial', 'failed', 'cancelled')
+		SELECT id FROM messages INDEXED BY messages_final WHERE status IN ('delivered', 'partial', 'failed', 'cancelled')
 			AND updated_at < ? LIMIT ?)`, cutoff.UnixMilli(), limit))
 }
 
