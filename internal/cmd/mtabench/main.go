@@ -34,9 +34,14 @@ type config struct {
 	profile  string // outbox CPU profile file (warm-up and shutdown included)
 	extra    string // extra outbox serve flags, space-separated
 	keep     bool   // keep the temporary directories
+	floor    bool   // also measure the floor: a go-smtp server that discards
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == floorServerArg {
+		runFloorServer(os.Args[2:])
+		return
+	}
 	var c config
 	flag.StringVar(&c.outbox, "outbox", "", "built outbox binary to measure (empty: skip)")
 	flag.StringVar(&c.db, "db", "sqlite", "outbox store: sqlite, or postgres (a fresh database on -postgres-dsn)")
@@ -49,6 +54,7 @@ func main() {
 	flag.StringVar(&c.profile, "cpuprofile", "", "write outbox's CPU profile of the measured load here")
 	flag.StringVar(&c.extra, "outbox-flags", "", "extra 'outbox serve' flags, space-separated")
 	flag.BoolVar(&c.keep, "keep", false, "keep temporary directories")
+	flag.BoolVar(&c.floor, "floor", false, "also measure the floor: a go-smtp server with TLS and AUTH that discards every message")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -81,6 +87,13 @@ func run(ctx context.Context, c *config) error {
 		r, err := measure(ctx, c, func(sink string) (server, error) { return startPostfix(ctx, c, sink) })
 		if err != nil {
 			return fmt.Errorf("postfix: %w", err)
+		}
+		results = append(results, r)
+	}
+	if c.floor {
+		r, err := measure(ctx, c, func(sink string) (server, error) { return startFloor(ctx, c, sink) })
+		if err != nil {
+			return fmt.Errorf("floor: %w", err)
 		}
 		results = append(results, r)
 	}
@@ -118,13 +131,16 @@ func measure(ctx context.Context, c *config, start func(sink string) (server, er
 	}
 	defer srv.stop()
 	total := c.warmup + c.n
+	_, discards := srv.(*floorServer)
 	// Warm up: connections, caches, the first database pages.
 	if c.warmup > 0 {
 		if _, err := submit(ctx, srv, c, c.warmup); err != nil {
 			return result{}, fmt.Errorf("warm-up: %w", err)
 		}
-		if err := sk.wait(ctx, c.warmup, 2*time.Minute); err != nil {
-			return result{}, fmt.Errorf("warm-up: %w", err)
+		if !discards {
+			if err := sk.wait(ctx, c.warmup, 2*time.Minute); err != nil {
+				return result{}, fmt.Errorf("warm-up: %w", err)
+			}
 		}
 		settle(srv)
 	}
@@ -143,8 +159,10 @@ func measure(ctx context.Context, c *config, start func(sink string) (server, er
 		return result{}, err
 	}
 	accepted := time.Since(began)
-	if err := sk.wait(ctx, total, 10*time.Minute); err != nil {
-		return result{}, err
+	if !discards {
+		if err := sk.wait(ctx, total, 10*time.Minute); err != nil {
+			return result{}, err
+		}
 	}
 	e2e := time.Since(began)
 	settle(srv)
