@@ -222,7 +222,9 @@ func testLeasedNotLeased(t *testing.T, s queue.Store) {
 // testCompleteBatch: one Complete records many results, each with its own
 // outcome, and leaves the others' lost leases alone.
 func testCompleteBatch(t *testing.T, s queue.Store) {
-	const n = 40
+	// More than a driver's longest list of rows (256 on SQLite), and not
+	// a power of two: the batch is split, and its last part padded.
+	const n = 300
 	for i := range n {
 		enqueue(t, s, newMsg(fmt.Sprintf("a%d@x.test", i), fmt.Sprintf("b%d@x.test", i)))
 	}

@@ -57,15 +57,24 @@ func (t *sqlTx) Recipients(ctx context.Context, ids []string, openOnly bool) (ma
 	if len(ids) == 0 {
 		return out, nil
 	}
+	err := chunks(len(ids), func(lo, hi int) error {
+		return t.recipients(ctx, ids[lo:hi], openOnly, out)
+	})
+	return out, err
+}
+
+// recipients reads the recipients of at most maxListRows ids into out.
+func (t *sqlTx) recipients(ctx context.Context, ids []string, openOnly bool, out map[string][]queue.Recipient) error {
+	args, in := inArgs(nil, ids)
 	query := `SELECT message_id, address, status, attempts, code, enhanced_code,
 		text, last_attempt_at, dsn_notify, dsn_orcpt FROM recipients
-		WHERE message_id IN (SELECT value FROM json_each(?))`
+		WHERE message_id IN (` + in + `)`
 	if openOnly {
 		query += ` AND status IN ('pending', 'deferred')`
 	}
-	rows, err := t.query(ctx, query+` ORDER BY message_id, idx`, idsJSON(ids))
+	rows, err := t.query(ctx, query+` ORDER BY message_id, idx`, args...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -74,12 +83,12 @@ func (t *sqlTx) Recipients(ctx context.Context, ids []string, openOnly bool) (ma
 		var r queue.Recipient
 		if err := rows.Scan(&id, &r.Address, &status, &r.Attempts, &r.Code,
 			&r.EnhancedCode, &r.Text, &last, &notify, &r.DSN.ORcpt); err != nil {
-			return nil, err
+			return err
 		}
 		r.Status, r.LastAttemptAt, r.DSN.Notify = queue.RecipientStatus(status), fromMS(last), split(notify)
 		out[id] = append(out[id], r)
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // Message reads one message.
