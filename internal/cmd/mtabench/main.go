@@ -35,6 +35,8 @@ type config struct {
 	extra    string // extra outbox serve flags, space-separated
 	keep     bool   // keep the temporary directories
 	floor    bool   // also measure the floor: a go-smtp server that discards
+	domains  int    // deliver direct to the MX hosts of this many domains (0: one relay)
+	perDest  int    // --max-connections-per-destination with -domains
 }
 
 func main() {
@@ -54,6 +56,8 @@ func main() {
 	flag.StringVar(&c.profile, "cpuprofile", "", "write outbox's CPU profile of the measured load here")
 	flag.StringVar(&c.extra, "outbox-flags", "", "extra 'outbox serve' flags, space-separated")
 	flag.BoolVar(&c.keep, "keep", false, "keep temporary directories")
+	flag.IntVar(&c.domains, "domains", 0, "deliver direct to MX hosts of this many domains (in-process DNS, 4 sinks on 127.0.0.2-5) instead of one relay")
+	flag.IntVar(&c.perDest, "per-destination", 2, "outbox --max-connections-per-destination with -domains")
 	flag.BoolVar(&c.floor, "floor", false, "also measure the floor: a go-smtp server with TLS and AUTH that discards every message")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -77,21 +81,24 @@ type server interface {
 func run(ctx context.Context, c *config) error {
 	var results []result
 	if c.outbox != "" {
-		r, err := measure(ctx, c, func(sink string) (server, error) { return startOutbox(ctx, c, sink) })
+		r, err := measure(ctx, c, func(sk *sinks) (server, error) { return startOutbox(ctx, c, sk) })
 		if err != nil {
 			return fmt.Errorf("outbox: %w", err)
 		}
 		results = append(results, r)
 	}
+	if c.postfix && c.domains > 0 {
+		return fmt.Errorf("-postfix measures one relay; it cannot be pointed at the benchmark's DNS server, so leave out -domains")
+	}
 	if c.postfix {
-		r, err := measure(ctx, c, func(sink string) (server, error) { return startPostfix(ctx, c, sink) })
+		r, err := measure(ctx, c, func(sk *sinks) (server, error) { return startPostfix(ctx, c, sk.addr()) })
 		if err != nil {
 			return fmt.Errorf("postfix: %w", err)
 		}
 		results = append(results, r)
 	}
 	if c.floor {
-		r, err := measure(ctx, c, func(sink string) (server, error) { return startFloor(ctx, c, sink) })
+		r, err := measure(ctx, c, func(sk *sinks) (server, error) { return startFloor(ctx, c, sk.addr()) })
 		if err != nil {
 			return fmt.Errorf("floor: %w", err)
 		}
@@ -119,13 +126,13 @@ type result struct {
 	acceptP50, acceptP99 time.Duration
 }
 
-func measure(ctx context.Context, c *config, start func(sink string) (server, error)) (result, error) {
-	sk, err := startSink()
+func measure(ctx context.Context, c *config, start func(sk *sinks) (server, error)) (result, error) {
+	sk, err := startSinks(c)
 	if err != nil {
 		return result{}, err
 	}
 	defer sk.close()
-	srv, err := start(sk.addr())
+	srv, err := start(sk)
 	if err != nil {
 		return result{}, err
 	}
@@ -194,8 +201,13 @@ func settle(srv server) {
 }
 
 func printResults(c *config, rs []result) {
-	fmt.Printf("%d messages of %d bytes over %d SMTP connections (STARTTLS + AUTH PLAIN), relayed to a loopback go-smtp sink\n",
-		c.n, c.size, c.conns)
+	to := "relayed to a loopback go-smtp sink"
+	if c.domains > 0 {
+		to = fmt.Sprintf("delivered direct to the MX hosts of %d domains (%d connections each; 4 go-smtp sinks on 127.0.0.2-5, DNS in process)",
+			c.domains, c.perDest)
+	}
+	fmt.Printf("%d messages of %d bytes over %d SMTP connections (STARTTLS + AUTH PLAIN), %s\n",
+		c.n, c.size, c.conns, to)
 	fmt.Printf("%-22s %14s %14s %16s %12s %12s\n", "server", "accepted/s", "end-to-end/s", "CPU µs/message", "accept p50", "accept p99")
 	for _, r := range rs {
 		fmt.Printf("%-22s %14.0f %14.0f %16.0f %12s %12s\n", r.name,
