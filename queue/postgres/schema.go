@@ -161,6 +161,10 @@ CREATE TABLE outbox_probe (
 	at timestamptz NOT NULL
 );
 `,
+	// 4: the one-click unsubscribe flag, which delivery acts on.
+	`
+ALTER TABLE outbox_messages ADD COLUMN unsubscribe boolean NOT NULL DEFAULT false;
+`,
 }
 
 // Beginner starts transactions: *pgxpool.Pool, *pgx.Conn and pgx.Tx all

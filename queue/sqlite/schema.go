@@ -147,6 +147,10 @@ CREATE TABLE store_probe (
 	at INTEGER NOT NULL
 );
 `,
+	// 5: the one-click unsubscribe flag, which delivery acts on.
+	`
+ALTER TABLE messages ADD COLUMN unsubscribe INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // Migrate creates or upgrades the outbox schema in db, an application's own
