@@ -59,8 +59,9 @@ type Handler struct {
 }
 
 // ErrGone: the token verifies, but the message it names is no longer in
-// the store (purged after the retention), so it names no address.
-var ErrGone = errors.New("feedback: the message is no longer kept")
+// the store (purged after the retention), so it names no address. It
+// wraps bounce.ErrNotVERP: the address is as good as unknown.
+var ErrGone = fmt.Errorf("feedback: the message is no longer kept (%w)", bounce.ErrNotVERP)
 
 // New checks cfg and returns a Handler.
 func New(cfg Config) (*Handler, error) {
