@@ -59,7 +59,7 @@ type transaction struct {
 	seen     map[string]bool // recipients already given, for deduplication
 	body8bit bool
 	utf8     bool
-	dsn      queue.DSN           // RET and ENVID
+	dsn      queue.DSN            // RET and ENVID
 	rcptDSN  []queue.RecipientDSN // NOTIFY and ORCPT, by recipient
 	// feedback: the recipients are addresses of the bounce domain, and
 	// the message goes to Config.Inbound, never to the queue.
