@@ -426,4 +426,3 @@ func TestDSNParametersEndToEnd(t *testing.T) {
 		}
 	}
 }
-
