@@ -29,7 +29,7 @@ type fixture struct {
 	tokens *unsubscribe.Tokens
 }
 
-func setup(t *testing.T) *fixture {
+func setup(t testing.TB) *fixture {
 	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "outbox.db"), sqlite.Options{})
 	if err != nil {
@@ -53,7 +53,7 @@ func setup(t *testing.T) *fixture {
 }
 
 // delivered stores a message from news@shop.test to rcpts, all delivered.
-func (f *fixture) delivered(t *testing.T, rcpts ...string) string {
+func (f *fixture) delivered(t testing.TB, rcpts ...string) string {
 	t.Helper()
 	ctx := context.Background()
 	id, err := f.st.Enqueue(ctx, queue.NewMessage{From: "news@shop.test", Recipients: rcpts,
@@ -75,7 +75,7 @@ func (f *fixture) delivered(t *testing.T, rcpts ...string) string {
 	return id
 }
 
-func (f *fixture) returnPath(t *testing.T, id string, idx int) string {
+func (f *fixture) returnPath(t testing.TB, id string, idx int) string {
 	t.Helper()
 	rp, err := f.verp.ReturnPath(id, idx)
 	if err != nil {
