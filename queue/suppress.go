@@ -188,24 +188,9 @@ func (q *Queue[TTx]) LookupSuppression(ctx context.Context, address, senderDomai
 // adds it for the message's sender domain; delays are history only. An
 // unknown message gives ErrNotFound and records nothing.
 func (q *Queue[TTx]) AddRecipientEvents(ctx context.Context, events []RecipientEvent, hooks ...NewEvent) error {
-	rows := slices.Clone(events)
-	now := time.Now()
-	for i := range rows {
-		e := &rows[i]
-		field := fmt.Sprintf("events[%d]", i)
-		if !e.Type.Valid() {
-			return fmt.Errorf("%s: %w: %s.Type %q is not bounced, delayed or complained", q.name, ErrInvalid, field, e.Type)
-		}
-		if err := checkText(field+".Address", e.Address, true); err != nil || e.Address == "" {
-			return fmt.Errorf("%s: %w: %s.Address is empty or not storable", q.name, ErrInvalid, field)
-		}
-		if !storable(e.MessageID) {
-			return q.wrap("recipient events", fmt.Errorf("message %q: %w", e.MessageID, ErrNotFound))
-		}
-		e.EnhancedCode, e.Text = clean(e.EnhancedCode), clean(e.Text)
-		if e.At.IsZero() {
-			e.At = now
-		}
+	rows, err := q.recipientEventRows(events)
+	if err != nil {
+		return err
 	}
 	hookRows, err := q.hookRows(hooks)
 	if err != nil {
@@ -249,6 +234,31 @@ func (q *Queue[TTx]) AddRecipientEvents(ctx context.Context, events []RecipientE
 		}
 		return insertHooks(ctx, tx, hookRows)
 	})
+}
+
+// recipientEventRows checks events and returns them as stored: text
+// made storable, a zero time now.
+func (q *Queue[TTx]) recipientEventRows(events []RecipientEvent) ([]RecipientEvent, error) {
+	rows := slices.Clone(events)
+	now := time.Now()
+	for i := range rows {
+		e := &rows[i]
+		field := fmt.Sprintf("events[%d]", i)
+		if !e.Type.Valid() {
+			return nil, fmt.Errorf("%s: %w: %s.Type %q is not bounced, delayed or complained", q.name, ErrInvalid, field, e.Type)
+		}
+		if err := checkText(field+".Address", e.Address, true); err != nil || e.Address == "" {
+			return nil, fmt.Errorf("%s: %w: %s.Address is empty or not storable", q.name, ErrInvalid, field)
+		}
+		if !storable(e.MessageID) {
+			return nil, q.wrap("recipient events", fmt.Errorf("message %q: %w", e.MessageID, ErrNotFound))
+		}
+		e.EnhancedCode, e.Text = clean(e.EnhancedCode), clean(e.Text)
+		if e.At.IsZero() {
+			e.At = now
+		}
+	}
+	return rows, nil
 }
 
 // feedbackSuppression is the suppression event e causes, if any: a hard

@@ -167,6 +167,10 @@ func ensureSecret(file string) (bool, error) {
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return false, err
 	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return false, err
+	}
 	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, os.ErrExist) {
 		return false, nil
@@ -174,24 +178,8 @@ func ensureSecret(file string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		f.Close()
-		os.Remove(file)
-		return false, err
-	}
-	_, err = f.WriteString("# outbox: the secret of VERP return paths and unsubscribe links; keep it, and keep it private\n" +
-		hex.EncodeToString(b[:]) + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(file)
-	}
-	return true, err
+	return true, finishKeyFile(f, file, []byte("# outbox: the secret of VERP return paths and unsubscribe links; keep it, and keep it private\n"+
+		hex.EncodeToString(b[:])+"\n"))
 }
 
 // announceDeliverability says at start-up what is signed, where bounces
