@@ -61,6 +61,10 @@ type Config struct {
 	// hold in memory at once (default 4 × MaxMessageSize, at least 64 MiB);
 	// a request that would pass it is answered 503 with Retry-After.
 	MaxBytesInFlight int64
+	// Unsubscribe says that delivery makes one-click unsubscribe links
+	// (outbox.Config.Deliverability.Unsubscribe is set), so that a
+	// message may ask for them; without it "unsubscribe": true is refused.
+	Unsubscribe bool
 }
 
 // Health is the daemon's readiness: whether it can accept mail now.
@@ -132,6 +136,7 @@ func (h *Handler) routes() {
 	h.mux.Handle("GET /v1/messages/{id}", auth(h.getMessage))
 	h.mux.Handle("POST /v1/messages/{id}/retry", auth(h.retryMessage))
 	h.mux.Handle("POST /v1/messages/{id}/cancel", auth(h.cancelMessage))
+	h.suppressionRoutes()
 	// Method-less twins answer other methods with a JSON 405 instead of
 	// ServeMux's plain-text one.
 	h.mux.Handle("/healthz", notAllowed("GET, HEAD"))

@@ -139,6 +139,9 @@ func (h *Handler) buildMessage(req *sendRequest, idemKey string) (*message.Messa
 		}
 		m.Attachments = append(m.Attachments, a)
 	}
+	if e := h.deliverability(req, opts); e != nil {
+		return nil, nil, e
+	}
 	return m, opts, nil
 }
 

@@ -29,6 +29,10 @@ type Message struct {
 	Recipients     []Recipient       `json:"recipients"`
 	// Attempts is given by GET /v1/messages/{id} only, not in listings.
 	Attempts []Attempt `json:"attempts,omitempty"`
+	// History is what was learnt of the recipients after sending
+	// (bounces, delays, complaints), oldest first; GET /v1/messages/{id}
+	// only.
+	History []HistoryEvent `json:"history,omitempty"`
 }
 
 // Recipient is one recipient's status with its last SMTP reply.
@@ -90,6 +94,9 @@ func (h *Handler) fullView(ctx context.Context, id string) (*Message, *apiError)
 		return nil, h.lookupError(err, id)
 	}
 	v := viewMessage(m)
+	if v.History, err = h.history(ctx, id); err != nil {
+		return nil, h.lookupError(err, id)
+	}
 	for _, a := range atts {
 		v.Attempts = append(v.Attempts, Attempt{
 			Number: a.Number, StartedAt: a.StartedAt.UTC(), FinishedAt: optTime(a.FinishedAt),

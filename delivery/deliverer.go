@@ -54,6 +54,10 @@ type Config struct {
 	Lease time.Duration
 	// Retry is the schedule after temporary failures.
 	Retry RetryPolicy
+	// Deliverability adds DKIM signatures, VERP return paths and
+	// unsubscribe links to the mail as it is sent; the zero value adds
+	// nothing.
+	Deliverability Deliverability
 	// Owner names this process in leases (default host-pid-time).
 	Owner string
 	// PollInterval bounds how long an idle deliverer sleeps without a

@@ -91,7 +91,7 @@ func sendPooled(ctx context.Context, pool *smtp.Pool, env Envelope, body io.Read
 				Text: res.Data.Message()}
 		case errors.As(rr.Err, &se):
 			reply = Reply{Code: se.Code, EnhancedCode: enhanced(se.EnhancedCode), Text: se.Message,
-				Soft: sessionStage(se.Command)}
+				Soft: sessionStage(se.Command), Refused: !se.Local && strings.HasPrefix(se.Command, "RCPT")}
 		default:
 			if out.Err == nil && rr.Err != nil {
 				out.Err = rr.Err

@@ -46,6 +46,11 @@ type Reply struct {
 	// this message, and mending the relay's configuration should let the
 	// mail through (Postfix's smtp_sasl_auth_soft_bounce).
 	Soft bool
+	// Refused says the reply refused the recipient's address itself (at
+	// RCPT TO, or DNS found its domain takes no mail), not the message:
+	// a 5xx of that kind is a hard bounce, and the store suppresses the
+	// address.
+	Refused bool
 }
 
 // RecipientReply is the reply that decided one recipient's fate: the RCPT

@@ -328,7 +328,7 @@ func claimedFrom(row *MessageRow, rs []RecipientRow, p *pending, lease time.Time
 		NextAttemptAt: row.NextAttemptAt, ExpiresAt: row.ExpiresAt}}
 	for _, r := range rs {
 		if r.Status.Open() {
-			c.Recipients = append(c.Recipients, Recipient{Address: r.Address, Status: r.Status, DSN: r.DSN})
+			c.Recipients = append(c.Recipients, Recipient{Idx: r.Idx, Address: r.Address, Status: r.Status, DSN: r.DSN})
 		}
 	}
 	return c

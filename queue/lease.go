@@ -192,6 +192,7 @@ type resultWrites struct {
 	attempts []AttemptRow
 	states   []StateRow
 	events   []EventRow
+	suppress []Suppression // addresses refused with a hard bounce
 }
 
 func (w *resultWrites) apply(ctx context.Context, tx Tx) error {
@@ -206,6 +207,11 @@ func (w *resultWrites) apply(ctx context.Context, tx Tx) error {
 	}
 	if err := tx.SetStates(ctx, w.states); err != nil {
 		return err
+	}
+	if len(w.suppress) > 0 {
+		if err := tx.UpsertSuppressions(ctx, uniqueSuppressions(w.suppress)); err != nil {
+			return err
+		}
 	}
 	return tx.InsertEvents(ctx, w.events)
 }
@@ -226,6 +232,10 @@ func (q *Queue[TTx]) record(w *resultWrites, m *MessageState, r *Result) error {
 			w.rcpts = append(w.rcpts, RecipientUpdate{MessageID: m.ID, Idx: rs.Idx, Status: rr.Status,
 				Attempted: true, SetReply: true, Code: rr.Code,
 				EnhancedCode: clean(rr.EnhancedCode), Text: clean(rr.Text)})
+			if rr.Status == RecipientFailed && rr.Refused && hardBounce(rr.Code, rr.EnhancedCode) {
+				w.suppress = append(w.suppress, bounceSuppression(m.ID, rr.Address, rr.Code,
+					clean(rr.EnhancedCode), clean(rr.Text), time.Now()))
+			}
 		}
 	}
 	a := r.Attempt

@@ -3,6 +3,7 @@
 //	outbox serve              run the daemon (HTTP API, SMTP submission, dashboard)
 //	outbox send [flags]       compose a message; --print it, --direct send it, or submit it
 //	outbox queue list|show|retry|cancel
+//	outbox suppressions list|add|remove
 //
 // Every command exits 0 on success and otherwise prints one clear line on
 // stderr and exits non-zero.
@@ -39,6 +40,7 @@ func commands() []command {
 		{"serve", "run the daemon: HTTP API, SMTP submission, delivery", runServe},
 		{"send", "compose a message and print, send or submit it", runSend},
 		{"queue", "list, show, retry or cancel queued messages", runQueue},
+		{"suppressions", "list, add or remove addresses of the suppression list", runSuppressions},
 		{"dkim", "generate a DKIM key and the DNS record to publish", runDKIM},
 		{"version", "print the version, commit and Go version", runVersion},
 	}

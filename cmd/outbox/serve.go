@@ -74,6 +74,7 @@ type service struct {
 	smtpServer *smtpsubmit.Server
 	smtpLn     net.Listener
 	hard       *hardened
+	deliver    *deliverability
 }
 
 func newService(ctx context.Context, cfg *serveConfig, log *slog.Logger) (*service, error) {
@@ -159,8 +160,11 @@ func (d *service) build() error {
 		return err
 	}
 	d.hooks = hooks
+	if d.deliver, err = d.buildDeliverability(hooks); err != nil {
+		return err
+	}
 	m := metrics.New(d.store)
-	occ := outbox.Config{Store: d.store, Transport: d.transport, Routing: d.routing.engine,
+	occ := outbox.Config{Store: d.store, Transport: d.transport, Routing: d.routing.engine, Deliverability: d.deliver.engine,
 		MaxConnections: d.routing.maxConns, DestinationConnections: d.routing.perDs, OnOutcome: m.Outcome,
 		Retry: delivery.RetryPolicy{Initial: cfg.retryInitial, Max: cfg.retryMax},
 		Lease: cfg.lease, OnEnqueue: m.Accepted, OnResult: m.Result, Logger: d.log}
@@ -185,7 +189,7 @@ func (d *service) build() error {
 	}
 	h, err := api.New(api.Config{Client: d.client, Tokens: cfg.apiTokens, Templates: tmpl,
 		MaxMessageSize: int64(cfg.maxMessageSize), Logger: d.log, Hostname: hostname(cfg),
-		Throttle: d.hard.throttle, Health: d.hard.health})
+		Throttle: d.hard.throttle, Health: d.hard.health, Unsubscribe: d.deliver.engine.Unsubscribe != nil})
 	if err != nil {
 		return err
 	}
@@ -203,6 +207,7 @@ func (d *service) build() error {
 	if len(cfg.apiTokens) == 0 {
 		handler = loopbackHostOnly(mux)
 	}
+	handler = d.withUnsubscribe(handler)
 	handler = healthOnlyWhenFull(handler)
 	d.httpServer = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ConnContext: connContext,
 		ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
@@ -268,7 +273,7 @@ func (d *service) buildSubmission() error {
 		TLSConfig: tlsConfig, AllowNoAuthOnLoopback: len(users) == 0 && !cfg.hard.smtpRequireAuth,
 		MaxMessageSize: int64(cfg.maxMessageSize), Hostname: hostname(cfg), Logger: d.log,
 		MaxConnections: d.hard.smtpCap, MaxConnectionsPerIP: cfg.hard.smtpMaxConnsPerIP,
-		ProxyProtocol: proxies, Throttle: d.hard.throttle})
+		ProxyProtocol: proxies, Throttle: d.hard.throttle, Inbound: d.inbound()})
 	return err
 }
 
@@ -335,6 +340,7 @@ func (d *service) listen() error {
 // know: mail is only captured, or a listener has no authentication.
 func (d *service) announce() {
 	d.announceHardening() // before "outbox is running": what has been said by then is all said
+	d.announceDeliverability()
 	d.log.Info("outbox is running", "http", d.httpLn.Addr().String(), "smtp", addrOf(d.smtpLn),
 		"store", redactDSN(d.cfg.db), "transport", d.transportName())
 	if d.routing.capture {

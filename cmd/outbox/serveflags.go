@@ -31,8 +31,9 @@ type serveConfig struct {
 	transcripts                   string
 	webhooks                      []webhookConfig
 	routing                       routingFlags
-	hard                          hardening       // hardening.go
-	setFlags                      map[string]bool // flags given, by flag, environment or file
+	hard                          hardening           // hardening.go
+	deliver                       deliverabilityFlags // deliverability.go
+	setFlags                      map[string]bool     // flags given, by flag, environment or file
 }
 
 // routingFlags are the routing and timeout settings of 'outbox serve'
@@ -123,6 +124,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.transcripts, "transcripts", "failures", "which attempts keep their full SMTP transcript: all, failures or off (every attempt keeps its summary)")
 	fs.StringVar(&c.configFile, "config", "", "JSON config file (keys as flags with _ for -, plus webhooks)")
 	c.hard.register(fs)
+	c.deliver.register(fs)
 	return fs
 }
 

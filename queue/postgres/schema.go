@@ -175,6 +175,10 @@ CREATE INDEX outbox_messages_sending ON outbox_messages (lease_expires_at) WHERE
 CREATE INDEX outbox_messages_final ON outbox_messages (updated_at)
 	WHERE status IN ('delivered', 'partial', 'failed', 'cancelled');
 `,
+	// 5: the one-click unsubscribe flag, which delivery acts on.
+	`
+ALTER TABLE outbox_messages ADD COLUMN unsubscribe boolean NOT NULL DEFAULT false;
+`,
 }
 
 // Beginner starts transactions: *pgxpool.Pool, *pgx.Conn and pgx.Tx all

@@ -87,7 +87,7 @@ func testTextValidated(t *testing.T, s queue.Store) {
 func testFlags(t *testing.T, s queue.Store) {
 	m := newMsg("a@x.test", "b@x.test")
 	m.Source = queue.SourceSMTP
-	m.Flags = queue.Flags{EightBit: true, SMTPUTF8: true, DSN: queue.DSN{Return: queue.DSNReturnHeaders, EnvID: "env-1"}}
+	m.Flags = queue.Flags{EightBit: true, SMTPUTF8: true, DSN: queue.DSN{Return: queue.DSNReturnHeaders, EnvID: "env-1"}, Unsubscribe: true}
 	m.RecipientDSN = []queue.RecipientDSN{{Notify: []string{"FAILURE", "DELAY"}, ORcpt: "orig@x.test"}, {Notify: []string{"NEVER"}}}
 	m.Repairs = []string{"date", "message-id"}
 	m.Tags = map[string]string{"body": "7bit", "smtputf8": "0", "source": "api"}

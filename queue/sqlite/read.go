@@ -15,7 +15,7 @@ import (
 const msgCols = `id, sender, subject, status, size, attempts,
 	coalesce(idempotency_key, ''), tags, created_at, updated_at,
 	next_attempt_at, expires_at, source, eight_bit, smtputf8, dsn_ret, dsn_envid,
-	ignore_suppressions, repairs`
+	ignore_suppressions, repairs, unsubscribe`
 
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
@@ -27,7 +27,7 @@ func scanMessage(sc scanner) (queue.Message, error) {
 	var created, updated, next, expires int64
 	err := sc.Scan(&m.ID, &m.From, &m.Subject, &status, &m.Size, &m.Attempts,
 		&m.IdempotencyKey, &tags, &created, &updated, &next, &expires, &source,
-		&m.EightBit, &m.SMTPUTF8, &ret, &m.DSN.EnvID, &m.IgnoreSuppressions, &repairs)
+		&m.EightBit, &m.SMTPUTF8, &ret, &m.DSN.EnvID, &m.IgnoreSuppressions, &repairs, &m.Unsubscribe)
 	if err != nil {
 		return m, err
 	}
@@ -66,8 +66,7 @@ func (t *sqlTx) Recipients(ctx context.Context, ids []string, openOnly bool) (ma
 // recipients reads the recipients of at most maxListRows ids into out.
 func (t *sqlTx) recipients(ctx context.Context, ids []string, openOnly bool, out map[string][]queue.Recipient) error {
 	args, in := inArgs(nil, ids)
-	query := `SELECT message_id, address, status, attempts, code, enhanced_code,
-		text, last_attempt_at, dsn_notify, dsn_orcpt FROM recipients
+	query := `SELECT message_id, idx, address, status, attempts, code, enhanced_code,		text, last_attempt_at, dsn_notify, dsn_orcpt FROM recipients
 		WHERE message_id IN (` + in + `)`
 	if openOnly {
 		query += ` AND status IN ('pending', 'deferred')`
@@ -81,7 +80,7 @@ func (t *sqlTx) recipients(ctx context.Context, ids []string, openOnly bool, out
 		var id, status, notify string
 		var last int64
 		var r queue.Recipient
-		if err := rows.Scan(&id, &r.Address, &status, &r.Attempts, &r.Code,
+		if err := rows.Scan(&id, &r.Idx, &r.Address, &status, &r.Attempts, &r.Code,
 			&r.EnhancedCode, &r.Text, &last, &notify, &r.DSN.ORcpt); err != nil {
 			return err
 		}

@@ -163,6 +163,10 @@ CREATE INDEX messages_sending ON messages (lease_expires_at) WHERE status = 'sen
 CREATE INDEX messages_final ON messages (updated_at)
 	WHERE status IN ('delivered', 'partial', 'failed', 'cancelled');
 `,
+	// 6: the one-click unsubscribe flag, which delivery acts on.
+	`
+ALTER TABLE messages ADD COLUMN unsubscribe INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // Migrate creates or upgrades the outbox schema in db, an application's own
