@@ -2,7 +2,6 @@ package outbox
 
 import (
 	"context"
-	"errors"
 
 	"github.com/outbox-mail/outbox/queue"
 )
@@ -18,25 +17,22 @@ func (c *Client) RetryMessages(ctx context.Context, sel queue.Selection) (int, e
 }
 
 // CancelMessages cancels every waiting message sel selects and returns
-// their ids; OnCancel hears of each. The cancellations stand even when
-// OnCancel fails for some: the first of its errors is returned.
+// their ids; OnCancel hears of each. The error is the store's: the
+// cancellations stand whatever OnCancel says, and its failures are
+// logged.
 func (c *Client) CancelMessages(ctx context.Context, sel queue.Selection) ([]string, error) {
 	ids, err := c.cfg.Store.CancelMessages(ctx, sel)
 	if c.cfg.OnCancel == nil {
 		return ids, err
 	}
-	var errs []error
 	for _, id := range ids {
-		m, gerr := c.cfg.Store.Get(ctx, id)
-		if gerr == nil {
-			gerr = c.cfg.OnCancel(ctx, m)
+		m, herr := c.cfg.Store.Get(ctx, id)
+		if herr == nil {
+			herr = c.cfg.OnCancel(ctx, m)
 		}
-		if gerr != nil && !errors.Is(gerr, queue.ErrNotFound) {
-			errs = append(errs, gerr)
+		if herr != nil {
+			c.log.Error("outbox: after cancelling a message", "id", id, "err", herr)
 		}
-	}
-	if err == nil && len(errs) > 0 {
-		err = errs[0]
 	}
 	return ids, err
 }
