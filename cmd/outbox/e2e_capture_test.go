@@ -89,25 +89,7 @@ func submitPlain(t *testing.T, addr, from, to string, msg []byte) {
 	if err := c.Hello("app.test"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Mail(from); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt(to); err != nil {
-		t.Fatal(err)
-	}
-	w, err := c.Data()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(msg); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Quit(); err != nil {
-		t.Fatal(err)
-	}
+	sendOn(t, c, from, []string{to}, msg)
 }
 
 // received matches the one Received field the submission listener
