@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -269,5 +270,22 @@ func TestOpenAPIServed(t *testing.T) {
 	r := e.do("GET", "/v1/openapi.json", nil)
 	if r.Status != 200 || !bytes.Equal(r.Body, OpenAPI()) || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
 		t.Fatalf("GET /v1/openapi.json: %d, %d bytes, %q", r.Status, len(r.Body), r.Header.Get("Content-Type"))
+	}
+}
+
+// TestOpenAPIValidDocument has an independent validator check the
+// document against the OpenAPI 3.1 schema, where one is installed
+// (Python's openapi-spec-validator); it skips otherwise.
+func TestOpenAPIValidDocument(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil || exec.Command(py, "-c", "import openapi_spec_validator").Run() != nil {
+		t.Skip("openapi-spec-validator not installed (pip install openapi-spec-validator)")
+	}
+	cmd := exec.Command(py, "-c", `import json, sys
+from openapi_spec_validator import validate
+validate(json.load(sys.stdin))`)
+	cmd.Stdin = bytes.NewReader(OpenAPI())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("openapi-spec-validator: %v\n%s", err, out)
 	}
 }
