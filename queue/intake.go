@@ -170,15 +170,38 @@ func (q *Queue[TTx]) accept(ctx context.Context, m NewMessage) (*pending, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := q.spool(p, m.Body); err != nil {
+	body := &highBitReader{r: m.Body}
+	if err := q.spool(p, body); err != nil {
 		p.discard()
 		return nil, err
 	}
+	// A body with 8-bit bytes is an 8-bit body, whatever its producer
+	// said (a raw upload says nothing): it must go out with BODY=8BITMIME,
+	// or be downgraded for a server without it (RFC 6152).
+	p.msg.EightBit = p.msg.EightBit || body.seen
 	if err := ctx.Err(); err != nil {
 		p.discard()
 		return nil, err
 	}
 	return p, nil
+}
+
+// highBitReader notes whether any byte read had the high bit set.
+type highBitReader struct {
+	r    io.Reader
+	seen bool
+}
+
+func (h *highBitReader) Read(b []byte) (int, error) {
+	n, err := h.r.Read(b)
+	if !h.seen {
+		var or byte
+		for _, c := range b[:n] {
+			or |= c
+		}
+		h.seen = or >= 0x80
+	}
+	return n, err
 }
 
 // spool reads body before the writer sees the message, so a slow producer

@@ -112,6 +112,19 @@ func testFlags(t *testing.T, s queue.Store) {
 	if plain.Source != queue.SourceLibrary || plain.Flags != (queue.Flags{}) || plain.Repairs != nil {
 		t.Errorf("plain message: source %q flags %+v repairs %v", plain.Source, plain.Flags, plain.Repairs)
 	}
+	// A body with 8-bit bytes is 8-bit whatever the producer said, on the
+	// leased path too, and even when the byte comes after the first chunk.
+	for _, size := range []int{100, 3 * queue.DefaultChunkSize} {
+		m := newMsg("d@x.test")
+		m.Body = strings.NewReader("Subject: s\r\n\r\n" + strings.Repeat("a", size) + "Gr\xc3\xbc\xc3\x9fe\r\n")
+		if got := get(t, s, enqueue(t, s, m)); !got.EightBit {
+			t.Errorf("an undeclared 8-bit body of %d bytes is not marked 8-bit", size)
+		}
+		m.Body = strings.NewReader("Subject: s\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n")
+		if e := enqueueLeased(t, s, m, "w", time.Minute); e.Claimed == nil || !e.Claimed.EightBit {
+			t.Errorf("an undeclared 8-bit body handed over leased is not marked 8-bit: %+v", e.Claimed)
+		}
+	}
 }
 
 func enqueueLeased(t *testing.T, s queue.Store, m queue.NewMessage, owner string, lease time.Duration) queue.Enqueued {
@@ -222,7 +235,9 @@ func testLeasedNotLeased(t *testing.T, s queue.Store) {
 // testCompleteBatch: one Complete records many results, each with its own
 // outcome, and leaves the others' lost leases alone.
 func testCompleteBatch(t *testing.T, s queue.Store) {
-	const n = 40
+	// More than a driver's longest list of rows (256 on SQLite), and not
+	// a power of two: the batch is split, and its last part padded.
+	const n = 300
 	for i := range n {
 		enqueue(t, s, newMsg(fmt.Sprintf("a%d@x.test", i), fmt.Sprintf("b%d@x.test", i)))
 	}
