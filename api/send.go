@@ -62,6 +62,7 @@ func (h *Handler) postMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, h.enqueueError(err, limit, req.fieldName))
 		return
 	}
+	h.changes.Notify()
 	writeJSON(w, http.StatusAccepted, accepted{ID: id, Status: "queued"})
 }
 

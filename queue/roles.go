@@ -105,6 +105,12 @@ type Admin interface {
 	// Recipients still open become failed; the message becomes cancelled.
 	// A message a worker is sending under a live lease gives ErrSending.
 	Cancel(ctx context.Context, id string) error
+	// RetryMessages makes every waiting message sel selects due now and
+	// returns how many.
+	RetryMessages(ctx context.Context, sel Selection) (int, error)
+	// CancelMessages cancels every waiting message sel selects and returns
+	// their ids.
+	CancelMessages(ctx context.Context, sel Selection) ([]string, error)
 	// Delete removes a final message with everything it owns; ErrNotFinal
 	// for one still waiting or being sent.
 	Delete(ctx context.Context, id string) error

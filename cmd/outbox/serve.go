@@ -70,6 +70,7 @@ type service struct {
 	client     *outbox.Client
 	hooks      *webhook.Dispatcher
 	httpServer *http.Server
+	mux        *httpMux // the routes of httpServer, for the OpenAPI check
 	httpLn     net.Listener
 	smtpServer *smtpsubmit.Server
 	smtpLn     net.Listener
@@ -164,15 +165,19 @@ func (d *service) build() error {
 		return err
 	}
 	m := metrics.New(d.store)
+	// Long polls of the API wake on new mail and on results.
+	changes := api.NewChanges()
 	occ := outbox.Config{Store: d.store, Transport: d.transport, Routing: d.routing.engine, Deliverability: d.deliver.engine,
 		MaxConnections: d.routing.maxConns, DestinationConnections: d.routing.perDs, OnOutcome: m.Outcome,
-		Retry: delivery.RetryPolicy{Initial: cfg.retryInitial, Max: cfg.retryMax},
-		Lease: cfg.lease, OnEnqueue: m.Accepted, OnResult: m.Result, Logger: d.log}
+		Retry: delivery.RetryPolicy{Initial: cfg.retryInitial, Max: cfg.retryMax}, Lease: cfg.lease,
+		OnEnqueue: func(id string, src queue.Source) { m.Accepted(id, src); changes.Notify() },
+		OnResult:  func(c *queue.Claimed, r *queue.Result) { m.Result(c, r); changes.Notify() }, Logger: d.log}
 	if hooks != nil {
 		occ.Events = hooks.EventsFor
 		occ.OnCancel = hooks.Cancelled
 		occ.OnResult = func(c *queue.Claimed, r *queue.Result) {
 			m.Result(c, r)
+			changes.Notify()
 			if len(r.Events) > 0 {
 				hooks.Notify()
 			}
@@ -189,7 +194,8 @@ func (d *service) build() error {
 	}
 	h, err := api.New(api.Config{Client: d.client, Tokens: cfg.apiTokens, Templates: tmpl,
 		MaxMessageSize: int64(cfg.maxMessageSize), Logger: d.log, Hostname: hostname(cfg),
-		Throttle: d.hard.throttle, Health: d.hard.health, Unsubscribe: d.deliver.engine.Unsubscribe != nil})
+		Throttle: d.hard.throttle, Health: d.hard.health, Unsubscribe: d.deliver.engine.Unsubscribe != nil,
+		Changes: changes})
 	if err != nil {
 		return err
 	}
@@ -197,7 +203,8 @@ func (d *service) build() error {
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
+	mux := newHTTPMux()
+	d.mux = mux
 	mux.Handle("/metrics", h.Protect(m.Handler()))
 	mux.Handle("/v1/", h)
 	mux.Handle("/healthz", h)
@@ -212,6 +219,8 @@ func (d *service) build() error {
 	d.httpServer = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ConnContext: connContext,
 		ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	// Shutdown waits for requests in progress: long polls answer at once.
+	d.httpServer.RegisterOnShutdown(h.Shutdown)
 	return d.buildSubmission()
 }
 

@@ -7,14 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
-	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/outbox-mail/outbox/api"
+	"github.com/outbox-mail/outbox/client"
 )
 
 // suppressionsUsage is the synopsis of 'outbox suppressions'.
@@ -88,33 +84,30 @@ func suppressionsList(ctx context.Context, args []string, stdout, stderr io.Writ
 	if *limit < 0 {
 		return usagef("list: -limit must be positive")
 	}
-	q := url.Values{}
-	for k, v := range map[string]string{"address": *address, "cursor": *cursor} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
-	if *limit > 0 {
-		q.Set("limit", strconv.Itoa(*limit))
-	}
 	c, err := d.client()
 	if err != nil {
 		return err
 	}
-	var page api.SuppressionPage
-	raw, err := c.getJSON(ctx, request{method: http.MethodGet, path: "/v1/suppressions", query: q}, &page)
-	if err != nil {
+	var page *client.SuppressionPage
+	if err := c.query(ctx, func(ctx context.Context) (err error) {
+		page, err = c.Suppressions(ctx, client.SuppressionQuery{Address: *address, Limit: *limit, Cursor: *cursor})
+		return err
+	}); err != nil {
 		return err
 	}
 	if *asJSON {
+		raw, err := json.Marshal(page)
+		if err != nil {
+			return err
+		}
 		return safeJSON(stdout, raw)
 	}
-	return printSuppressions(stdout, &page)
+	return printSuppressions(stdout, page)
 }
 
 // printSuppressions writes a page of the list as a table, with the
 // command for the next page when there is one.
-func printSuppressions(w io.Writer, page *api.SuppressionPage) error {
+func printSuppressions(w io.Writer, page *client.SuppressionPage) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ADDRESS\tSCOPE\tCAUSE\tSINCE\tEXPIRES\tREASON")
 	for _, s := range page.Suppressions {
@@ -163,14 +156,15 @@ func suppressionsAdd(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	body, _ := json.Marshal(map[string]string{"address": rest[0], "reason": *reason, "scope": *scope, "expires_at": until})
 	c, err := d.client()
 	if err != nil {
 		return err
 	}
-	var s api.Suppression
-	if _, err := c.getJSON(ctx, request{method: http.MethodPost, path: "/v1/suppressions",
-		header: http.Header{"Content-Type": {"application/json"}}, body: strings.NewReader(string(body))}, &s); err != nil {
+	var s *client.Suppression
+	if err := c.query(ctx, func(ctx context.Context) (err error) {
+		s, err = c.Suppress(ctx, client.NewSuppression{Address: rest[0], Reason: *reason, Scope: *scope, ExpiresAt: until})
+		return err
+	}); err != nil {
 		return err
 	}
 	line := "suppressed " + cleanCell(s.Address)
@@ -184,20 +178,20 @@ func suppressionsAdd(ctx context.Context, args []string, stdout, stderr io.Write
 	return err
 }
 
-// parseExpiry reads --expires: an RFC 3339 time or a duration from now,
-// as the RFC 3339 time the API takes ("" for none).
-func parseExpiry(s string, now time.Time) (string, error) {
+// parseExpiry reads --expires: an RFC 3339 time or a duration from now
+// (zero for none).
+func parseExpiry(s string, now time.Time) (time.Time, error) {
 	if s == "" {
-		return "", nil
+		return time.Time{}, nil
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t.Format(time.RFC3339), nil
+		return t, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		return "", usagef("add: --expires %q is neither an RFC 3339 time (2026-01-02T15:04:05Z) nor a positive duration (720h)", s)
+		return time.Time{}, usagef("add: --expires %q is neither an RFC 3339 time (2026-01-02T15:04:05Z) nor a positive duration (720h)", s)
 	}
-	return now.Add(d).UTC().Format(time.RFC3339), nil
+	return now.Add(d).UTC().Truncate(time.Second), nil
 }
 
 func suppressionsRemove(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -215,18 +209,13 @@ func suppressionsRemove(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	var q url.Values
-	if *scope != "" {
-		q = url.Values{"scope": {*scope}}
-	}
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	if _, err := c.do(ctx, request{method: http.MethodDelete, path: "/v1/suppressions/" + url.PathEscape(rest[0]), query: q}); err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+	if err := c.Unsuppress(ctx, rest[0], *scope); err != nil {
+		if client.IsNotFound(err) {
 			return fmt.Errorf("%s is not on the suppression list%s (HTTP 404)", clean(rest[0]), scopeNote(*scope))
 		}
-		return err
+		return c.explain(err)
 	}
 	_, err = fmt.Fprintf(stdout, "removed %s from the suppression list%s\n", cleanCell(rest[0]), scopeNote(*scope))
 	return err
