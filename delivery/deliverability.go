@@ -11,6 +11,7 @@ import (
 	"github.com/outbox-mail/outbox/bounce"
 	"github.com/outbox-mail/outbox/dkim"
 	"github.com/outbox-mail/outbox/internal/crlf"
+	"github.com/outbox-mail/outbox/message/mime7"
 	"github.com/outbox-mail/outbox/queue"
 	"github.com/outbox-mail/outbox/unsubscribe"
 )
@@ -139,8 +140,14 @@ func (p *part) fields(rcpt string, idx int) []byte {
 // key covers its From domain, through the part's destination.
 func (p *part) deliver(env Envelope, fields []byte) Outcome {
 	open := p.opener(fields)
-	if p.dv == nil || p.dv.DKIM == nil {
-		if fields == nil && p.body != nil {
+	signing := p.dv != nil && p.dv.DKIM != nil
+	if env.EightBit {
+		var d downgrade
+		defer d.close()
+		env.Downgrade = d.hook(p, open, signing)
+	}
+	if !signing {
+		if fields == nil && p.body != nil && !p.c.LongLines {
 			return p.dest.tr.Deliver(p.ctx, env, bytes.NewReader(p.body)) // no allocation for the common case
 		}
 		rc, err := open()
@@ -159,6 +166,43 @@ func (p *part) deliver(env Envelope, fields []byte) Outcome {
 	return p.dest.tr.Deliver(p.ctx, env, rc)
 }
 
+// downgrade is the 8-bit downgrade of one send (RFC 6152), for a server
+// that turns out not to offer 8BITMIME. Unsigned mail is converted as it
+// streams; signed mail is converted from the stored message and signed
+// again, since a signature over the 8-bit form would not verify.
+type downgrade struct{ rc io.Closer }
+
+func (d *downgrade) hook(p *part, open func() (io.ReadCloser, error), signing bool) func(io.Reader) (io.Reader, error) {
+	if !signing {
+		return mime7.Downgrade
+	}
+	return func(io.Reader) (io.Reader, error) {
+		rc, _, err := p.signed(func() (io.ReadCloser, error) {
+			rc, err := open()
+			if err != nil {
+				return nil, err
+			}
+			low, err := mime7.Downgrade(rc)
+			if err != nil {
+				rc.Close()
+				return nil, err
+			}
+			return readCloser{low, rc}, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		d.rc = rc
+		return rc, nil
+	}
+}
+
+func (d *downgrade) close() {
+	if d.rc != nil {
+		d.rc.Close()
+	}
+}
+
 // opener opens the message as it is to be sent: fields, then the stored
 // body (from memory when the part holds it).
 func (p *part) opener(fields []byte) func() (io.ReadCloser, error) {
@@ -172,10 +216,24 @@ func (p *part) opener(fields []byte) func() (io.ReadCloser, error) {
 				return nil, err
 			}
 		}
-		if len(fields) == 0 {
+		var r io.Reader = rc
+		if p.c.LongLines {
+			// Lines over 998 octets are re-encoded, whatever the server
+			// (RFC 5321 §4.5.3.1.6), before anything is signed.
+			lim, err := mime7.LimitLines(rc)
+			if err != nil {
+				rc.Close()
+				return nil, err
+			}
+			r = lim
+		}
+		if len(fields) > 0 {
+			r = io.MultiReader(bytes.NewReader(fields), r)
+		}
+		if r == io.Reader(rc) {
 			return rc, nil
 		}
-		return readCloser{io.MultiReader(bytes.NewReader(fields), rc), rc}, nil
+		return readCloser{r, rc}, nil
 	}
 }
 

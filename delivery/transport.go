@@ -33,6 +33,9 @@ type Envelope struct {
 	EnvID     string
 	Notify    [][]string
 	ORcpt     []string
+	// Downgrade converts the body to 7-bit MIME for a server without
+	// 8BITMIME (smtp.SendOptions.Downgrade); nil refuses such a send.
+	Downgrade func(body io.Reader) (io.Reader, error)
 }
 
 // Reply is an SMTP reply as far as delivery cares: code, enhanced status

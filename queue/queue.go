@@ -156,6 +156,10 @@ type Flags struct {
 	// each recipient before the stored message: one recipient per
 	// transaction, since each gets its own link.
 	Unsubscribe bool
+	// LongLines: the body has a line over 998 octets (RFC 5322 §2.1.1),
+	// which delivery re-encodes (quoted-printable) before sending. The
+	// store finds it as the body streams in, whatever the producer said.
+	LongLines bool
 }
 
 // NewMessage is what a producer hands to Enqueue.

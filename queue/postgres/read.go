@@ -17,7 +17,7 @@ import (
 const msgCols = `id, sender, subject, status, size, attempts,
 	coalesce(idempotency_key, ''), tags::text, created_at, updated_at,
 	next_attempt_at, expires_at, source, eight_bit, smtputf8, dsn_ret, dsn_envid,
-	ignore_suppressions, repairs, unsubscribe`
+	ignore_suppressions, repairs, unsubscribe, long_lines`
 
 // scanMessage reads the msgCols of one row, after the extra destinations
 // a query puts first.
@@ -27,7 +27,7 @@ func scanMessage(row pgx.Row, extra ...any) (queue.Message, error) {
 	var next *time.Time
 	dst := append(extra, &m.ID, &m.From, &m.Subject, &status, &m.Size, &m.Attempts,
 		&m.IdempotencyKey, &tags, &m.CreatedAt, &m.UpdatedAt, &next, &m.ExpiresAt, &source,
-		&m.EightBit, &m.SMTPUTF8, &ret, &m.DSN.EnvID, &m.IgnoreSuppressions, &repairs, &m.Unsubscribe)
+		&m.EightBit, &m.SMTPUTF8, &ret, &m.DSN.EnvID, &m.IgnoreSuppressions, &repairs, &m.Unsubscribe, &m.LongLines)
 	if err := row.Scan(dst...); err != nil {
 		return m, err
 	}

@@ -179,6 +179,10 @@ CREATE INDEX outbox_messages_final ON outbox_messages (updated_at)
 	`
 ALTER TABLE outbox_messages ADD COLUMN unsubscribe boolean NOT NULL DEFAULT false;
 `,
+	// 6: bodies with a line over 998 octets, which delivery re-encodes.
+	`
+ALTER TABLE outbox_messages ADD COLUMN long_lines boolean NOT NULL DEFAULT false;
+`,
 }
 
 // Beginner starts transactions: *pgxpool.Pool, *pgx.Conn and pgx.Tx all

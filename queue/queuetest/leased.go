@@ -125,6 +125,15 @@ func testFlags(t *testing.T, s queue.Store) {
 			t.Errorf("an undeclared 8-bit body handed over leased is not marked 8-bit: %+v", e.Claimed)
 		}
 	}
+	// A line over 998 octets is noted for delivery to re-encode; 998 is not.
+	for _, n := range []int{998, 999} {
+		m := newMsg("e@x.test")
+		m.Body = strings.NewReader("Subject: s\r\n\r\n" + strings.Repeat("b", n) + "\r\n")
+		got := get(t, s, enqueue(t, s, m))
+		if got.LongLines != (n > 998) || got.EightBit {
+			t.Errorf("a body line of %d octets: LongLines %v, EightBit %v", n, got.LongLines, got.EightBit)
+		}
+	}
 }
 
 func enqueueLeased(t *testing.T, s queue.Store, m queue.NewMessage, owner string, lease time.Duration) queue.Enqueued {

@@ -15,7 +15,7 @@ import (
 const msgCols = `id, sender, subject, status, size, attempts,
 	coalesce(idempotency_key, ''), tags, created_at, updated_at,
 	next_attempt_at, expires_at, source, eight_bit, smtputf8, dsn_ret, dsn_envid,
-	ignore_suppressions, repairs, unsubscribe`
+	ignore_suppressions, repairs, unsubscribe, long_lines`
 
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
@@ -27,7 +27,7 @@ func scanMessage(sc scanner) (queue.Message, error) {
 	var created, updated, next, expires int64
 	err := sc.Scan(&m.ID, &m.From, &m.Subject, &status, &m.Size, &m.Attempts,
 		&m.IdempotencyKey, &tags, &created, &updated, &next, &expires, &source,
-		&m.EightBit, &m.SMTPUTF8, &ret, &m.DSN.EnvID, &m.IgnoreSuppressions, &repairs, &m.Unsubscribe)
+		&m.EightBit, &m.SMTPUTF8, &ret, &m.DSN.EnvID, &m.IgnoreSuppressions, &repairs, &m.Unsubscribe, &m.LongLines)
 	if err != nil {
 		return m, err
 	}

@@ -167,6 +167,10 @@ CREATE INDEX messages_final ON messages (updated_at)
 	`
 ALTER TABLE messages ADD COLUMN unsubscribe INTEGER NOT NULL DEFAULT 0;
 `,
+	// 7: bodies with a line over 998 octets, which delivery re-encodes.
+	`
+ALTER TABLE messages ADD COLUMN long_lines INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // Migrate creates or upgrades the outbox schema in db, an application's own

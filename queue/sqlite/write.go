@@ -50,8 +50,8 @@ func tagsJSON(tags map[string]string) (string, error) {
 const insertMessageSQL = `INSERT INTO messages (id, sender, subject, status, created_at,
 	updated_at, next_attempt_at, expires_at, idempotency_key, size, tags, source, eight_bit,
 	smtputf8, dsn_ret, dsn_envid, ignore_suppressions, repairs, lease_owner, lease_expires_at, attempts,
-	unsubscribe)
-	VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
+	unsubscribe, long_lines)
+	VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
 	ON CONFLICT (idempotency_key) DO NOTHING`
 
 // InsertMessages inserts each row with one prepared statement (no round
@@ -78,7 +78,7 @@ func (t *sqlTx) InsertMessages(ctx context.Context, rows []queue.MessageRow) ([]
 			r.CreatedAt.UnixMilli(), ms(r.NextAttemptAt), r.ExpiresAt.UnixMilli(), key, r.Size, tags,
 			string(r.Source), b2i(r.Flags.EightBit), b2i(r.Flags.SMTPUTF8), string(r.Flags.DSN.Return),
 			r.Flags.DSN.EnvID, b2i(r.Flags.IgnoreSuppressions), strings.Join(r.Repairs, ","),
-			r.LeaseOwner, lease, attempts, b2i(r.Flags.Unsubscribe))
+			r.LeaseOwner, lease, attempts, b2i(r.Flags.Unsubscribe), b2i(r.Flags.LongLines))
 		if err != nil {
 			return nil, err
 		}
