@@ -88,6 +88,7 @@ func (h *Handler) postRaw(w http.ResponseWriter, r *http.Request) {
 		writeError(w, h.enqueueError(err, limit, func(f string) string { return f }))
 		return
 	}
+	h.changes.Notify()
 	writeJSON(w, http.StatusAccepted, accepted{ID: id, Status: "queued"})
 }
 

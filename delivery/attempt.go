@@ -122,6 +122,7 @@ func (d *Deliverer) plan(ctx context.Context, c *queue.Claimed, body []byte) ([]
 	notes := make(map[string]recipientNote, len(c.Recipients))
 	byDest := map[*destination]*part{}
 	var parts []*part
+	dv := d.dv.Load() // one message, one set of keys, whatever SetDKIM does meanwhile
 	for _, r := range c.Recipients {
 		dest, rt, reply := d.dirs.lookup(ctx, r.Address)
 		if dest == nil {
@@ -131,11 +132,13 @@ func (d *Deliverer) plan(ctx context.Context, c *queue.Claimed, body []byte) ([]
 		}
 		p := byDest[dest]
 		if p == nil {
-			p = &part{ctx: ctx, store: d.cfg.Store, c: c, body: body, dest: dest, env: envelopeOf(c), done: make(chan struct{})}
+			p = &part{ctx: ctx, store: d.cfg.Store, c: c, body: body, dest: dest, env: envelopeOf(c),
+				dv: dv, log: d.log, done: make(chan struct{})}
 			byDest[dest] = p
 			parts = append(parts, p)
 		}
 		p.env.Recipients = append(p.env.Recipients, r.Address)
+		p.idx = append(p.idx, r.Idx)
 		p.env.UTF8 = p.env.UTF8 || !isASCII(r.Address)
 		p.env.addDSN(len(p.env.Recipients)-1, r.DSN)
 	}

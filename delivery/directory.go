@@ -229,7 +229,7 @@ func (dir *directory) close() {
 func dnsReply(err error) Reply {
 	var re *route.Error
 	if errors.As(err, &re) {
-		return Reply{Code: re.Code, EnhancedCode: re.EnhancedCode, Text: re.Text}
+		return Reply{Code: re.Code, EnhancedCode: re.EnhancedCode, Text: re.Text, Refused: re.Code >= 500}
 	}
 	return Reply{Code: 451, EnhancedCode: "4.4.3", Text: "DNS lookup failed: " + err.Error()}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 
+	"github.com/outbox-mail/outbox/dkim"
 	"github.com/outbox-mail/outbox/route"
 	"github.com/outbox-mail/outbox/smtp"
 )
@@ -31,6 +32,16 @@ func (d *Deliverer) SetRouting(r *Routing) error {
 	}
 	d.dirs.setRouting(r)
 	return nil
+}
+
+// SetDKIM replaces the DKIM signer while the Deliverer runs (a daemon's
+// configuration reload); nil stops signing. Messages routed from then on
+// are signed with the new keys; a message already under way finishes
+// with those it started with. The other deliverability settings stay.
+func (d *Deliverer) SetDKIM(s *dkim.Signer) {
+	dv := *d.dv.Load()
+	dv.DKIM = s
+	d.dv.Store(&dv)
 }
 
 // setRouting swaps the routing and retires the destinations it changes.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +49,9 @@ func (s *session) Data(r io.Reader) error {
 	if tx == nil || len(tx.rcpts) == 0 {
 		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "No valid recipients"}
 	}
+	if tx.feedback {
+		return s.reportData(r)
+	}
 	src := &readErr{r: r}
 	var in io.Reader = src
 	// go-smtp hands BDAT chunks over through an io.Pipe: they are not
@@ -72,9 +76,12 @@ func (s *session) Data(r io.Reader) error {
 		Body: io.MultiReader(strings.NewReader(s.received(trace, tx)),
 			mime7.Check(headerblock.StripBcc(rep.Apply(hb.Reader(), br)))),
 		Source:  queue.SourceSMTP,
-		Flags:   queue.Flags{EightBit: tx.body8bit, SMTPUTF8: tx.utf8},
+		Flags:   queue.Flags{EightBit: tx.body8bit, SMTPUTF8: tx.utf8, DSN: tx.dsn},
 		Repairs: rep.Added,
 		Tags:    s.tags(),
+	}
+	if slices.ContainsFunc(tx.rcptDSN, func(d queue.RecipientDSN) bool { return len(d.Notify) > 0 || d.ORcpt != "" }) {
+		nm.RecipientDSN = tx.rcptDSN
 	}
 	id, err := s.srv.cfg.Enqueuer.EnqueueRaw(s.srv.ctx, nm)
 	if err != nil {

@@ -125,6 +125,11 @@ type Config struct {
 	// the default settings. Share one with the other listeners, so that an
 	// address guessing on one is slowed on all.
 	Throttle *throttle.Throttle
+	// Inbound, when set, takes the mail that comes back to the bounce
+	// domain: from anyone, without authentication, for addresses of that
+	// domain only (any other recipient still needs AUTH), within its
+	// MaxSize. Such mail never enters the queue.
+	Inbound Inbound
 	// OnReject, if set, hears of every refused connection, command or
 	// message, with its reason (RejectBusy, …: a closed set); OnAuthFailure
 	// of every failed AUTH (AuthBadCredentials, …). For metrics: they must
@@ -176,6 +181,9 @@ func New(cfg Config) (*Server, error) {
 	srv.MaxMessageBytes = cfg.MaxMessageSize
 	srv.MaxRecipients = cfg.MaxRecipients
 	srv.EnableSMTPUTF8 = true
+	// RET, ENVID, NOTIFY and ORCPT are kept with the message and passed
+	// on to servers that offer DSN too.
+	srv.EnableDSN = true
 	// go-smtp decides AUTH-before-TLS for the whole server; we need it per
 	// connection (allowed on loopback only), so the server allows it and
 	// the session refuses it and hides AUTH where it must not be used.

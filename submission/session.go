@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/outbox-mail/outbox/internal/throttle"
+	"github.com/outbox-mail/outbox/queue"
 )
 
 // Replies the session gives; go-smtp writes an *smtp.SMTPError verbatim.
@@ -59,6 +60,11 @@ type transaction struct {
 	seen     map[string]bool // recipients already given, for deduplication
 	body8bit bool
 	utf8     bool
+	dsn      queue.DSN            // RET and ENVID
+	rcptDSN  []queue.RecipientDSN // NOTIFY and ORCPT, by recipient
+	// feedback: the recipients are addresses of the bounce domain, and
+	// the message goes to Config.Inbound, never to the queue.
+	feedback bool
 }
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
@@ -209,9 +215,16 @@ func (s *session) authorized() bool {
 // Mail starts a transaction after checking authentication and the sender.
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if !s.authorized() {
-		s.log.Debug("submission: MAIL refused without authentication")
-		s.srv.rejected(RejectAuthRequired)
-		return errAuthRequired
+		// Without AUTH, only mail for the bounce domain: its recipients
+		// are checked at RCPT.
+		if err := s.mayReport(opts); err != nil {
+			if err == errAuthRequired {
+				s.srv.rejected(RejectAuthRequired)
+			} else {
+				s.srv.rejected(RejectTooLarge)
+			}
+			return err
+		}
 	}
 	from, err := checkAddress(from, opts.UTF8, true)
 	if err != nil {
@@ -232,13 +245,15 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		seen:     make(map[string]bool),
 		body8bit: opts.Body == smtp.Body8BitMIME,
 		utf8:     opts.UTF8,
+		dsn:      queue.DSN{Return: queue.DSNReturn(opts.Return), EnvID: opts.EnvelopeID},
 	}
 	return nil
 }
 
-// Rcpt adds a recipient; a repeated one is accepted and kept once.
-func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	if !s.authorized() || s.tx == nil {
+// Rcpt adds a recipient with its DSN parameters; a repeated one is
+// accepted and kept once, with the parameters it came with first.
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if s.tx == nil {
 		s.srv.rejected(RejectAuthRequired)
 		return errAuthRequired
 	}
@@ -247,12 +262,30 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		s.srv.rejected(RejectBadRecipient)
 		return recipientError(err)
 	}
+	if err := s.routeRcpt(to); err != nil {
+		return err
+	}
 	key := dedupKey(to)
 	if !s.tx.seen[key] {
 		s.tx.seen[key] = true
 		s.tx.rcpts = append(s.tx.rcpts, to)
+		s.tx.rcptDSN = append(s.tx.rcptDSN, rcptDSN(opts))
 	}
 	return nil
+}
+
+// rcptDSN is a recipient's NOTIFY and ORCPT (RFC 3461), as go-smtp read
+// them.
+func rcptDSN(opts *smtp.RcptOptions) queue.RecipientDSN {
+	var d queue.RecipientDSN
+	if opts == nil {
+		return d
+	}
+	for _, n := range opts.Notify {
+		d.Notify = append(d.Notify, string(n))
+	}
+	d.ORcpt = opts.OriginalRecipient
+	return d
 }
 
 // Reset ends the transaction; go-smtp calls it after the reply to DATA or

@@ -93,8 +93,10 @@ func parseFormTime(s string) (time.Time, error) {
 type detailData struct {
 	Message  *queue.Message
 	Attempts []queue.Attempt
-	Content  *content
-	Remote   bool // the user asked for remote images
+	// History is what was learnt of the recipients after sending.
+	History []queue.RecipientEvent
+	Content *content
+	Remote  bool // the user asked for remote images
 }
 
 func (h *handler) loadDetail(w http.ResponseWriter, r *http.Request) (*detailData, bool) {
@@ -113,7 +115,12 @@ func (h *handler) loadDetail(w http.ResponseWriter, r *http.Request) (*detailDat
 		h.serverError(w, r, err)
 		return nil, false
 	}
-	return &detailData{Message: m, Attempts: attempts}, true
+	history, err := h.store.History(r.Context(), id)
+	if err != nil && !errors.Is(err, queue.ErrNotFound) {
+		h.serverError(w, r, err)
+		return nil, false
+	}
+	return &detailData{Message: m, Attempts: attempts, History: history}, true
 }
 
 func (h *handler) messageDetail(w http.ResponseWriter, r *http.Request, s *session) {

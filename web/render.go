@@ -24,7 +24,7 @@ type view struct {
 }
 
 // pageNames are the page templates; each is parsed with the layout.
-var pageNames = []string{"login", "overview", "list", "detail", "inbox", "error"}
+var pageNames = []string{"login", "overview", "list", "detail", "inbox", "error", "suppressions"}
 
 var funcs = template.FuncMap{
 	"when": func(t time.Time) string {

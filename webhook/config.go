@@ -18,10 +18,18 @@ const (
 	TypeDeferred  = "deferred"
 	TypeFailed    = "failed"
 	TypeCancelled = "cancelled"
+	// What is learnt after sending: a bounce report (DSN) said a
+	// recipient failed, a recipient complained (ARF), a recipient
+	// unsubscribed (RFC 8058 one-click, or mail to the unsubscribe
+	// address).
+	TypeBounced      = "bounced"
+	TypeComplained   = "complained"
+	TypeUnsubscribed = "unsubscribed"
 )
 
 // allTypes is what an endpoint with no Events subscribes to.
-var allTypes = []string{TypeDelivered, TypeDeferred, TypeFailed, TypeCancelled}
+var allTypes = []string{TypeDelivered, TypeDeferred, TypeFailed, TypeCancelled,
+	TypeBounced, TypeComplained, TypeUnsubscribed}
 
 // Endpoint is a URL that receives events, with the secret that signs them.
 type Endpoint struct {
@@ -29,7 +37,7 @@ type Endpoint struct {
 	URL string
 	// Secret keys the HMAC-SHA256 signature; required, never logged.
 	Secret string
-	// Events lists the types sent here; empty means all four.
+	// Events lists the types sent here; empty means all of them.
 	Events []string
 }
 
@@ -177,7 +185,7 @@ func checkEndpoint(e *Endpoint) error {
 	}
 	for _, t := range e.Events {
 		if !validType(t) {
-			return fmt.Errorf("unknown event type %q (want delivered, deferred, failed or cancelled)", t)
+			return fmt.Errorf("unknown event type %q (want delivered, deferred, failed, cancelled, bounced, complained or unsubscribed)", t)
 		}
 	}
 	return nil

@@ -46,6 +46,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		log: cfg.Logger.With("component", "webhook"),
 	}
 	d.eps.Store(newEndpoints(cfg.Endpoints))
+	d.cfg.Endpoints = nil // the list in force is d.eps, which SetEndpoints swaps
 	wc := worker.Config[queue.Event]{Workers: cfg.Workers,
 		Claim: func(ctx context.Context, limit int) ([]queue.Event, error) {
 			return cfg.Store.ClaimEvents(ctx, cfg.Owner, limit, cfg.Lease)

@@ -22,9 +22,13 @@ type Payload struct {
 	SMTP          *SMTPReply `json:"smtp,omitempty"`
 	Error         string     `json:"error,omitempty"`
 	NextAttemptAt string     `json:"next_attempt_at,omitempty"`
-	From          string     `json:"from"`
-	Subject       string     `json:"subject"`
-	Timestamp     string     `json:"timestamp"`
+	// FeedbackType is a complaint's Feedback-Type (abuse, fraud…).
+	FeedbackType string `json:"feedback_type,omitempty"`
+	// Domain is the sender domain an unsubscribe is from.
+	Domain    string `json:"domain,omitempty"`
+	From      string `json:"from"`
+	Subject   string `json:"subject"`
+	Timestamp string `json:"timestamp"`
 }
 
 // SMTPReply is the server's last reply for a recipient.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outbox-mail/outbox/internal/smtpsink"
 	"github.com/outbox-mail/outbox/internal/tlsfiles"
 )
 
@@ -96,7 +97,7 @@ func TestReloadSecretFilesUsersCertificateWebhooks(t *testing.T) {
 	if err := c.Auth(smtp.PlainAuth("", smtpUser, "a-new-password-42", "127.0.0.1")); err != nil {
 		t.Fatalf("AUTH with the new password: %v", err)
 	}
-	sendOn(t, c, "ann@example.test", "hooked")
+	submitOn(t, c, "ann@example.test", "hooked")
 	for range 1000 {
 		mu.Lock()
 		n := len(posts)
@@ -115,5 +116,52 @@ func TestReloadSecretFilesUsersCertificateWebhooks(t *testing.T) {
 		if strings.Contains(d.logs.String(), secret) {
 			t.Errorf("the log shows a secret (%s…)", secret[:6])
 		}
+	}
+}
+
+// TestReloadRotatesDKIMKeys replaces the config's DKIM key with a new
+// selector's: after SIGHUP mail is signed with the new key only, and the
+// log names the selectors, never a key.
+func TestReloadRotatesDKIMKeys(t *testing.T) {
+	sink := startSink(t, smtpsink.Options{})
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "outbox.json")
+	oldKey, oldRecords := dkimKey(t, "ed25519", "s1", "shop.test")
+	newKey, newRecords := dkimKey(t, "ed25519", "s2", "shop.test")
+	writeConfig(t, cfgFile, map[string]any{"dkim": []string{"shop.test:s1:" + oldKey}})
+	d := launchDaemon(t, exec.Command(binary, daemonArgs(dir, "--config", cfgFile, "--api-token", testToken,
+		"--relay", "smtp://"+sink.Addr()+"?starttls=off")...))
+	send := func(subject string) []byte {
+		var out struct{ ID string }
+		if code := d.api("POST", "/v1/messages", "application/json", strings.NewReader(
+			`{"from": "news@shop.test", "to": ["ann@dest.test"], "subject": "`+subject+`", "text": "Hi."}`), &out); code != 202 {
+			t.Fatalf("enqueue: HTTP %d", code)
+		}
+		d.waitStatus(out.ID, "delivered")
+		got := sink.Received()
+		return got[len(got)-1].Data
+	}
+	if vs := verifyDKIM(t, oldRecords, send("before")); len(vs) != 1 || vs[0].Err != nil {
+		t.Fatalf("before the reload: %+v", vs)
+	}
+	writeConfig(t, cfgFile, map[string]any{"dkim": []string{"shop.test:s2:" + newKey}})
+	logs := d.reload(t)
+	if !strings.Contains(logs, "dkim keys: added shop.test/s2") || !strings.Contains(logs, "dkim keys: removed shop.test/s1") {
+		t.Errorf("reload log:\n%s", logs)
+	}
+	msg := send("after")
+	if vs := verifyDKIM(t, newRecords, msg); len(vs) != 1 || vs[0].Err != nil {
+		t.Errorf("after the reload, with the new key: %+v", vs)
+	}
+	if bytes.Contains(msg, []byte("s=s1;")) {
+		t.Error("still signed with the removed selector")
+	}
+	// A key file that does not load is refused; signing goes on.
+	writeConfig(t, cfgFile, map[string]any{"dkim": []string{"shop.test:s3:" + filepath.Join(dir, "missing.pem")}})
+	if logs := d.reload(t); !strings.Contains(logs, "reload refused") {
+		t.Errorf("a missing key file was not refused:\n%s", logs)
+	}
+	if vs := verifyDKIM(t, newRecords, send("still")); len(vs) != 1 || vs[0].Err != nil {
+		t.Errorf("after a refused reload: %+v", vs)
 	}
 }

@@ -85,8 +85,9 @@ func (d *daemonProc) status(t *testing.T, token string) int {
 	return resp.StatusCode
 }
 
-// sendOn submits one message over an SMTP session already open.
-func sendOn(t *testing.T, c *smtp.Client, to, subject string) {
+// submitOn submits one message over an SMTP session already open and
+// leaves it open.
+func submitOn(t *testing.T, c *smtp.Client, to, subject string) {
 	t.Helper()
 	if err := c.Mail("app@example.test"); err != nil {
 		t.Fatalf("MAIL on the open session: %v", err)
@@ -158,7 +159,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if err := c.Auth(smtp.PlainAuth("", smtpUser, smtpPass, "127.0.0.1")); err != nil {
 		t.Fatal(err)
 	}
-	sendOn(t, c, "x@a.test", "before")
+	submitOn(t, c, "x@a.test", "before")
 	waitSubjects(t, relayA, "before")
 
 	writeConfig(t, cfgFile, config(newToken, relayB))
@@ -179,7 +180,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	// The session opened before the reload is still there and still
 	// allowed: its user did not change.
-	sendOn(t, c, "y@a.test", "after")
+	submitOn(t, c, "y@a.test", "after")
 	waitSubjects(t, relayB, "after")
 
 	// A broken file, then a file that parses but does not check: both
@@ -201,7 +202,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 			t.Errorf("after refusing %s: the file's token gets HTTP %d", bad, code)
 		}
 	}
-	sendOn(t, c, "z@a.test", "still-b")
+	submitOn(t, c, "z@a.test", "still-b")
 	waitSubjects(t, relayB, "after,still-b")
 	if err := c.Quit(); err != nil {
 		t.Errorf("QUIT on the session opened before the reloads: %v", err)

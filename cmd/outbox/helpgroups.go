@@ -31,6 +31,7 @@ var helpGroups = []helpGroup{
 	{"sending", "Sending"},
 	{"filter", "Filters"},
 	{"key", "Key"},
+	{"entry", "Entry"},
 	{"output", "Output"},
 	{"daemon", "Daemon"},
 }
@@ -60,6 +61,9 @@ var flagGroups = map[string]map[string]string{
 		"http-max-connections": "hardening", "min-free-space": "hardening",
 
 		"log-format": "logging", "log-level": "logging", "config": "logging",
+
+		"dkim": "deliverability", "bounce-domain": "deliverability", "bounce-secret-file": "deliverability",
+		"public-url": "deliverability", "unsubscribe-secret-file": "deliverability",
 	},
 	"send": {
 		"from": "message", "to": "message", "cc": "message", "bcc": "message",
@@ -77,7 +81,15 @@ var flagGroups = map[string]map[string]string{
 		"status": "filter", "limit": "filter", "cursor": "filter", "recipient": "filter",
 		"from": "filter", "subject": "filter",
 	},
-	"queue retry": {"include-failed": "filter"},
+	"queue show":          {"raw": "output"},
+	"queue retry":         {"include-failed": "filter", "all-deferred": "filter", "status": "filter", "route": "filter", "to": "filter", "before": "filter"},
+	"queue cancel":        {"all": "filter", "status": "filter", "route": "filter", "to": "filter", "before": "filter"},
+	"queue wait":          {"to": "filter", "subject": "filter", "from": "filter", "status": "filter", "timeout": "daemon"},
+	"queue delete":        {"all": "filter", "status": "filter", "before": "filter"},
+	"suppressions":        {"url": "daemon", "token": "daemon", "json": "output"},
+	"suppressions list":   {"address": "filter", "limit": "filter", "cursor": "filter"},
+	"suppressions add":    {"reason": "entry", "scope": "entry", "expires": "entry"},
+	"suppressions remove": {"scope": "entry"},
 	"dkim keygen": {
 		"domain": "key", "selector": "key", "type": "key", "bits": "key",
 		"out": "output", "force": "output",
@@ -96,10 +108,17 @@ var commandSummaries = map[string]string{
 	"queue list":   "List messages, newest first.",
 	"queue show":   "Show a message with every recipient's status and its attempts.",
 	"queue retry":  "Make a deferred message due now.",
-	"queue cancel": "Stop delivering a message; its open recipients fail.",
-	"dkim":         "Manage DKIM signing keys.",
-	"dkim keygen":  "Generate a DKIM private key and print the DNS TXT record that publishes it.",
-	"version":      "Print the version, the commit and the Go version outbox was built with.",
+	"queue cancel": "Stop delivering a message, or every waiting one that matches; their open recipients fail.",
+	"queue wait": "Wait until a message that matches exists and print its id (--json: its content): " +
+		"what a test does after its application sent mail. Exit 1 when none came in time.",
+	"queue delete":        "Delete a final message, or every final one that matches (emptying a capture inbox).",
+	"suppressions":        "Inspect and change the suppression list through the daemon's API.",
+	"suppressions list":   "List the entries, by address.",
+	"suppressions add":    "Suppress an address: mail to it is not sent (for one sender domain with --scope).",
+	"suppressions remove": "Remove an address's entry.",
+	"dkim":                "Manage DKIM signing keys.",
+	"dkim keygen":         "Generate a DKIM private key and print the DNS TXT record that publishes it.",
+	"version":             "Print the version, the commit and the Go version outbox was built with.",
 	"healthcheck": "Ask a running daemon whether it is ready (GET /readyz): exit 0 if it is, " +
 		"1 otherwise. Without a URL it finds the daemon from the same OUTBOX_HTTP and " +
 		"OUTBOX_HTTP_TLS_CERT as 'outbox serve'. For container health checks.",

@@ -3,6 +3,7 @@
 //	outbox serve              run the daemon (HTTP API, SMTP submission, dashboard)
 //	outbox send [flags]       compose a message; --print it, --direct send it, or submit it
 //	outbox queue list|show|retry|cancel
+//	outbox suppressions list|add|remove
 //	outbox dkim keygen        make a DKIM key and its DNS record
 //	outbox healthcheck [URL]  exit 0 when the daemon is ready
 //	outbox version            print the version
@@ -46,6 +47,7 @@ func commands() []command {
 		{"serve", "run the daemon: HTTP API, SMTP submission, delivery", runServe},
 		{"send", "compose a message and print, send or submit it", runSend},
 		{"queue", "list, show, retry or cancel queued messages", runQueue},
+		{"suppressions", "list, add or remove addresses of the suppression list", runSuppressions},
 		{"dkim", "generate a DKIM key and the DNS record to publish", runDKIM},
 		{"healthcheck", "exit 0 if a running daemon is ready (for container health checks)", runHealthcheck},
 		{"version", "print the version, commit and Go version", runVersion},

@@ -24,9 +24,8 @@ import (
 // prepare method on *service. prepare reads next, checks it, and returns
 // an apply function that puts it in force without failing (typically one
 // atomic swap in the component, such as api.Handler.SetTokens), with the
-// changes to log (never a secret: counts, names, fingerprints). DKIM keys
-// plug in this way: {"dkim keys", []string{"dkim"}, (*service).prepareDKIM}
-// with prepareDKIM loading the new keys and apply swapping the signer's.
+// changes to log (never a secret: counts, names, fingerprints), as
+// prepareDKIM does for the DKIM keys (reload_dkim.go).
 type reloader struct {
 	name    string
 	keys    []string
@@ -42,6 +41,7 @@ var reloaders = []reloader{
 	{"webhooks", []string{"webhooks"}, (*service).prepareWebhooks},
 	{"certificates", []string{"tls-cert", "tls-key", "http-tls-cert", "http-tls-key"}, (*service).prepareCertificates},
 	{"log level", []string{"log-level"}, (*service).prepareLogLevel},
+	{"dkim keys", []string{"dkim"}, (*service).prepareDKIM},
 }
 
 // reloadableFlag reports whether a reload changes flag name in place.

@@ -28,6 +28,7 @@ type sendOptions struct {
 	// For submission to the daemon.
 	daemon                 daemonOptions
 	idempotencyKey, sendAt string
+	sendAtTime             time.Time // sendAt, parsed
 }
 
 func sendFlags(o *sendOptions) *flag.FlagSet {
@@ -115,7 +116,7 @@ func (o *sendOptions) checkSubmitFlags() error {
 	if err != nil {
 		return usagef("--send-at %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", o.sendAt)
 	}
-	o.sendAt = t.Format(time.RFC3339Nano)
+	o.sendAtTime = t
 	return nil
 }
 
@@ -127,7 +128,7 @@ func (o *sendOptions) submit(ctx context.Context, m *message.Message, stdout io.
 	}
 	from, rcpts := m.Envelope()
 	id, err := c.submit(ctx, submission{
-		from: from, to: rcpts, sendAt: o.sendAt, idempotencyKey: o.idempotencyKey,
+		from: from, to: rcpts, sendAt: o.sendAtTime, idempotencyKey: o.idempotencyKey,
 		compose: func(w io.Writer) error { _, err := m.WriteTo(w); return err },
 	})
 	if err != nil {

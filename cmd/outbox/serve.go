@@ -91,10 +91,12 @@ type service struct {
 	client     *outbox.Client
 	hooks      *webhook.Dispatcher
 	httpServer *http.Server
+	mux        *httpMux // the routes of httpServer, for the OpenAPI check
 	httpLn     net.Listener
 	smtpServer *smtpsubmit.Server
 	smtpLn     net.Listener
 	hard       *hardened
+	deliver    *deliverability
 	metrics    *metrics.Metrics
 
 	// For reloads (reload.go): the command line to read again, the
@@ -110,7 +112,8 @@ type service struct {
 	// hooksStarted: the webhook dispatcher runs (it starts once there
 	// are endpoints).
 	hooksStarted bool
-	memory       []any // the GC settings, for the start-up log
+	memory       []any             // the GC settings, for the start-up log
+	dkimIDs      map[string]string // the DKIM keys in force, for a reload to compare
 }
 
 func newService(ctx context.Context, cfg *serveConfig, log *slog.Logger) (*service, error) {
@@ -198,15 +201,24 @@ func (d *service) build() error {
 		return err
 	}
 	d.hooks = hooks
-	occ := outbox.Config{Store: d.store, Transport: d.transport, Routing: d.routing.engine,
+	if d.deliver, err = d.buildDeliverability(hooks); err != nil {
+		return err
+	}
+	if d.dkimIDs, err = dkimKeyIDs(cfg.deliver.dkim); err != nil {
+		return err
+	}
+	// Long polls of the API wake on new mail and on results.
+	changes := api.NewChanges()
+	occ := outbox.Config{Store: d.store, Transport: d.transport, Routing: d.routing.engine, Deliverability: d.deliver.engine,
 		MaxConnections: d.routing.maxConns, DestinationConnections: d.routing.perDs, OnOutcome: m.Outcome,
-		Retry: delivery.RetryPolicy{Initial: cfg.retryInitial, Max: cfg.retryMax},
-		Lease: cfg.lease, OnEnqueue: m.Accepted, Logger: d.log,
+		Retry: delivery.RetryPolicy{Initial: cfg.retryInitial, Max: cfg.retryMax}, Lease: cfg.lease,
+		OnEnqueue: func(id string, src queue.Source) { m.Accepted(id, src); changes.Notify() }, Logger: d.log,
 		// The dispatcher is there even without endpoints, which a reload
 		// may add; with none, EventsFor makes none.
 		Events: hooks.EventsFor, OnCancel: hooks.Cancelled,
 		OnResult: func(c *queue.Claimed, r *queue.Result) {
 			m.Result(c, r)
+			changes.Notify()
 			if len(r.Events) > 0 {
 				hooks.Notify()
 			}
@@ -222,7 +234,8 @@ func (d *service) build() error {
 	}
 	h, err := api.New(api.Config{Client: d.client, Tokens: cfg.apiTokens, Templates: tmpl,
 		MaxMessageSize: int64(cfg.maxMessageSize), Logger: d.log, Hostname: hostname(cfg),
-		Throttle: d.hard.throttle, Health: d.hard.health})
+		Throttle: d.hard.throttle, Health: d.hard.health, Unsubscribe: d.deliver.engine.Unsubscribe != nil,
+		Changes: changes})
 	if err != nil {
 		return err
 	}
@@ -231,7 +244,8 @@ func (d *service) build() error {
 		return err
 	}
 	d.api, d.dash = h, dash
-	mux := http.NewServeMux()
+	mux := newHTTPMux()
+	d.mux = mux
 	mux.Handle("/metrics", h.Protect(m.Handler()))
 	mux.Handle("/v1/", h)
 	mux.Handle("/healthz", h)
@@ -239,10 +253,13 @@ func (d *service) build() error {
 	mux.Handle("/", dash)
 	d.open.Store(len(cfg.apiTokens) == 0)
 	handler := whileOpen(&d.open, loopbackHostOnly(mux), mux)
+	handler = d.withUnsubscribe(handler)
 	handler = healthOnlyWhenFull(handler)
 	d.httpServer = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ConnContext: connContext,
 		ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	// Shutdown waits for requests in progress: long polls answer at once.
+	d.httpServer.RegisterOnShutdown(h.Shutdown)
 	return d.buildSubmission()
 }
 
@@ -317,7 +334,7 @@ func (d *service) buildSubmission() error {
 		TLSConfig: tlsConfig, AllowNoAuthOnLoopback: len(users) == 0 && !cfg.hard.smtpRequireAuth,
 		MaxMessageSize: int64(cfg.maxMessageSize), Hostname: hostname(cfg), Logger: d.log,
 		MaxConnections: d.hard.smtpCap, MaxConnectionsPerIP: cfg.hard.smtpMaxConnsPerIP,
-		ProxyProtocol: proxies, Throttle: d.hard.throttle,
+		ProxyProtocol: proxies, Throttle: d.hard.throttle, Inbound: d.inbound(),
 		OnReject: d.metrics.SubmissionRejected, OnAuthFailure: d.metrics.SubmissionAuthFailed})
 	return err
 }
@@ -391,6 +408,7 @@ func (d *service) listen() error {
 // know: mail is only captured, or a listener has no authentication.
 func (d *service) announce() {
 	d.announceHardening() // before "outbox is running": what has been said by then is all said
+	d.announceDeliverability()
 	if d.memory != nil {
 		d.log.Info("memory settings", d.memory...)
 	}

@@ -31,9 +31,10 @@ type serveConfig struct {
 	transcripts                   string
 	webhooks                      []webhookConfig
 	routing                       routingFlags
-	hard                          hardening       // hardening.go
-	setFlags                      map[string]bool // flags given, by flag, environment or file
-	flags                         *flag.FlagSet   // whose Values point at the fields above
+	hard                          hardening           // hardening.go
+	deliver                       deliverabilityFlags // deliverability.go
+	setFlags                      map[string]bool     // flags given, by flag, environment or file
+	flags                         *flag.FlagSet       // whose Values point at the fields above
 }
 
 // routingFlags are the routing and timeout settings of 'outbox serve'
@@ -137,6 +138,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.transcripts, "transcripts", "failures", "which attempts keep their full SMTP transcript, a `POLICY`: all, failures or off (every attempt keeps its summary)")
 	fs.StringVar(&c.configFile, "config", "", "JSON config `FILE`: keys as the flags with _ for -, plus routes and webhooks; // comments allowed")
 	c.hard.register(fs)
+	c.deliver.register(fs)
 	return fs
 }
 

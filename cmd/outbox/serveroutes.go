@@ -66,6 +66,7 @@ func buildRouting(cfg *serveConfig, log *slog.Logger) (*routing, error) {
 	if err != nil {
 		return nil, usagef("--route: %v", err)
 	}
+	warnUnverified(log, tab)
 	out.engine = &delivery.Routing{Table: tab, MXPort: rf.mxPort, SMTP: &smtp.Options{LocalName: hostname(cfg),
 		Timeouts: smtp.Timeouts{Dial: rf.timeoutConnect, Greeting: rf.timeoutCommand, Command: rf.timeoutCommand,
 			MailRcpt: rf.timeoutCommand, DataTerm: rf.timeoutDataEnd}}}
@@ -77,6 +78,17 @@ func buildRouting(cfg *serveConfig, log *slog.Logger) (*routing, error) {
 		out.engine.Resolver = res
 	}
 	return out, nil
+}
+
+// warnUnverified says loudly, once at start, which relays are reached
+// with tls_verify=false: encrypted, but to whoever answers.
+func warnUnverified(log *slog.Logger, tab *route.Table) {
+	for _, r := range append([]*route.Route{tab.Default()}, tab.Routes()...) {
+		if r.Target.Kind == route.Relay && r.Target.Relay.InsecureSkipVerify {
+			log.Warn("TLS CERTIFICATE NOT VERIFIED (tls_verify=false): mail to this relay is encrypted but could go to an impostor; prefer ca=PATH",
+				"route", r.Name(), "relay", r.Target.Relay.Addr())
+		}
+	}
 }
 
 func checkRoutingFlags(cfg *serveConfig) error {

@@ -136,3 +136,22 @@ func TestRoutingErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestUnverifiedRelayWarned: a relay reached with tls_verify=false is
+// named in one loud warning at start; verified ones are not.
+func TestUnverifiedRelayWarned(t *testing.T) {
+	var logs strings.Builder
+	cfg, err := parseServeConfig([]string{"--relay", "smtp://relay.test:587?tls_verify=false",
+		"--route", "ok.test=smtp://good.test:587"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buildRouting(cfg, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if strings.Count(out, "TLS CERTIFICATE NOT VERIFIED") != 1 || !strings.Contains(out, "relay.test:587") ||
+		strings.Contains(out, "good.test") {
+		t.Errorf("start-up warnings:\n%s", out)
+	}
+}
