@@ -58,24 +58,7 @@ func TestSuppressionsCLIEndToEnd(t *testing.T) {
 		!strings.Contains(out, "asked by phone") || !strings.Contains(out, "shop.test") || !strings.Contains(out, "a/b@dest.test") {
 		t.Fatalf("list: exit %d\n%s", code, out)
 	}
-	// Pages of one, following the cursor the command prints.
-	var seen []string
-	args := []string{"suppressions", "list", "--limit", "1", "--json"}
-	for range 4 {
-		code, out, errOut := d.cli(t, testToken, args...)
-		var page api.SuppressionPage
-		dec := json.NewDecoder(strings.NewReader(out))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&page); code != 0 || err != nil || len(page.Suppressions) != 1 {
-			t.Fatalf("%v: exit %d %v\n%s%s", args, code, err, out, errOut)
-		}
-		seen = append(seen, page.Suppressions[0].Address)
-		if page.NextCursor == "" {
-			break
-		}
-		args = []string{"suppressions", "list", "--limit", "1", "--json", "--cursor", page.NextCursor}
-	}
-	if strings.Join(seen, " ") != "a/b@dest.test gone@dest.test news@dest.test" {
+	if seen := d.cliPages(t); strings.Join(seen, " ") != "a/b@dest.test gone@dest.test news@dest.test" {
 		t.Errorf("pages of one: %q", seen)
 	}
 	if _, out, _ := d.cli(t, testToken, "suppressions", "list", "--limit", "1"); moreRe.FindStringSubmatch(out) == nil {
@@ -110,4 +93,28 @@ func TestSuppressionsCLIEndToEnd(t *testing.T) {
 	}
 	again := d.post(t, `{"from":"shop@example.com","to":["gone@dest.test"],"subject":"Hello again","text":"x"}`)
 	d.waitStatus(again, queue.StatusDelivered)
+}
+
+// cliPages lists the suppression list a page of one at a time with
+// 'outbox suppressions list --json', following each page's cursor, and
+// returns the addresses in order. The JSON must decode strictly.
+func (d *daemonProc) cliPages(t *testing.T) []string {
+	t.Helper()
+	var seen []string
+	args := []string{"suppressions", "list", "--limit", "1", "--json"}
+	for range 10 {
+		code, out, errOut := d.cli(t, testToken, args...)
+		var page api.SuppressionPage
+		dec := json.NewDecoder(strings.NewReader(out))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&page); code != 0 || err != nil || len(page.Suppressions) != 1 {
+			t.Fatalf("%v: exit %d %v\n%s%s", args, code, err, out, errOut)
+		}
+		seen = append(seen, page.Suppressions[0].Address)
+		if page.NextCursor == "" {
+			break
+		}
+		args = []string{"suppressions", "list", "--limit", "1", "--json", "--cursor", page.NextCursor}
+	}
+	return seen
 }
