@@ -83,8 +83,12 @@ type Attempt struct {
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	Route      string     `json:"route,omitempty"`
-	Error      string     `json:"error,omitempty"`
-	Transcript string     `json:"transcript,omitempty"`
+	// Host is the server that handled the attempt, as host[address].
+	Host string `json:"host,omitempty"`
+	// Reply is the server's last reply to the message data, in one line.
+	Reply      string `json:"reply,omitempty"`
+	Error      string `json:"error,omitempty"`
+	Transcript string `json:"transcript,omitempty"`
 }
 
 // ListPage is one page of a listing, newest first.
