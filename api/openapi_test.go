@@ -80,7 +80,7 @@ func contractCalls(t *testing.T, e *env) []apiCall {
 	raw := "From: a@example.com\r\nTo: b@example.com\r\nSubject: raw\r\n\r\nbody\r\n"
 	big := strings.Repeat("x", int(e.h.cfg.MaxMessageSize)+1)
 	m := "/v1/messages/"
-	return []apiCall{
+	return append([]apiCall{
 		{op: "GET /healthz", want: 200, path: "/healthz"},
 		{op: "GET /readyz", want: 200, path: "/readyz"},
 		{op: "GET /v1/openapi.json", want: 200, path: "/v1/openapi.json"},
@@ -121,6 +121,55 @@ func contractCalls(t *testing.T, e *env) []apiCall {
 		{op: "GET /v1/messages/{id}/attachments/{n}", want: 200, path: m + delivered + "/attachments/0"},
 		{op: "GET /v1/messages/{id}/attachments/{n}", want: 400, path: m + delivered + "/attachments/first"},
 		{op: "GET /v1/messages/{id}/attachments/{n}", want: 404, path: m + delivered + "/attachments/99"},
+	}, deliverabilityCalls(t, e, delivered)...)
+}
+
+// deliverabilityCalls are the calls of the suppression list and of the
+// send request's deliverability fields. delivered, a delivered message,
+// is given a recipient history first, so that GET /v1/messages/{id}
+// answers one.
+func deliverabilityCalls(t *testing.T, e *env, delivered string) []apiCall {
+	ctx := context.Background()
+	err := e.store.AddRecipientEvents(ctx, []queue.RecipientEvent{{MessageID: delivered, Address: "ann@example.org",
+		Type: queue.HistoryDelayed, Code: 451, EnhancedCode: "4.4.7", Text: "still trying further on"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Entries of every kind the list shows: caused by a message, scoped,
+	// expired.
+	err = e.store.Suppress(ctx, []queue.Suppression{
+		{Address: "gone@dest.test", Cause: queue.CauseBounced, MessageID: delivered, Reason: "550 5.1.1 no such user"},
+		{Address: "old@dest.test", Scope: "shop.test", Cause: queue.CauseManual, ExpiresAt: time.Now().Add(-time.Hour)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := e.store.Suppressions(ctx, queue.SuppressionFilter{Limit: 1})
+	if err != nil || first.Next == "" {
+		t.Fatalf("a first page of one: %+v, %v", first, err)
+	}
+	json := []string{"Content-Type", "application/json"}
+	exp := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+	s := "/v1/suppressions"
+	dsn := withFields(simple("gone@dest.test"), "dsn", map[string]any{"notify": []string{"failure", "delay"}, "ret": "hdrs",
+		"envid": "order-42"}, "unsubscribe", false, "ignore_suppressions", true)
+	never := withFields(simple(), "dsn", map[string]any{"notify": "never", "ret": "full"}, "unsubscribe", nil)
+	return []apiCall{
+		{op: "POST /v1/messages", want: 202, path: "/v1/messages", body: mustJSON(t, dsn), header: json},
+		{op: "POST /v1/messages", want: 202, path: "/v1/messages", body: mustJSON(t, never), header: json},
+		{op: "POST /v1/suppressions", want: 201, path: s, header: json,
+			body: `{"address":"Ann@Dest.test","scope":"Shop.test","reason":"asked by phone","expires_at":"` + exp + `"}`},
+		{op: "POST /v1/suppressions", want: 201, path: s, body: `{"address":"bob@dest.test"}`, header: json},
+		{op: "POST /v1/suppressions", want: 400, path: s, body: `{"address":`, header: json},
+		{op: "POST /v1/suppressions", want: 413, path: s, body: `{"address":"a@dest.test","reason":"` + strings.Repeat("x", 17<<10) + `"}`, header: json},
+		{op: "POST /v1/suppressions", want: 415, path: s, body: `{"address":"a@dest.test"}`, header: []string{"Content-Type", "text/plain"}},
+		{op: "POST /v1/suppressions", want: 422, path: s, body: `{"address":"Ann <ann@dest.test>"}`, header: json},
+		{op: "GET /v1/suppressions", want: 200, path: s + "?address=DEST.test&limit=10"},
+		{op: "GET /v1/suppressions", want: 200, path: s + "?limit=1&cursor=" + url.QueryEscape(first.Next)},
+		{op: "GET /v1/suppressions", want: 400, path: s + "?limit=0"},
+		{op: "GET /v1/suppressions", want: 400, path: s + "?cursor=not-ours"},
+		{op: "DELETE /v1/suppressions/{address}", want: 204, path: s + "/ann@dest.test?scope=shop.test"},
+		{op: "DELETE /v1/suppressions/{address}", want: 404, path: s + "/ann@dest.test?scope=shop.test"},
+		{op: "DELETE /v1/suppressions/{address}", want: 204, path: s + "/BOB@dest.test"},
 	}
 }
 

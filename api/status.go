@@ -52,6 +52,8 @@ type Attempt struct {
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	Route      string     `json:"route,omitempty"`
+	Host       string     `json:"host,omitempty"`
+	Reply      string     `json:"reply,omitempty"`
 	Error      string     `json:"error,omitempty"`
 	Transcript string     `json:"transcript,omitempty"`
 }
@@ -100,7 +102,7 @@ func (h *Handler) fullView(ctx context.Context, id string) (*Message, *apiError)
 	for _, a := range atts {
 		v.Attempts = append(v.Attempts, Attempt{
 			Number: a.Number, StartedAt: a.StartedAt.UTC(), FinishedAt: optTime(a.FinishedAt),
-			Route: a.Route, Error: a.Error, Transcript: a.Transcript,
+			Route: a.Route, Host: a.Host, Reply: a.Reply, Error: a.Error, Transcript: a.Transcript,
 		})
 	}
 	return &v, nil

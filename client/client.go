@@ -123,6 +123,7 @@ func statusOf(err error) int {
 
 // request is one API call.
 type request struct {
+	// path is escaped: its segments made with url.PathEscape.
 	method, path string
 	query        url.Values
 	header       http.Header
@@ -144,7 +145,14 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 // roundTrip performs r and returns whatever the daemon answered.
 func (c *Client) roundTrip(ctx context.Context, r request) (*http.Response, error) {
 	u := *c.base
-	u.Path += r.path
+	// r.path is escaped already; Path alone would escape it again, and
+	// an address holding % or / would name another entry.
+	p, err := url.PathUnescape(r.path)
+	if err != nil {
+		return nil, fmt.Errorf("client: path %q: %w", r.path, err)
+	}
+	u.RawPath = c.base.EscapedPath() + r.path
+	u.Path += p
 	u.RawQuery = r.query.Encode()
 	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), r.body)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -240,27 +241,112 @@ func TestSteeringAndErrors(t *testing.T) {
 
 // TestTypesCoverTheAPI decodes the API's answers strictly into the
 // client's types: a field the API adds and the client lacks fails here.
+// The answers hold every optional field the store can give them: a
+// message with a history, suppression entries scoped, expiring, expired
+// and caused by a message.
 func TestTypesCoverTheAPI(t *testing.T) {
+	ctx := t.Context()
 	d := start(t, true)
 	c := d.client(t)
-	id, err := c.Send(t.Context(), reset("ann@example.org"), nil)
+	id, err := c.Send(ctx, reset("ann@example.org"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitFinal(t, c, id)
-	for path, v := range map[string]any{"/v1/messages/" + id: &client.Message{}, "/v1/messages?limit=1": &client.ListPage{},
-		"/v1/messages/" + id + "/content": &client.Content{}} {
-		req, _ := http.NewRequest("GET", d.srv.URL+path, nil)
+	err = d.store.AddRecipientEvents(ctx, []queue.RecipientEvent{{MessageID: id, Address: "ann@example.org",
+		Type: queue.HistoryDelayed, Code: 451, EnhancedCode: "4.4.7", Text: "still trying further on"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.store.Suppress(ctx, []queue.Suppression{
+		{Address: "gone@dest.test", Cause: queue.CauseBounced, MessageID: id, Reason: "550 5.1.1 no such user"},
+		{Address: "old@dest.test", Scope: "shop.test", ExpiresAt: time.Now().Add(-time.Hour)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	for _, c := range []struct {
+		method, path, body string
+		v                  any
+	}{
+		{"GET", "/v1/messages/" + id, "", &client.Message{}},
+		{"GET", "/v1/messages?limit=1", "", &client.ListPage{}},
+		{"GET", "/v1/messages/" + id + "/content", "", &client.Content{}},
+		{"POST", "/v1/suppressions", `{"address":"a@dest.test","scope":"shop.test","reason":"r","expires_at":"` + exp + `"}`, &client.Suppression{}},
+		{"GET", "/v1/suppressions", "", &client.SuppressionPage{}},
+		{"GET", "/v1/suppressions?limit=1", "", &client.SuppressionPage{}},
+	} {
+		req, _ := http.NewRequest(c.method, d.srv.URL+c.path, strings.NewReader(c.body))
 		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		dec := json.NewDecoder(resp.Body)
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(v); err != nil {
-			t.Errorf("GET %s does not decode strictly into %T: %v", path, v, err)
+		if err := dec.Decode(c.v); err != nil || resp.StatusCode/100 != 2 {
+			t.Errorf("%s %s (%d) does not decode strictly into %T: %v", c.method, c.path, resp.StatusCode, c.v, err)
 		}
 		resp.Body.Close()
+	}
+}
+
+// TestEmailCoversTheSendRequest: every property of the send request the
+// OpenAPI description lists is a field of client.Email (send_at aside,
+// which Email holds as a time), so the client can say all the API
+// takes; and a message using the deliverability fields is stored with
+// them.
+func TestEmailCoversTheSendRequest(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]any `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(api.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	props := doc.Components.Schemas["SendRequest"].Properties
+	if len(props) == 0 {
+		t.Fatal("the description has no SendRequest properties")
+	}
+	fields := map[string]bool{"send_at": true}
+	et := reflect.TypeFor[client.Email]()
+	for i := range et.NumField() {
+		name, _, _ := strings.Cut(et.Field(i).Tag.Get("json"), ",")
+		fields[name] = true
+	}
+	for p := range props {
+		if !fields[p] {
+			t.Errorf("the send request takes %q, which client.Email has no field for", p)
+		}
+	}
+
+	ctx := t.Context()
+	d := start(t, false)
+	c := d.client(t)
+	no := false
+	m := reset("ann@example.org")
+	m.DSN = &client.DSN{Notify: []string{"failure", "delay"}, Ret: "hdrs", EnvID: "order-42"}
+	m.Unsubscribe, m.IgnoreSuppressions = &no, true
+	id, err := c.Send(ctx, m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.store.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.DSN != (queue.DSN{Return: queue.DSNReturnHeaders, EnvID: "order-42"}) || !st.IgnoreSuppressions || st.Unsubscribe ||
+		!reflect.DeepEqual(st.Recipients[0].DSN.Notify, []string{"FAILURE", "DELAY"}) {
+		t.Errorf("stored flags %+v, recipient DSN %+v", st.Flags, st.Recipients[0].DSN)
+	}
+	yes := true
+	m.Unsubscribe = &yes // the test daemon makes no links
+	var e *client.Error
+	if _, err := c.Send(ctx, m, nil); !errors.As(err, &e) || e.StatusCode != 422 || e.Field != "unsubscribe" {
+		t.Errorf("unsubscribe on a daemon without --public-url: %v, want 422 on unsubscribe", err)
 	}
 }

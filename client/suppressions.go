@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -84,6 +85,9 @@ func (c *Client) Suppress(ctx context.Context, s NewSuppression) (*Suppression, 
 // Unsuppress removes the entry for address and scope ("" for the one
 // for every sender); an address not on the list is IsNotFound.
 func (c *Client) Unsuppress(ctx context.Context, address, scope string) error {
+	if address == "" {
+		return errors.New("client: Unsuppress: the address is empty")
+	}
 	var q url.Values
 	if scope != "" {
 		q = url.Values{"scope": {scope}}

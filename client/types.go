@@ -45,6 +45,23 @@ type Message struct {
 	ExpiresAt      *time.Time        `json:"expires_at,omitempty"`
 	Recipients     []Recipient       `json:"recipients"`
 	Attempts       []Attempt         `json:"attempts,omitempty"`
+	// History is what was learnt of the recipients after sending, oldest
+	// first; like Attempts, Get gives it and listings leave it out.
+	History []HistoryEvent `json:"history,omitempty"`
+}
+
+// HistoryEvent is one thing learnt about a recipient after sending.
+type HistoryEvent struct {
+	// Type is bounced (a report that delivery failed further on; the
+	// recipient is then bounced), delayed or complained (reported as
+	// spam).
+	Type      string `json:"type"`
+	Recipient string `json:"recipient"`
+	// Code, EnhancedCode and Text are the diagnostic reported, if any.
+	Code         int       `json:"code,omitempty"`
+	EnhancedCode string    `json:"enhanced_code,omitempty"`
+	Text         string    `json:"text,omitempty"`
+	At           time.Time `json:"at"`
 }
 
 // Recipient is one recipient's status with its last SMTP reply.
@@ -66,8 +83,12 @@ type Attempt struct {
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	Route      string     `json:"route,omitempty"`
-	Error      string     `json:"error,omitempty"`
-	Transcript string     `json:"transcript,omitempty"`
+	// Host is the server that handled the attempt, as host[address].
+	Host string `json:"host,omitempty"`
+	// Reply is the server's last reply to the message data, in one line.
+	Reply      string `json:"reply,omitempty"`
+	Error      string `json:"error,omitempty"`
+	Transcript string `json:"transcript,omitempty"`
 }
 
 // ListPage is one page of a listing, newest first.
@@ -159,6 +180,26 @@ type Email struct {
 	Template    *Template         `json:"template,omitempty"`
 	// SendAt delays the first attempt; zero means now.
 	SendAt time.Time `json:"-"`
+	// DSN asks servers that offer DSN (RFC 3461) for delivery reports.
+	DSN *DSN `json:"dsn,omitempty"`
+	// Unsubscribe gives each recipient one-click unsubscribe links
+	// (RFC 8058; the daemon needs --public-url); nil takes the
+	// template's setting.
+	Unsubscribe *bool `json:"unsubscribe,omitempty"`
+	// IgnoreSuppressions sends to suppressed recipients too (a password
+	// reset to an address that complained about newsletters).
+	IgnoreSuppressions bool `json:"ignore_suppressions,omitempty"`
+}
+
+// DSN are the RFC 3461 parameters of a message.
+type DSN struct {
+	// Notify is when to report: success, failure and delay, or never
+	// alone; empty leaves it to the servers.
+	Notify []string `json:"notify,omitempty"`
+	// Ret is what a failure report carries: full or hdrs.
+	Ret string `json:"ret,omitempty"`
+	// EnvID is quoted by the reports: printable ASCII, at most 100.
+	EnvID string `json:"envid,omitempty"`
 }
 
 // Attachment is a file to attach; Content is sent in base64.

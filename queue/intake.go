@@ -181,11 +181,26 @@ func (q *Queue[TTx]) accept(ctx context.Context, m NewMessage) (*pending, error)
 	// line over 998 octets is re-encoded on its way out.
 	p.msg.EightBit = p.msg.EightBit || body.highBit
 	p.msg.LongLines = p.msg.LongLines || body.longLine
+	if body.longLine && m.CheckLongLines != nil {
+		if err := q.checkLongLines(p, m.CheckLongLines); err != nil {
+			p.discard()
+			return nil, err
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		p.discard()
 		return nil, err
 	}
 	return p, nil
+}
+
+// checkLongLines runs check over p's spooled body.
+func (q *Queue[TTx]) checkLongLines(p *pending, check func(io.Reader) error) error {
+	body, err := p.body()
+	if err == nil {
+		err = check(body)
+	}
+	return err
 }
 
 // maxLine is the longest line RFC 5322 §2.1.1 allows, without its CRLF.

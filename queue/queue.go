@@ -191,6 +191,11 @@ type NewMessage struct {
 	// Repairs names what submission added to the message it was given,
 	// e.g. "date", "message-id", "header-block".
 	Repairs []string
+	// CheckLongLines, when set, is run over the spooled body of a message
+	// that has a line over 998 octets, before anything is committed; its
+	// error refuses the message (submission refuses a long line that no
+	// re-encoding could mend, one in a header). Other bodies skip it.
+	CheckLongLines func(body io.Reader) error
 	// Tags are the user's free-form labels, kept with the message and
 	// shown back; nothing in outbox acts on them.
 	Tags map[string]string

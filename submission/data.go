@@ -74,11 +74,12 @@ func (s *session) Data(r io.Reader) error {
 		Recipients: tx.rcpts,
 		Subject:    subjectOf(hb.Subject),
 		Body: io.MultiReader(strings.NewReader(s.received(trace, tx)),
-			mime7.Check(headerblock.StripBcc(rep.Apply(hb.Reader(), br)))),
-		Source:  queue.SourceSMTP,
-		Flags:   queue.Flags{EightBit: tx.body8bit, SMTPUTF8: tx.utf8, DSN: tx.dsn},
-		Repairs: rep.Added,
-		Tags:    s.tags(),
+			headerblock.StripBcc(rep.Apply(hb.Reader(), br))),
+		CheckLongLines: mime7.Verify,
+		Source:         queue.SourceSMTP,
+		Flags:          queue.Flags{EightBit: tx.body8bit, SMTPUTF8: tx.utf8, DSN: tx.dsn},
+		Repairs:        rep.Added,
+		Tags:           s.tags(),
 	}
 	if slices.ContainsFunc(tx.rcptDSN, func(d queue.RecipientDSN) bool { return len(d.Notify) > 0 || d.ORcpt != "" }) {
 		nm.RecipientDSN = tx.rcptDSN

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -132,6 +133,27 @@ func testFlags(t *testing.T, s queue.Store) {
 		got := get(t, s, enqueue(t, s, m))
 		if got.LongLines != (n > 998) || got.EightBit {
 			t.Errorf("a body line of %d octets: LongLines %v, EightBit %v", n, got.LongLines, got.EightBit)
+		}
+	}
+	// CheckLongLines sees the whole spooled body of a message with a long
+	// line, and its refusal stores nothing; other messages skip it.
+	refused := errors.New("refused by the check")
+	for _, n := range []int{998, 999} {
+		var seen string
+		m := newMsg("f@x.test")
+		body := "Subject: s\r\n\r\n" + strings.Repeat("c", n) + "\r\n"
+		m.Body = strings.NewReader(body)
+		m.CheckLongLines = func(r io.Reader) error {
+			b, _ := io.ReadAll(r)
+			seen = string(b)
+			return refused
+		}
+		_, err := s.Enqueue(context.Background(), m)
+		switch {
+		case n == 998 && (err != nil || seen != ""):
+			t.Errorf("no long line: Enqueue %v, check called: %v", err, seen != "")
+		case n == 999 && (!errors.Is(err, refused) || seen != body):
+			t.Errorf("a long line: Enqueue %v (want the check's error), check saw %d of %d octets", err, len(seen), len(body))
 		}
 	}
 }
