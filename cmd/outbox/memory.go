@@ -11,13 +11,12 @@ import (
 )
 
 // defaultGCPercent is 'outbox serve's GOGC when the environment sets
-// none. Measured on the built daemon (README, Performance): a 200 MiB
-// message submitted over SMTP and relayed peaks at 34-37 MiB of RSS with
-// 50 against 36-38 MiB with Go's 100 (21 MiB of either is the
-// executable's own pages), and 16 connections of small mail at 39-40 MiB
-// against 43-44 MiB, for about 10 % more CPU per small message; 25 saves
-// a little more memory for 40 % more CPU.
-const defaultGCPercent = 50
+// none: Go's own 100. Measured on the built daemon (README,
+// Performance), 50 trims the peak RSS of a 200 MiB message submitted and
+// relayed from 39 to 37 MiB (21 MiB of either is the executable's own
+// pages) but costs small mail about 10 % more CPU per message (353
+// against 322 µs); GOGC=50 in the environment makes that trade.
+const defaultGCPercent = 100
 
 // softLimitShare is the part of a cgroup's memory limit (a container's,
 // or systemd's MemoryMax=) that becomes the Go runtime's soft limit, so
