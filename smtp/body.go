@@ -24,6 +24,24 @@ func newCRLFReader(r io.Reader) *crlfReader {
 	return &crlfReader{r: r, buf: make([]byte, 16<<10), store: make([]byte, 0, 32<<10+2)}
 }
 
+// reset makes c read r from the start, keeping its buffers: a Client
+// normalises each message's body with the same reader.
+func (c *crlfReader) reset(r io.Reader) {
+	*c = crlfReader{r: r, buf: c.buf, store: c.store[:0]}
+}
+
+// normaliser returns the client's body normaliser reading r. A Client
+// sends one message at a time, so one reader (48 KiB of buffers) serves
+// all its messages instead of one allocated for each.
+func (c *Client) normaliser(r io.Reader) *crlfReader {
+	if c.norm == nil {
+		c.norm = newCRLFReader(r)
+	} else {
+		c.norm.reset(r)
+	}
+	return c.norm
+}
+
 // Read returns normalised bytes.
 func (c *crlfReader) Read(p []byte) (int, error) {
 	for len(c.out) == 0 {

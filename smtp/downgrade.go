@@ -20,7 +20,7 @@ func (t *txn) prepare(body io.Reader) {
 		t.downgrade(body)
 		return
 	}
-	t.body = newCRLFReader(body)
+	t.body = t.c.normaliser(body)
 }
 
 func (t *txn) needsDowngrade() bool {
@@ -44,7 +44,7 @@ func (t *txn) downgrade(body io.Reader) {
 		t.prepErr = downgradeError(err)
 		return
 	}
-	t.body = newCRLFReader(&downgradedReader{r: d, src: src})
+	t.body = t.c.normaliser(&downgradedReader{r: d, src: src})
 	t.downgraded = true
 	t.res.Downgraded = true
 }
