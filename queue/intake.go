@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -256,10 +257,14 @@ func (s *bodyScan) Read(b []byte) (int, error) {
 // unlinked temporary file (a crash leaves nothing behind). The spool needs
 // no fsync: durability comes from the commit that copies it.
 func (q *Queue[TTx]) spool(p *pending, body io.Reader) error {
-	var buf bytes.Buffer
-	n, err := io.CopyN(&buf, body, int64(q.opts.ChunkSize)+1)
-	if errors.Is(err, io.EOF) {
-		p.mem, p.size = buf.Bytes(), n
+	bp := spoolBufs.Get().(*[]byte)
+	defer spoolBufs.Put(bp)
+	buf, n, err := readUpTo(body, (*bp)[:0], q.opts.ChunkSize+1)
+	*bp = buf[:0]
+	if err == nil && n <= q.opts.ChunkSize {
+		// The body, in one allocation of its own size: it is kept (and
+		// handed to delivery) after the spool buffer goes back.
+		p.mem, p.size = bytes.Clone(buf), int64(n)
 		return nil
 	}
 	if err != nil {
@@ -272,15 +277,39 @@ func (q *Queue[TTx]) spool(p *pending, body io.Reader) error {
 	p.file = f
 	// Unlinked while open: where the system refuses, discard removes it.
 	p.unlinked = os.Remove(f.Name()) == nil
-	if _, err := f.Write(buf.Bytes()); err != nil {
+	if _, err := f.Write(buf); err != nil {
 		return fmt.Errorf("%s: enqueue: spool body: %w", q.name, err)
 	}
 	rest, err := io.Copy(f, body)
 	if err != nil {
 		return fmt.Errorf("%s: enqueue: read body: %w", q.name, err)
 	}
-	p.size = n + rest
+	p.size = int64(n) + rest
 	return nil
+}
+
+// spoolBufs are the buffers bodies are first read into, so that a small
+// body costs one allocation of its own size rather than a buffer grown
+// step by step.
+var spoolBufs = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
+
+// readUpTo appends to buf what r gives until EOF or max bytes, and
+// returns it with its length; EOF is not an error.
+func readUpTo(r io.Reader, buf []byte, max int) ([]byte, int, error) {
+	for len(buf) < max {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // grow
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), max)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, len(buf), nil
+		}
+		if err != nil {
+			return buf, len(buf), err
+		}
+	}
+	return buf, len(buf), nil
 }
 
 // body returns a reader over the spooled body from its start; a failed

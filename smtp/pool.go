@@ -19,7 +19,7 @@ type PoolOptions struct {
 	MaxConns    int           // connections open at once (default 4)
 	IdleTimeout time.Duration // close a connection idle this long (default 30s)
 	MaxAge      time.Duration // do not reuse a connection older than this (default 5m)
-	MaxMessages int           // messages per connection (default 100)
+	MaxMessages int           // messages per connection (default 1000; MaxAge bounds it in time, as Postfix's smtp_connection_reuse_time_limit does)
 	// ProbeAfter: a connection idle longer than this gets a NOOP before
 	// reuse (default 2s).
 	ProbeAfter time.Duration
@@ -53,7 +53,7 @@ func NewPool(opts *PoolOptions) *Pool {
 		o.MaxAge = 5 * time.Minute
 	}
 	if o.MaxMessages <= 0 {
-		o.MaxMessages = 100
+		o.MaxMessages = 1000
 	}
 	if o.ProbeAfter <= 0 {
 		o.ProbeAfter = 2 * time.Second
