@@ -125,6 +125,7 @@ func (q *Queue[TTx]) insertBatch(ctx context.Context, batch []*pending) ([]strin
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
+	q.handToIndexer(batch, inserted)
 	q.commits.Add(1)
 	q.committed.Add(int64(len(batch)))
 	return ids, nil

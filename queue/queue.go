@@ -206,6 +206,11 @@ type Message struct {
 	NextAttemptAt time.Time
 	ExpiresAt     time.Time
 	Recipients    []Recipient
+	// Mailboxes are the From, To and Cc mailboxes of the message's own
+	// header, with their display names, read when the message is indexed
+	// for search (a moment after it is accepted); empty until then. Get
+	// and List fill them; a claim does not.
+	Mailboxes []Mailbox
 }
 
 // Recipient is one envelope recipient and what became of it.
@@ -394,8 +399,14 @@ type Filter struct {
 	Recipient string // substring match on a recipient address
 	From      string // substring match on the envelope sender
 	Subject   string // substring match
-	Since     time.Time
-	Until     time.Time
+	// Search holds words to find in the subject, the envelope's and the
+	// header's addresses (display names included) and the text of the
+	// body: a message matches when each word begins a word of it, case
+	// and accents aside (see SearchWords). Messages are found once
+	// indexed, a moment after they are accepted.
+	Search string
+	Since  time.Time
+	Until  time.Time
 	// Limit bounds the page size; zero means 50, at most 1000.
 	Limit int
 	// Cursor continues a previous listing (opaque, from ListPage.Next).

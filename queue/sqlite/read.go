@@ -20,14 +20,30 @@ const msgCols = `id, sender, subject, status, size, attempts,
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
 
-// scanMessage reads the msgCols of one row.
-func scanMessage(sc scanner) (queue.Message, error) {
+// readCols are what Message and List read: msgCols and the header's
+// mailboxes from the search index, for "FROM messages m LEFT JOIN
+// search_docs d ON d.message_id = m.id".
+const readCols = msgCols + `, coalesce(d.mailboxes, '')`
+
+// scanRead reads the readCols of one row.
+func scanRead(sc scanner) (queue.Message, error) {
+	var mb string
+	m, err := scanMessage(sc, &mb)
+	if err == nil {
+		m.Mailboxes, err = parseMailboxes(mb)
+	}
+	return m, err
+}
+
+// scanMessage reads the msgCols of one row, then the extra destinations a
+// query puts after them.
+func scanMessage(sc scanner, extra ...any) (queue.Message, error) {
 	var m queue.Message
 	var status, tags, source, ret, repairs string
 	var created, updated, next, expires int64
-	err := sc.Scan(&m.ID, &m.From, &m.Subject, &status, &m.Size, &m.Attempts,
+	err := sc.Scan(append([]any{&m.ID, &m.From, &m.Subject, &status, &m.Size, &m.Attempts,
 		&m.IdempotencyKey, &tags, &created, &updated, &next, &expires, &source,
-		&m.EightBit, &m.SMTPUTF8, &ret, &m.DSN.EnvID, &m.IgnoreSuppressions, &repairs)
+		&m.EightBit, &m.SMTPUTF8, &ret, &m.DSN.EnvID, &m.IgnoreSuppressions, &repairs}, extra...)...)
 	if err != nil {
 		return m, err
 	}
@@ -84,7 +100,8 @@ func (t *sqlTx) Recipients(ctx context.Context, ids []string, openOnly bool) (ma
 
 // Message reads one message.
 func (t *sqlTx) Message(ctx context.Context, id string) (*queue.Message, error) {
-	rows, err := t.query(ctx, `SELECT `+msgCols+` FROM messages WHERE id = ?`, id)
+	rows, err := t.query(ctx, `SELECT `+readCols+` FROM messages m
+		LEFT JOIN search_docs d ON d.message_id = m.id WHERE m.id = ?`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +112,7 @@ func (t *sqlTx) Message(ctx context.Context, id string) (*queue.Message, error) 
 		}
 		return nil, queue.ErrNotFound
 	}
-	m, err := scanMessage(rows)
+	m, err := scanRead(rows)
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +159,9 @@ func (t *sqlTx) List(ctx context.Context, f queue.Filter, before string, limit i
 	if f.Subject != "" {
 		add("instr(lower(subject), lower(?)) > 0", f.Subject)
 	}
+	if f.Search != "" {
+		add(searchCond, matchQuery(f.SearchWords()))
+	}
 	if !f.Since.IsZero() {
 		add("created_at >= ?", f.Since.UnixMilli())
 	}
@@ -149,13 +169,14 @@ func (t *sqlTx) List(ctx context.Context, f queue.Filter, before string, limit i
 		add("created_at < ?", f.Until.UnixMilli())
 	}
 	if before != "" {
-		add("id < ?", before)
+		add("m.id < ?", before)
 	}
 	where := ""
 	if len(conds) > 0 {
 		where = " WHERE " + strings.Join(conds, " AND ")
 	}
-	rows, err := t.query(ctx, `SELECT `+msgCols+` FROM messages m`+where+` ORDER BY id DESC LIMIT ?`,
+	rows, err := t.query(ctx, `SELECT `+readCols+` FROM messages m
+		LEFT JOIN search_docs d ON d.message_id = m.id`+where+` ORDER BY m.id DESC LIMIT ?`,
 		append(args, limit)...)
 	if err != nil {
 		return nil, err
@@ -163,7 +184,7 @@ func (t *sqlTx) List(ctx context.Context, f queue.Filter, before string, limit i
 	defer rows.Close()
 	var out []queue.Message
 	for rows.Next() {
-		m, err := scanMessage(rows)
+		m, err := scanRead(rows)
 		if err != nil {
 			return nil, err
 		}

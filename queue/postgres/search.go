@@ -1,0 +1,86 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/outbox-mail/outbox/queue"
+)
+
+// mailboxesJSON stores a message's header mailboxes.
+func mailboxesJSON(ms []queue.Mailbox) (string, error) {
+	if len(ms) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(ms)
+	return string(b), err
+}
+
+// parseMailboxes reads what mailboxesJSON stored; "" is none.
+func parseMailboxes(s string) ([]queue.Mailbox, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var ms []queue.Mailbox
+	err := json.Unmarshal([]byte(s), &ms)
+	return ms, err
+}
+
+// matchQuery is the tsquery for words, given as text and cast, so that no
+// parser or dictionary touches it: each word a quoted prefix, all
+// required. The words are letters and digits only; quotes and
+// backslashes are escaped all the same.
+func matchQuery(words []string) string {
+	esc := strings.NewReplacer(`\`, `\\`, `'`, `''`)
+	parts := make([]string, len(words))
+	for i, w := range words {
+		parts[i] = "'" + esc.Replace(w) + "':*"
+	}
+	return strings.Join(parts, " & ")
+}
+
+// searchCond is List's condition for f.Search.
+const searchCond = `m.id IN (SELECT message_id FROM outbox_search WHERE words @@ $?::tsquery)`
+
+// PendingIndex reads messages waiting for the search index, by id.
+func (t *pgTx) PendingIndex(ctx context.Context, after, below string, limit int) ([]queue.IndexCandidate, error) {
+	var out []queue.IndexCandidate
+	err := t.rows(ctx, func(r pgx.Rows) error {
+		var c queue.IndexCandidate
+		err := r.Scan(&c.ID, &c.From, &c.Subject)
+		out = append(out, c)
+		return err
+	}, `SELECT m.id, m.sender, m.subject FROM outbox_search_pending p
+		JOIN outbox_messages m ON m.id = p.message_id
+		WHERE p.message_id > $1 AND ($2 = '' OR p.message_id < $2)
+		ORDER BY p.message_id LIMIT $3`, after, below, limit)
+	return out, err
+}
+
+// IndexMessages writes entries in one statement that also takes their
+// messages off the waiting list. The tsvector is built from the words as
+// they are: the three fields share one vector.
+func (t *pgTx) IndexMessages(ctx context.Context, docs []queue.SearchDoc) error {
+	if len(docs) == 0 {
+		return nil
+	}
+	ids, mbs, words := make([]string, len(docs)), make([]string, len(docs)), make([]string, len(docs))
+	for i, d := range docs {
+		mb, err := mailboxesJSON(d.Mailboxes)
+		if err != nil {
+			return err
+		}
+		ids[i], mbs[i] = d.MessageID, mb
+		words[i] = strings.Join(strings.Fields(d.Subject+" "+d.Addresses+" "+d.Body), " ")
+	}
+	t.queue(`WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, mailboxes, words)),
+		done AS (DELETE FROM outbox_search_pending p USING u WHERE p.message_id = u.id)
+	INSERT INTO outbox_search (message_id, mailboxes, words)
+	SELECT u.id, u.mailboxes, array_to_tsvector(string_to_array(u.words, ' ')) FROM u
+	WHERE EXISTS (SELECT 1 FROM outbox_messages m WHERE m.id = u.id)
+	ON CONFLICT (message_id) DO UPDATE SET mailboxes = excluded.mailboxes, words = excluded.words`, ids, mbs, words)
+	return nil
+}
