@@ -37,6 +37,10 @@ const (
 	// indexHeld bounds the body bytes held for the indexer; past it, the
 	// indexer reads bodies back from the store.
 	indexHeld = 16 << 20
+	// indexLinger is how long the indexer gathers fresh mail before it
+	// writes: how late a search finds a message, at most, when the
+	// indexer keeps up.
+	indexLinger = 50 * time.Millisecond
 	// indexQueue bounds the batches waiting for the indexer.
 	indexQueue = 64
 )
@@ -125,13 +129,19 @@ func (q *Queue[TTx]) indexLoop() {
 	}
 }
 
-// moreFresh adds the batches waiting behind docs, up to one index batch.
+// moreFresh adds the batches that arrive behind docs within indexLinger,
+// up to one index batch: an index transaction costs much the same for a
+// few entries as for a few hundred.
 func (q *Queue[TTx]) moreFresh(docs []freshDoc) []freshDoc {
+	t := time.NewTimer(indexLinger)
+	defer t.Stop()
 	for len(docs) < indexBatch {
 		select {
 		case more := <-q.ix.fresh:
 			docs = append(docs, more...)
-		default:
+		case <-t.C:
+			return docs
+		case <-q.ix.stop:
 			return docs
 		}
 	}

@@ -47,18 +47,16 @@ func checkSearch(f Filter) error {
 }
 
 // SearchDoc is a message's entry in the search index, as IndexMessages
-// writes it. Subject, Addresses and Body are normalised words (see
-// Filter.SearchWords) separated by single spaces.
+// writes it.
 type SearchDoc struct {
 	MessageID string
 	// Mailboxes are what Message.Mailboxes reads back.
 	Mailboxes []Mailbox
-	Subject   string
-	// Addresses holds the envelope's addresses and the header's mailboxes
-	// with their display names.
-	Addresses string
-	// Body holds the text of the body and the attachments' names.
-	Body string
+	// Words are the message's normalised words (see Filter.SearchWords),
+	// each followed by one space: those of its subject, its envelope's
+	// addresses, its header's mailboxes with their display names, the
+	// text of its body and its attachments' names. A word may repeat.
+	Words string
 }
 
 // IndexCandidate is a message waiting for the search index.
@@ -70,24 +68,22 @@ type IndexCandidate struct {
 // fulltext read of its body.
 func searchDoc(id, from, subject string, rcpts []string, d fulltext.Document) SearchDoc {
 	doc := SearchDoc{MessageID: id}
-	subj := fulltext.Words(nil, subject)
+	w := fulltext.AppendWords(make([]byte, 0, 256+len(d.Text)), subject)
 	if d.Subject != subject {
-		subj = fulltext.Words(subj, d.Subject)
+		w = fulltext.AppendWords(w, d.Subject)
 	}
-	addrs := fulltext.Words(nil, from)
+	w = fulltext.AppendWords(w, from)
 	for _, r := range rcpts {
-		addrs = fulltext.Words(addrs, r)
+		w = fulltext.AppendWords(w, r)
 	}
 	for _, m := range d.Mailboxes {
 		doc.Mailboxes = append(doc.Mailboxes, Mailbox(m))
-		addrs = fulltext.Words(fulltext.Words(addrs, m.Name), m.Address)
+		w = fulltext.AppendWords(fulltext.AppendWords(w, m.Name), m.Address)
 	}
-	body := fulltext.Words(nil, d.Text)
+	w = fulltext.AppendWords(w, d.Text)
 	for _, name := range d.Attachments {
-		body = fulltext.Words(body, name)
+		w = fulltext.AppendWords(w, name)
 	}
-	doc.Subject = fulltext.Join(fulltext.Unique(subj))
-	doc.Addresses = fulltext.Join(fulltext.Unique(addrs))
-	doc.Body = fulltext.Join(body)
+	doc.Words = string(w)
 	return doc
 }

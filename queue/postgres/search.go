@@ -62,7 +62,7 @@ func (t *pgTx) PendingIndex(ctx context.Context, after, below string, limit int)
 
 // IndexMessages writes entries in one statement that also takes their
 // messages off the waiting list. The tsvector is built from the words as
-// they are: the three fields share one vector.
+// they are (array_to_tsvector drops repeats).
 func (t *pgTx) IndexMessages(ctx context.Context, docs []queue.SearchDoc) error {
 	if len(docs) == 0 {
 		return nil
@@ -74,12 +74,12 @@ func (t *pgTx) IndexMessages(ctx context.Context, docs []queue.SearchDoc) error 
 			return err
 		}
 		ids[i], mbs[i] = d.MessageID, mb
-		words[i] = strings.Join(strings.Fields(d.Subject+" "+d.Addresses+" "+d.Body), " ")
+		words[i] = d.Words
 	}
 	t.queue(`WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, mailboxes, words)),
 		done AS (DELETE FROM outbox_search_pending p USING u WHERE p.message_id = u.id)
 	INSERT INTO outbox_search (message_id, mailboxes, words)
-	SELECT u.id, u.mailboxes, array_to_tsvector(string_to_array(u.words, ' ')) FROM u
+	SELECT u.id, u.mailboxes, array_to_tsvector(array_remove(string_to_array(u.words, ' '), '')) FROM u
 	WHERE EXISTS (SELECT 1 FROM outbox_messages m WHERE m.id = u.id)
 	ON CONFLICT (message_id) DO UPDATE SET mailboxes = excluded.mailboxes, words = excluded.words`, ids, mbs, words)
 	return nil

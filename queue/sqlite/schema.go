@@ -149,13 +149,16 @@ CREATE TABLE store_probe (
 `,
 	// 5: full-text search. search_fts is a contentless FTS5 index (the
 	// text lives in the message body, not twice on disk) of words the
-	// queue has already normalised; search_docs maps its rowids to
-	// messages and keeps the header's mailboxes for listing. A message
-	// waits in search_pending from its insert until indexed; the ones
-	// already stored wait now, and the indexer works through them.
+	// queue has already normalised and separated by spaces, so the ascii
+	// tokenizer splits them exactly there; detail=none keeps only which
+	// messages hold a word, all that a search of word prefixes needs.
+	// search_docs maps its rowids to messages and keeps the header's
+	// mailboxes for listing. A message waits in search_pending from its
+	// insert until indexed; the ones already stored wait now, and the
+	// indexer works through them.
 	`
-CREATE VIRTUAL TABLE search_fts USING fts5 (subject, addresses, body, content = '',
-	contentless_delete = 1, tokenize = "unicode61 remove_diacritics 0 categories 'L* N* Co M*'");
+CREATE VIRTUAL TABLE search_fts USING fts5 (words, content = '', contentless_delete = 1,
+	detail = none, tokenize = 'ascii');
 CREATE TABLE search_docs (
 	doc        INTEGER PRIMARY KEY,
 	message_id TEXT NOT NULL UNIQUE REFERENCES messages (id) ON DELETE CASCADE,
@@ -174,14 +177,13 @@ INSERT INTO search_pending (message_id) SELECT id FROM messages;
 
 -- Writing an entry is one INSERT into this view: the trigger replaces the
 -- message's earlier entry, if any, and takes it off the waiting list.
-CREATE VIEW search_input (message_id, mailboxes, subject, addresses, body) AS
-	SELECT NULL, NULL, NULL, NULL, NULL WHERE 0;
+CREATE VIEW search_input (message_id, mailboxes, words) AS SELECT NULL, NULL, NULL WHERE 0;
 CREATE TRIGGER search_input_insert INSTEAD OF INSERT ON search_input BEGIN
 	DELETE FROM search_docs WHERE message_id = new.message_id;
 	INSERT INTO search_docs (message_id, mailboxes) SELECT new.message_id, new.mailboxes
 		WHERE EXISTS (SELECT 1 FROM messages WHERE id = new.message_id);
-	INSERT INTO search_fts (rowid, subject, addresses, body)
-		SELECT doc, new.subject, new.addresses, new.body FROM search_docs WHERE message_id = new.message_id;
+	INSERT INTO search_fts (rowid, words)
+		SELECT doc, new.words FROM search_docs WHERE message_id = new.message_id;
 	DELETE FROM search_pending WHERE message_id = new.message_id;
 END;
 `,

@@ -33,56 +33,88 @@ func wordRune(r rune) bool {
 	return unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsMark(r) || unicode.Is(unicode.Co, r)
 }
 
-// Words appends the normalised words of s to dst: split at every
-// character that is not a letter, number or mark, lower-cased, with
-// accents removed ("Café" → "cafe"); words longer than MaxWord are
-// dropped.
-func Words(dst []string, s string) []string {
-	for len(s) > 0 {
-		start := strings.IndexFunc(s, wordRune)
-		if start < 0 {
-			break
+// asciiWord marks the ASCII bytes that belong to a word.
+var asciiWord = func() (t [utf8.RuneSelf]bool) {
+	for c := range t {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+	}
+	return t
+}()
+
+// AppendWords appends the normalised words of s to dst, each followed by
+// one space: split at every character that is not a letter, number or
+// mark, lower-cased, with accents removed ("Café" → "cafe"); words longer
+// than MaxWord are dropped. ASCII text, the common case, is copied byte by
+// byte.
+func AppendWords(dst []byte, s string) []byte {
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf && !asciiWord[c] {
+			i++
+			continue
 		}
-		s = s[start:]
-		end := strings.IndexFunc(s, func(r rune) bool { return !wordRune(r) })
-		if end < 0 {
-			end = len(s)
+		if r, n := utf8.DecodeRuneInString(s[i:]); r >= utf8.RuneSelf && !wordRune(r) {
+			i += n
+			continue
 		}
-		if w := normalize(s[:end]); w != "" && len(w) <= MaxWord {
-			dst = append(dst, w)
+		j, ascii := i, true
+		for j < len(s) {
+			if c := s[j]; c < utf8.RuneSelf {
+				if !asciiWord[c] {
+					break
+				}
+				j++
+				continue
+			}
+			r, n := utf8.DecodeRuneInString(s[j:])
+			if !wordRune(r) {
+				break
+			}
+			j, ascii = j+n, false
 		}
-		s = s[end:]
+		dst = appendWord(dst, s[i:j], ascii)
+		i = j
 	}
 	return dst
+}
+
+func appendWord(dst []byte, w string, ascii bool) []byte {
+	if !ascii {
+		w = normalize(w)
+		if w == "" {
+			return dst
+		}
+	}
+	if len(w) > MaxWord {
+		return dst
+	}
+	for k := 0; k < len(w); k++ {
+		c := w[k]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return append(dst, ' ')
+}
+
+// Words appends the normalised words of s to dst (see AppendWords).
+func Words(dst []string, s string) []string {
+	return append(dst, strings.Fields(string(AppendWords(nil, s)))...)
 }
 
 // stripMarks takes accents off: decomposed, its nonspacing marks removed,
 // composed again (so that Hangul and the like come back whole).
 var stripMarks = transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
 
-// normalize lower-cases one word and removes its accents; ASCII words,
-// the common case, take a fast path.
+// normalize lower-cases a word with letters beyond ASCII and removes its
+// accents.
 func normalize(w string) string {
-	ascii := true
-	for i := 0; i < len(w); i++ {
-		if w[i] >= utf8.RuneSelf {
-			ascii = false
-			break
-		}
-	}
-	if ascii {
-		return strings.ToLower(w)
-	}
 	out, _, err := transform.String(stripMarks, strings.ToLower(w))
 	if err != nil {
 		return strings.ToLower(w)
 	}
 	return out
 }
-
-// Join is words as one string, separated by single spaces: the form both
-// drivers index.
-func Join(words []string) string { return strings.Join(words, " ") }
 
 // Unique returns words without repeats, in first-seen order.
 func Unique(words []string) []string {
