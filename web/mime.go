@@ -1,18 +1,20 @@
 package web
 
+// Reading a stored message for display: its header, its mailboxes with
+// their display names, its text, whether it has HTML, its attachments and
+// inline parts, and its links. Everything here works on a message.Entity
+// or an io.Reader and knows nothing of HTTP, so that it can move to a
+// package of its own (the API's content endpoint reads the same things).
+
 import (
-	"context"
 	"errors"
-	"fmt"
 	"io"
-	"mime"
-	"net/http"
-	"strconv"
 	"strings"
 	"unicode"
 
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // decodes legacy charsets
+	"github.com/emersion/go-message/mail"
 	"github.com/outbox-mail/outbox/queue"
 )
 
@@ -29,22 +31,36 @@ const (
 
 // content is what the message page shows of a stored body.
 type content struct {
-	Headers       []headerField
-	Text          string
-	TextTruncated bool
-	HasHTML       bool
-	Attachments   []attachmentInfo
+	Headers []headerField
+	// From, To, Cc and ReplyTo are the header's mailboxes.
+	From, To, Cc, ReplyTo []mailbox
+	Date                  string
+	Text                  string
+	TextTruncated         bool
+	HasHTML               bool
+	// Attachments lists every part that is neither the text nor the
+	// HTML body, inline images included.
+	Attachments []attachmentInfo
+	Links       []link
 	// Problem says why the body could not be fully parsed, if it could not.
 	Problem string
 }
 
 type headerField struct{ Key, Value string }
 
+// mailbox is an address with its display name.
+type mailbox struct{ Name, Address string }
+
 type attachmentInfo struct {
 	Index       int
 	Filename    string
 	ContentType string
 	Size        int64
+	// ContentID is the part's Content-ID without its angle brackets, by
+	// which the HTML refers to it as "cid:…"; Inline says its disposition
+	// is inline.
+	ContentID string
+	Inline    bool
 }
 
 // partKind classifies a leaf MIME part.
@@ -63,6 +79,8 @@ type leaf struct {
 	index int // attachment number, for kindAttachment
 	ctype string
 	name  string
+	cid   string // Content-ID without <>
+	disp  string
 }
 
 // walk visits the leaf parts of the body in order, streaming; fn returns
@@ -99,7 +117,7 @@ func (st *walkState) visit(e *message.Entity, depth int, fn func(*leaf) (bool, e
 	}
 	ct, params, _ := e.Header.ContentType()
 	disp, dparams, _ := e.Header.ContentDisposition()
-	l := &leaf{e: e, ctype: ct, name: dparams["filename"]}
+	l := &leaf{e: e, ctype: ct, name: dparams["filename"], disp: disp, cid: contentID(e.Header.Get("Content-Id"))}
 	if l.name == "" {
 		l.name = params["name"]
 	}
@@ -115,39 +133,34 @@ func (st *walkState) visit(e *message.Entity, depth int, fn func(*leaf) (bool, e
 	return fn(l)
 }
 
-// openMessage opens and parses the head of a stored body.
-func (h *handler) openMessage(ctx context.Context, id string) (*message.Entity, io.Closer, error) {
-	body, err := h.store.OpenBody(ctx, id)
-	if err != nil {
-		return nil, nil, err
+// contentID is a Content-ID field's value without its angle brackets and
+// spaces ("<logo@shop>" → "logo@shop"), as "cid:" URLs name it (RFC 2392).
+func contentID(v string) string {
+	v = strings.TrimSpace(v)
+	v = strings.TrimSuffix(strings.TrimPrefix(v, "<"), ">")
+	if len(v) > 500 || strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return ""
 	}
-	e, err := message.Read(body)
-	if err != nil && !message.IsUnknownCharset(err) {
-		body.Close()
-		return nil, nil, fmt.Errorf("parse message: %w", err)
-	}
-	return e, body, nil
+	return v
 }
 
-// readContent parses the stored body for display. A body that does not
-// parse is reported on the page, not as a server error.
-func (h *handler) readContent(ctx context.Context, id string) (*content, error) {
-	e, closer, err := h.openMessage(ctx, id)
-	if errors.Is(err, queue.ErrNotFound) {
-		return &content{Problem: "The message body is gone (purged)."}, nil
-	}
-	if err != nil && closer == nil && strings.HasPrefix(err.Error(), "parse message") {
-		return &content{Problem: "The message could not be parsed: " + err.Error()}, nil
-	}
-	if err != nil {
+// parseMessage parses the head of a stored body.
+func parseMessage(body io.Reader) (*message.Entity, error) {
+	e, err := message.Read(body)
+	if err != nil && !message.IsUnknownCharset(err) {
 		return nil, err
 	}
-	defer closer.Close()
-	c := &content{}
-	for _, f := range fields(e.Header) {
-		c.Headers = append(c.Headers, f)
-	}
-	err = walk(e, func(l *leaf) (bool, error) {
+	return e, nil
+}
+
+// readContent reads a whole message for display. A body that breaks off
+// or a part that cannot be read is reported in Problem.
+func readContent(e *message.Entity) *content {
+	c := &content{Headers: fields(e.Header)}
+	h := mail.Header{Header: e.Header}
+	c.From, c.To, c.Cc, c.ReplyTo = mailboxes(h, "From"), mailboxes(h, "To"), mailboxes(h, "Cc"), mailboxes(h, "Reply-To")
+	c.Date = clean(e.Header.Get("Date"))
+	err := walk(e, func(l *leaf) (bool, error) {
 		switch l.kind {
 		case kindText:
 			b, err := io.ReadAll(io.LimitReader(l.e.Body, maxTextShown+1))
@@ -156,18 +169,37 @@ func (h *handler) readContent(ctx context.Context, id string) (*content, error) 
 			return false, ignoreCharset(err)
 		case kindHTML:
 			c.HasHTML = true
+			links, err := htmlLinks(io.LimitReader(l.e.Body, maxHTMLServed))
+			c.Links = append(c.Links, links...)
+			return false, ignoreCharset(err)
 		case kindAttachment:
 			n, err := io.Copy(io.Discard, l.e.Body)
 			c.Attachments = append(c.Attachments, attachmentInfo{Index: l.index,
-				Filename: safeFilename(l.name), ContentType: l.ctype, Size: n})
+				Filename: safeFilename(l.name), ContentType: l.ctype, Size: n, ContentID: l.cid, Inline: l.disp == "inline"})
 			return false, ignoreCharset(err)
 		}
 		return false, nil
 	})
+	c.Links = append(c.Links, textLinks(c.Text)...)
 	if err != nil {
 		c.Problem = "Part of the message could not be read: " + err.Error()
 	}
-	return c, nil
+	return c
+}
+
+// mailboxes are the From, To and Cc mailboxes as the queue's index keeps
+// them.
+func (c *content) mailboxes() []queue.Mailbox {
+	var out []queue.Mailbox
+	for _, f := range []struct {
+		name string
+		list []mailbox
+	}{{"from", c.From}, {"to", c.To}, {"cc", c.Cc}} {
+		for _, m := range f.list {
+			out = append(out, queue.Mailbox{Field: f.name, Name: m.Name, Address: m.Address})
+		}
+	}
+	return out
 }
 
 func ignoreCharset(err error) error {
@@ -175,6 +207,32 @@ func ignoreCharset(err error) error {
 		return nil
 	}
 	return err
+}
+
+// mailboxes reads an address field with its decoded display names; a
+// field that does not parse as addresses is shown as its text.
+func mailboxes(h mail.Header, key string) []mailbox {
+	list, err := h.AddressList(key)
+	if err != nil {
+		if v := clean(h.Get(key)); v != "" {
+			return []mailbox{{Name: v}}
+		}
+		return nil
+	}
+	out := make([]mailbox, 0, len(list))
+	for _, a := range list {
+		out = append(out, mailbox{Name: clean(a.Name), Address: clean(a.Address)})
+	}
+	return out
+}
+
+// clean makes header text displayable: valid UTF-8, bounded.
+func clean(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) > maxHeaderLen {
+		s = strings.ToValidUTF8(s[:maxHeaderLen], "") + "…"
+	}
+	return s
 }
 
 // fields lists header fields decoded for display, bounded in count and size.
@@ -185,88 +243,9 @@ func fields(h message.Header) []headerField {
 		if err != nil {
 			v = f.Value()
 		}
-		if len(v) > maxHeaderLen {
-			v = v[:maxHeaderLen] + "…"
-		}
-		out = append(out, headerField{Key: f.Key(), Value: strings.ToValidUTF8(v, "\uFFFD")})
+		out = append(out, headerField{Key: f.Key(), Value: clean(v)})
 	}
 	return out
-}
-
-// messageHTML serves the message's HTML part for the sandboxed iframe. The
-// CSP's sandbox directive gives the document an opaque origin with scripts
-// disabled even if it is opened directly, and only inline styles and
-// embedded images load unless the user asked for remote images.
-func (h *handler) messageHTML(w http.ResponseWriter, r *http.Request, s *session) {
-	img := "data: cid:"
-	if r.URL.Query().Get("remote") == "1" {
-		img += " https: http:"
-	}
-	hd := w.Header()
-	hd.Set("Content-Security-Policy", "default-src 'none'; img-src "+img+
-		"; style-src 'unsafe-inline'; sandbox; frame-ancestors 'self'")
-	hd.Set("X-Frame-Options", "SAMEORIGIN")
-	hd.Set("Content-Type", "text/html; charset=utf-8")
-	found, err := h.streamPart(r.Context(), r.PathValue("id"), w, func(l *leaf) bool { return l.kind == kindHTML }, maxHTMLServed)
-	h.finishPart(w, r, found, err)
-}
-
-// attachment serves attachment n as a download under a sanitised name.
-func (h *handler) attachment(w http.ResponseWriter, r *http.Request, s *session) {
-	n, err := strconv.Atoi(r.PathValue("n"))
-	if err != nil || n < 0 {
-		h.notFound(w, r, "There is no such attachment.")
-		return
-	}
-	found, err := h.streamPart(r.Context(), r.PathValue("id"), w, func(l *leaf) bool {
-		if l.kind != kindAttachment || l.index != n {
-			return false
-		}
-		// Always a download, never rendered: the type is not trusted.
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment",
-			map[string]string{"filename": safeFilename(l.name)}))
-		return true
-	}, -1)
-	h.finishPart(w, r, found, err)
-}
-
-// streamPart copies the first leaf match accepts to w, at most limit bytes
-// (-1: all). Headers must be set before the first byte, which match may do.
-func (h *handler) streamPart(ctx context.Context, id string, w io.Writer, match func(*leaf) bool, limit int64) (bool, error) {
-	e, closer, err := h.openMessage(ctx, id)
-	if err != nil {
-		return false, err
-	}
-	defer closer.Close()
-	found := false
-	err = walk(e, func(l *leaf) (bool, error) {
-		if !match(l) {
-			return false, nil
-		}
-		found = true
-		var src io.Reader = l.e.Body
-		if limit >= 0 {
-			src = io.LimitReader(src, limit)
-		}
-		_, err := io.Copy(w, src)
-		return true, ignoreCharset(err)
-	})
-	return found, err
-}
-
-func (h *handler) finishPart(w http.ResponseWriter, r *http.Request, found bool, err error) {
-	switch {
-	case found && err != nil:
-		// Headers are gone; the truncated body is all we can do.
-		h.log.Warn("web: message part cut short", "path", r.URL.Path, "err", err)
-	case errors.Is(err, queue.ErrNotFound) || (!found && err == nil):
-		w.Header().Del("Content-Disposition")
-		http.Error(w, "Not found.", http.StatusNotFound)
-	case err != nil:
-		h.log.Error("web: message part", "path", r.URL.Path, "err", err)
-		http.Error(w, "The message could not be read.", http.StatusInternalServerError)
-	}
 }
 
 // safeFilename reduces an attachment's name to a plain file name: no
