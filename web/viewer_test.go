@@ -315,4 +315,3 @@ func TestDisplayNamesAndSearch(t *testing.T) {
 		}
 	}
 }
-
