@@ -19,6 +19,8 @@ type listData struct {
 	Next     string // address of the next page, empty on the last
 	Live     string // address of the live rows
 	Error    string
+	// Advanced: a filter beyond the search is set, so they show.
+	Advanced bool
 }
 
 // timeForm is the HTML datetime-local format; times are UTC.
@@ -52,6 +54,8 @@ func (h *handler) listPage(r *http.Request) (*listData, int, error) {
 		Live: "/live/list?" + q.Encode()}
 	d.Filter = queue.Filter{Status: queue.Status(q.Get("status")), Recipient: q.Get("rcpt"),
 		From: q.Get("from"), Subject: q.Get("subject"), Search: q.Get("q"), Cursor: q.Get("cursor"), Limit: 50}
+	d.Advanced = d.Filter.Status != "" || d.Filter.Recipient != "" || d.Filter.From != "" || d.Filter.Subject != "" ||
+		d.Since != "" || d.Until != ""
 	var err error
 	if d.Filter.Since, err = parseFormTime(d.Since); err != nil {
 		d.Error = "Since: " + err.Error()
