@@ -32,6 +32,7 @@ type serveConfig struct {
 	webhooks                      []webhookConfig
 	routing                       routingFlags
 	hard                          hardening       // hardening.go
+	release                       releaseFlags    // release.go
 	setFlags                      map[string]bool // flags given, by flag, environment or file
 }
 
@@ -123,6 +124,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.transcripts, "transcripts", "failures", "which attempts keep their full SMTP transcript: all, failures or off (every attempt keeps its summary)")
 	fs.StringVar(&c.configFile, "config", "", "JSON config file (keys as flags with _ for -, plus webhooks)")
 	c.hard.register(fs)
+	c.release.register(fs)
 	return fs
 }
 
