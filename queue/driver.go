@@ -100,7 +100,7 @@ type Tx interface {
 	Attempts(ctx context.Context, id string) ([]Attempt, error)
 	// List reads up to limit messages matching f with ids below before
 	// (any when empty), newest first, without recipients; f.Search
-	// matches through f.SearchWords. It reads Mailboxes, as Message does.
+	// matches through f.SearchTerms. It reads Mailboxes, as Message does.
 	List(ctx context.Context, f Filter, before string, limit int) ([]Message, error)
 	// Counts counts messages by status.
 	Counts(ctx context.Context) (map[Status]int64, error)

@@ -400,10 +400,11 @@ type Filter struct {
 	From      string // substring match on the envelope sender
 	Subject   string // substring match
 	// Search holds words to find in the subject, the envelope's and the
-	// header's addresses (display names included) and the text of the
-	// body: a message matches when each word begins a word of it, case
-	// and accents aside (see SearchWords). Messages are found once
-	// indexed, a moment after they are accepted.
+	// header's addresses (display names included), the text of the body
+	// and the attachments' names: a message matches when it has each
+	// word, case and accents aside, the last one also as the start of a
+	// longer word (see SearchTerms). Messages are found once indexed, a
+	// moment after they are accepted.
 	Search string
 	Since  time.Time
 	Until  time.Time

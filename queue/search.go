@@ -2,6 +2,7 @@ package queue
 
 import (
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/outbox-mail/outbox/queue/internal/fulltext"
 )
@@ -21,12 +22,31 @@ type Mailbox struct {
 // MaxSearchWords bounds the words of one search.
 const MaxSearchWords = 16
 
-// SearchWords returns the words Filter.Search looks for, normalised as the
-// index holds them (lower case, accents removed, split at punctuation:
-// "Ann's café" is "ann", "s", "cafe"), without repeats. A driver matches a
-// message when each of them begins some word of its index entry.
-func (f Filter) SearchWords() []string {
-	return fulltext.Unique(fulltext.Words(nil, f.Search))
+// minPrefix is the shortest last word matched as the start of a longer
+// one: a shorter prefix begins too many words to be worth looking up.
+const minPrefix = 3
+
+// SearchTerm is one word Filter.Search looks for.
+type SearchTerm struct {
+	// Word is normalised as the index holds words (lower case, accents
+	// removed, split at punctuation: "Ann's café" is "ann", "s", "cafe").
+	Word string
+	// Prefix: the word may also begin a longer one. Only the last word
+	// of a search is a prefix (it may still be being typed), and only
+	// when it has at least three characters.
+	Prefix bool
+}
+
+// SearchTerms returns the words Filter.Search looks for, without repeats.
+// A driver matches a message when its index entry holds every word (the
+// prefix one as the start of a word).
+func (f Filter) SearchTerms() []SearchTerm {
+	words := fulltext.Unique(fulltext.Words(nil, f.Search))
+	out := make([]SearchTerm, len(words))
+	for i, w := range words {
+		out[i] = SearchTerm{Word: w, Prefix: i == len(words)-1 && utf8.RuneCountInString(w) >= minPrefix}
+	}
+	return out
 }
 
 // checkSearch vets Filter.Search.
@@ -37,7 +57,7 @@ func checkSearch(f Filter) error {
 	if err := checkText("Search", f.Search, false); err != nil {
 		return err
 	}
-	switch n := len(f.SearchWords()); {
+	switch n := len(f.SearchTerms()); {
 	case n == 0:
 		return fmt.Errorf("%w: Search: %q has no letters or digits to look for", ErrInvalid, f.Search)
 	case n > MaxSearchWords:
@@ -52,7 +72,7 @@ type SearchDoc struct {
 	MessageID string
 	// Mailboxes are what Message.Mailboxes reads back.
 	Mailboxes []Mailbox
-	// Words are the message's normalised words (see Filter.SearchWords),
+	// Words are the message's normalised words (see SearchTerm),
 	// each followed by one space: those of its subject, its envelope's
 	// addresses, its header's mailboxes with their display names, the
 	// text of its body and its attachments' names. A word may repeat.

@@ -232,7 +232,7 @@ func (t *pgTx) List(ctx context.Context, f queue.Filter, before string, limit in
 		add("strpos(lower(subject), lower($?)) > 0", f.Subject)
 	}
 	if f.Search != "" {
-		add(searchCond, matchQuery(f.SearchWords()))
+		add(searchCond, matchQuery(f.SearchTerms()))
 	}
 	if !f.Since.IsZero() {
 		add("created_at >= $?", f.Since)

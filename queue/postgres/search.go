@@ -29,15 +29,18 @@ func parseMailboxes(s string) ([]queue.Mailbox, error) {
 	return ms, err
 }
 
-// matchQuery is the tsquery for words, given as text and cast, so that no
-// parser or dictionary touches it: each word a quoted prefix, all
-// required. The words are letters and digits only; quotes and
-// backslashes are escaped all the same.
-func matchQuery(words []string) string {
+// matchQuery is the tsquery for terms, given as text and cast, so that no
+// parser or dictionary touches it: each a quoted word, a prefix match for
+// the prefix one, all required. The words are letters and digits only;
+// quotes and backslashes are escaped all the same.
+func matchQuery(terms []queue.SearchTerm) string {
 	esc := strings.NewReplacer(`\`, `\\`, `'`, `''`)
-	parts := make([]string, len(words))
-	for i, w := range words {
-		parts[i] = "'" + esc.Replace(w) + "':*"
+	parts := make([]string, len(terms))
+	for i, t := range terms {
+		parts[i] = "'" + esc.Replace(t.Word) + "'"
+		if t.Prefix {
+			parts[i] += ":*"
+		}
 	}
 	return strings.Join(parts, " & ")
 }

@@ -101,6 +101,7 @@ func Run[TTx any](t *testing.T, h Harness[TTx]) {
 		{"SearchInvalid", testSearchInvalid},
 		{"SearchLargeBody", testSearchLargeBody},
 		{"SearchDeleted", testSearchDeleted},
+		{"SearchPaging", testSearchPaging},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -73,8 +73,9 @@ func searchIDs(t *testing.T, s queue.Store, f queue.Filter) []string {
 
 // testSearch: subject, envelope and header addresses with display names,
 // the plain text (decoded, accents aside), attachment names and an
-// HTML-only body's text are found, each word as a prefix; markup, scripts
-// and the HTML alternative of a plain part are not.
+// HTML-only body's text are found, whole words and the last one also as
+// a prefix of three characters or more; markup, scripts and the HTML
+// alternative of a plain part are not.
 func testSearch(t *testing.T, s queue.Store) {
 	plain := enqueue(t, s, mimeMsg("Your order", searchPlain))
 	html := enqueue(t, s, mimeMsg("Weekly", searchHTML))
@@ -93,7 +94,11 @@ func testSearch(t *testing.T, s queue.Store) {
 		"ann@x.test":       {plain, html},
 		"bounces":          {plain, html},
 		"carol":            {other},
-		"grüß headline":    {html},
+		"grüße headline":   {html},
+		"gruß":             {html},
+		"gru":              {html},
+		"gr":               nil,
+		"shipp parcel":     nil,
 		"Grüße":            {html},
 		"hello":            {other},
 		"secretscript":     nil,
@@ -209,5 +214,40 @@ func runSearchEnqueueTx[TTx any](t *testing.T, h Harness[TTx]) {
 	}
 	if n, err := ix.IndexPending(context.Background()); err != nil || n != 0 {
 		t.Fatalf("second IndexPending = %d, %v; want nothing left", n, err)
+	}
+}
+
+// testSearchPaging: a search pages newest first by the cursor, every
+// match once, with other filters applied as it goes.
+func testSearchPaging(t *testing.T, s queue.Store) {
+	var want []string
+	for i := range 7 {
+		m := newMsg("pager@x.test")
+		m.Body = strings.NewReader("Subject: paged\r\n\r\nPaginated words " + fmt.Sprint(i) + "\r\n")
+		want = append(want, enqueue(t, s, m))
+	}
+	enqueue(t, s, newMsg("other@x.test"))
+	slices.Reverse(want)
+	waitSearch(t, s, queue.Filter{Search: "paginated", Limit: 10}, slices.Clone(want)...)
+	var got []string
+	f := queue.Filter{Search: "paginated words", Limit: 3}
+	for range 4 {
+		page, err := s.List(context.Background(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range page.Messages {
+			got = append(got, m.ID)
+		}
+		if f.Cursor = page.Next; f.Cursor == "" {
+			break
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("paged search = %v, want %v (newest first)", got, want)
+	}
+	if got := searchIDs(t, s, queue.Filter{Search: "paginated", Recipient: "pager", Status: queue.StatusQueued, Limit: 2}); len(got) != 2 ||
+		!slices.Contains(want[:2], got[0]) || !slices.Contains(want[:2], got[1]) {
+		t.Errorf("search with filters = %v, want the two newest of %v", got, want)
 	}
 }

@@ -142,9 +142,20 @@ func (t *sqlTx) Attempts(ctx context.Context, id string) ([]queue.Attempt, error
 
 // List reads a page of messages. Substring matches use instr on lowered
 // text rather than LIKE, so a user's % or _ means itself.
+//
+// A search reads the index's matches newest first (its rowids are in id
+// order) and stops at the page's end, however many messages match.
 func (t *sqlTx) List(ctx context.Context, f queue.Filter, before string, limit int) ([]queue.Message, error) {
+	from, order := "messages m LEFT JOIN search_docs d ON d.message_id = m.id", "m.id DESC"
 	var conds []string
 	var args []any
+	if f.Search != "" {
+		from, order = searchFrom(before != ""), "f.doc DESC"
+		args = append(args, matchQuery(f.SearchTerms()))
+		if before != "" {
+			args = append(args, docID(before))
+		}
+	}
 	add := func(c string, a any) { conds, args = append(conds, c), append(args, a) }
 	if f.Status != "" {
 		add("status = ?", string(f.Status))
@@ -159,9 +170,6 @@ func (t *sqlTx) List(ctx context.Context, f queue.Filter, before string, limit i
 	if f.Subject != "" {
 		add("instr(lower(subject), lower(?)) > 0", f.Subject)
 	}
-	if f.Search != "" {
-		add(searchCond, matchQuery(f.SearchWords()))
-	}
 	if !f.Since.IsZero() {
 		add("created_at >= ?", f.Since.UnixMilli())
 	}
@@ -175,8 +183,7 @@ func (t *sqlTx) List(ctx context.Context, f queue.Filter, before string, limit i
 	if len(conds) > 0 {
 		where = " WHERE " + strings.Join(conds, " AND ")
 	}
-	rows, err := t.query(ctx, `SELECT `+readCols+` FROM messages m
-		LEFT JOIN search_docs d ON d.message_id = m.id`+where+` ORDER BY m.id DESC LIMIT ?`,
+	rows, err := t.query(ctx, `SELECT `+readCols+` FROM `+from+where+` ORDER BY `+order+` LIMIT ?`,
 		append(args, limit)...)
 	if err != nil {
 		return nil, err

@@ -151,11 +151,14 @@ CREATE TABLE store_probe (
 	// text lives in the message body, not twice on disk) of words the
 	// queue has already normalised and separated by spaces, so the ascii
 	// tokenizer splits them exactly there; detail=none keeps only which
-	// messages hold a word, all that a search of word prefixes needs.
-	// search_docs maps its rowids to messages and keeps the header's
-	// mailboxes for listing. A message waits in search_pending from its
-	// insert until indexed; the ones already stored wait now, and the
-	// indexer works through them.
+	// messages hold a word, all that a search of words needs. Its rowid,
+	// search_docs.doc, is the time and sequence at the head of the
+	// message's UUIDv7 id, so rowid order is id order and a search reads
+	// its newest matches first and stops at the page's end. search_docs
+	// maps rowids to messages and keeps the header's mailboxes for
+	// listing. A message waits in search_pending from its insert until
+	// indexed; the ones already stored wait now, and the indexer works
+	// through them.
 	`
 CREATE VIRTUAL TABLE search_fts USING fts5 (words, content = '', contentless_delete = 1,
 	detail = none, tokenize = 'ascii');
@@ -176,11 +179,15 @@ END;
 INSERT INTO search_pending (message_id) SELECT id FROM messages;
 
 -- Writing an entry is one INSERT into this view: the trigger replaces the
--- message's earlier entry, if any, and takes it off the waiting list.
-CREATE VIEW search_input (message_id, mailboxes, words) AS SELECT NULL, NULL, NULL WHERE 0;
+-- message's earlier entry, if any, and takes it off the waiting list. Two
+-- ids from different processes may share their head; the second then
+-- takes the next free rowid after the newest.
+CREATE VIEW search_input (doc, message_id, mailboxes, words) AS SELECT NULL, NULL, NULL, NULL WHERE 0;
 CREATE TRIGGER search_input_insert INSTEAD OF INSERT ON search_input BEGIN
 	DELETE FROM search_docs WHERE message_id = new.message_id;
-	INSERT INTO search_docs (message_id, mailboxes) SELECT new.message_id, new.mailboxes
+	INSERT INTO search_docs (doc, message_id, mailboxes)
+		SELECT CASE WHEN new.doc > 0 AND NOT EXISTS (SELECT 1 FROM search_docs WHERE doc = new.doc) THEN new.doc
+			ELSE (SELECT coalesce(max(doc), 0) + 1 FROM search_docs) END, new.message_id, new.mailboxes
 		WHERE EXISTS (SELECT 1 FROM messages WHERE id = new.message_id);
 	INSERT INTO search_fts (rowid, words)
 		SELECT doc, new.words FROM search_docs WHERE message_id = new.message_id;

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 
 	"github.com/outbox-mail/outbox/queue"
@@ -27,20 +28,47 @@ func parseMailboxes(s string) ([]queue.Mailbox, error) {
 	return ms, err
 }
 
-// matchQuery is the FTS5 query for words: each a quoted prefix, all
-// required. The words hold no space or punctuation, so the ascii
-// tokenizer keeps each whole; quotes are doubled all the same.
-func matchQuery(words []string) string {
-	parts := make([]string, len(words))
-	for i, w := range words {
-		parts[i] = `"` + strings.ReplaceAll(w, `"`, `""`) + `"*`
+// matchQuery is the FTS5 query for terms, all required: each a quoted
+// word, a prefix query for the prefix one. The words hold no space or
+// punctuation, so the ascii tokenizer keeps each whole; quotes are
+// doubled all the same.
+func matchQuery(terms []queue.SearchTerm) string {
+	parts := make([]string, len(terms))
+	for i, t := range terms {
+		parts[i] = `"` + strings.ReplaceAll(t.Word, `"`, `""`) + `"`
+		if t.Prefix {
+			parts[i] += "*"
+		}
 	}
 	return strings.Join(parts, " ")
 }
 
-// searchCond is List's condition for f.Search.
-const searchCond = `m.id IN (SELECT d.message_id FROM search_docs d
-	WHERE d.doc IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?))`
+// docID is the search rowid of message id: the 48-bit time and 12-bit
+// sequence at the head of its UUIDv7 (strictly increasing within a
+// process), 0 for an id that is not one.
+func docID(id string) int64 {
+	hex := strings.ReplaceAll(id, "-", "")
+	if len(hex) != 32 || hex[12] != '7' {
+		return 0
+	}
+	ms, err1 := strconv.ParseInt(hex[:12], 16, 64)
+	seq, err2 := strconv.ParseInt(hex[13:16], 16, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return ms<<12 | seq
+}
+
+// searchFrom is List's FROM for a search: the matching rowids newest
+// first, below a bound when paging, joined to their messages.
+func searchFrom(paging bool) string {
+	bound := ""
+	if paging {
+		bound = " AND rowid < ?"
+	}
+	return `(SELECT rowid AS doc FROM search_fts WHERE search_fts MATCH ?` + bound + ` ORDER BY rowid DESC) f
+		JOIN search_docs d ON d.doc = f.doc JOIN messages m ON m.id = d.message_id`
+}
 
 // PendingIndex reads messages waiting for the search index, by id.
 func (t *sqlTx) PendingIndex(ctx context.Context, after, below string, limit int) ([]queue.IndexCandidate, error) {
@@ -70,8 +98,8 @@ const indexRows = 64
 
 // indexInsert is the INSERT of n entries into the search_input view.
 func indexInsert(n int) string {
-	return `INSERT INTO search_input (message_id, mailboxes, words) VALUES (?, ?, ?)` +
-		strings.Repeat(`, (?, ?, ?)`, n-1)
+	return `INSERT INTO search_input (doc, message_id, mailboxes, words) VALUES (?, ?, ?, ?)` +
+		strings.Repeat(`, (?, ?, ?, ?)`, n-1)
 }
 
 // IndexMessages writes entries through the search_input view. The text
@@ -87,13 +115,13 @@ func (t *sqlTx) IndexMessages(ctx context.Context, docs []queue.SearchDoc) error
 		for n > len(docs) {
 			n /= 2
 		}
-		args := make([]any, 0, 3*n)
+		args := make([]any, 0, 4*n)
 		for _, d := range docs[:n] {
 			mb, err := mailboxesJSON(d.Mailboxes)
 			if err != nil {
 				return err
 			}
-			args = append(args, d.MessageID, mb, d.Words)
+			args = append(args, docID(d.MessageID), d.MessageID, mb, d.Words)
 		}
 		if _, err := t.exec(ctx, indexInsert(n), args...); err != nil {
 			return err
