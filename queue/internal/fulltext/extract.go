@@ -1,8 +1,10 @@
 package fulltext
 
 import (
+	"bytes"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // decodes legacy charsets
@@ -115,10 +117,17 @@ func (x *extractor) visit(e *message.Entity, depth int) {
 	}
 }
 
+// textBufs are the buffers text parts are read into, reused: indexing
+// reads one message after another.
+var textBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // readText reads at most MaxText bytes of a text part.
 func readText(r io.Reader) string {
-	b, _ := io.ReadAll(io.LimitReader(r, MaxText))
-	return strings.ToValidUTF8(string(b), " ")
+	b := textBufs.Get().(*bytes.Buffer)
+	defer textBufs.Put(b)
+	b.Reset()
+	b.ReadFrom(io.LimitReader(r, MaxText))
+	return strings.ToValidUTF8(b.String(), " ")
 }
 
 // htmlText is the text of an HTML document, without its scripts and

@@ -102,3 +102,31 @@ func FuzzWords(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkExtract measures reading a 2 KiB message for the index, and
+// splitting its text into words.
+func BenchmarkExtract(b *testing.B) {
+	var msg strings.Builder
+	msg.WriteString("From: Shop Support <support@shop.example>\r\nTo: Customer 7 <customer7@example.org>\r\n" +
+		"Subject: Your order 7 has shipped\r\nDate: Mon, 2 Dec 2024 10:00:00 +0000\r\nMessage-ID: <7@shop.example>\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n")
+	for msg.Len() < 2048 {
+		msg.WriteString("parcel delivery tracking number warehouse invoice customer account address street city.\r\n")
+	}
+	raw := msg.String()
+	b.SetBytes(int64(len(raw)))
+	b.Run("extract", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			Extract(strings.NewReader(raw))
+		}
+	})
+	d := Extract(strings.NewReader(raw))
+	b.Run("words", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 4096)
+		for b.Loop() {
+			buf = AppendWords(buf[:0], d.Text)
+		}
+	})
+}
