@@ -66,7 +66,8 @@ func rewriteCID(w io.Writer, r io.Reader, to func(cid string) string) error {
 		switch tt {
 		case html.ErrorToken:
 			if errors.Is(z.Err(), io.EOF) {
-				return nil
+				_, err = w.Write(z.Raw()) // a tag the document ends inside
+				return err
 			}
 			return z.Err()
 		case html.StartTagToken, html.SelfClosingTagToken:

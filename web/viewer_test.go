@@ -232,6 +232,7 @@ func TestRewriteCID(t *testing.T) {
 		`<style>p{background:url(cid:bg)}</style><p>`:  `<style>p{background:url("/p/bg?k=1&x")}</style><p>`,
 		`<a href="cid:doc">x</a><img src="http://r/">`: `<a href="cid:doc">x</a><img src="http://r/">`,
 		`<p class=a  id=b>cid:text stays</p>`:          `<p class=a  id=b>cid:text stays</p>`,
+		`<p>cut</p><A`:                                 `<p>cut</p><A`,
 	} {
 		var b strings.Builder
 		if err := rewriteCID(&b, strings.NewReader(in), to); err != nil || b.String() != want {
