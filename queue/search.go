@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"encoding/json"
 	"fmt"
 	"unicode/utf8"
 
@@ -17,6 +18,26 @@ type Mailbox struct {
 	Field   string
 	Name    string
 	Address string
+}
+
+// MailboxesText is the stored form of a message's mailboxes (JSON; ""
+// for none), which drivers keep as text and ParseMailboxes reads back.
+func MailboxesText(ms []Mailbox) (string, error) {
+	if len(ms) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(ms)
+	return string(b), err
+}
+
+// ParseMailboxes reads what MailboxesText made.
+func ParseMailboxes(s string) ([]Mailbox, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var ms []Mailbox
+	err := json.Unmarshal([]byte(s), &ms)
+	return ms, err
 }
 
 // MaxSearchWords bounds the words of one search.

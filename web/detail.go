@@ -79,7 +79,7 @@ func (h *handler) messageDetail(w http.ResponseWriter, r *http.Request, s *sessi
 	d.Content = c
 	if len(d.Message.Mailboxes) == 0 {
 		// Not indexed yet: the header just read has the names.
-		d.Message.Mailboxes = c.mailboxes()
+		d.Message.Mailboxes = headerMailboxes(c)
 	}
 	for _, l := range c.Links {
 		if len(l.Warnings) > 0 {
@@ -139,6 +139,21 @@ func (h *handler) detailLive(w http.ResponseWriter, r *http.Request, s *session)
 		return
 	}
 	h.renderFragment(w, "detail", "live", &view{Data: d, CSRF: s.csrf})
+}
+
+// mailboxes are the From, To and Cc mailboxes as the queue's index keeps
+// them.
+func headerMailboxes(c *content) []queue.Mailbox {
+	var out []queue.Mailbox
+	for _, f := range []struct {
+		name string
+		list []mailbox
+	}{{"from", c.From}, {"to", c.To}, {"cc", c.Cc}} {
+		for _, m := range f.list {
+			out = append(out, queue.Mailbox{Field: f.name, Name: m.Name, Address: m.Address})
+		}
+	}
+	return out
 }
 
 // remoteHref is the message page with remote images on or off, same tab.

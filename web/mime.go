@@ -15,7 +15,6 @@ import (
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // decodes legacy charsets
 	"github.com/emersion/go-message/mail"
-	"github.com/outbox-mail/outbox/queue"
 )
 
 // Bounds on what a message page shows inline; the rest is streamed or
@@ -185,21 +184,6 @@ func readContent(e *message.Entity) *content {
 		c.Problem = "Part of the message could not be read: " + err.Error()
 	}
 	return c
-}
-
-// mailboxes are the From, To and Cc mailboxes as the queue's index keeps
-// them.
-func (c *content) mailboxes() []queue.Mailbox {
-	var out []queue.Mailbox
-	for _, f := range []struct {
-		name string
-		list []mailbox
-	}{{"from", c.From}, {"to", c.To}, {"cc", c.Cc}} {
-		for _, m := range f.list {
-			out = append(out, queue.Mailbox{Field: f.name, Name: m.Name, Address: m.Address})
-		}
-	}
-	return out
 }
 
 func ignoreCharset(err error) error {

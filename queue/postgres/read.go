@@ -29,7 +29,7 @@ func scanRead(row pgx.Row) (queue.Message, error) {
 	var mb string
 	m, err := scanMessage(row, &mb)
 	if err == nil {
-		m.Mailboxes, err = parseMailboxes(mb)
+		m.Mailboxes, err = queue.ParseMailboxes(mb)
 	}
 	return m, err
 }

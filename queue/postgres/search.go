@@ -2,32 +2,12 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/outbox-mail/outbox/queue"
 )
-
-// mailboxesJSON stores a message's header mailboxes.
-func mailboxesJSON(ms []queue.Mailbox) (string, error) {
-	if len(ms) == 0 {
-		return "", nil
-	}
-	b, err := json.Marshal(ms)
-	return string(b), err
-}
-
-// parseMailboxes reads what mailboxesJSON stored; "" is none.
-func parseMailboxes(s string) ([]queue.Mailbox, error) {
-	if s == "" {
-		return nil, nil
-	}
-	var ms []queue.Mailbox
-	err := json.Unmarshal([]byte(s), &ms)
-	return ms, err
-}
 
 // matchQuery is the tsquery for terms, given as text and cast, so that no
 // parser or dictionary touches it: each a quoted word, a prefix match for
@@ -72,7 +52,7 @@ func (t *pgTx) IndexMessages(ctx context.Context, docs []queue.SearchDoc) error 
 	}
 	ids, mbs, words := make([]string, len(docs)), make([]string, len(docs)), make([]string, len(docs))
 	for i, d := range docs {
-		mb, err := mailboxesJSON(d.Mailboxes)
+		mb, err := queue.MailboxesText(d.Mailboxes)
 		if err != nil {
 			return err
 		}

@@ -30,7 +30,7 @@ func scanRead(sc scanner) (queue.Message, error) {
 	var mb string
 	m, err := scanMessage(sc, &mb)
 	if err == nil {
-		m.Mailboxes, err = parseMailboxes(mb)
+		m.Mailboxes, err = queue.ParseMailboxes(mb)
 	}
 	return m, err
 }

@@ -2,31 +2,11 @@ package sqlite
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 	"strings"
 
 	"github.com/outbox-mail/outbox/queue"
 )
-
-// mailboxesJSON stores a message's header mailboxes.
-func mailboxesJSON(ms []queue.Mailbox) (string, error) {
-	if len(ms) == 0 {
-		return "", nil
-	}
-	b, err := json.Marshal(ms)
-	return string(b), err
-}
-
-// parseMailboxes reads what mailboxesJSON stored; "" is none.
-func parseMailboxes(s string) ([]queue.Mailbox, error) {
-	if s == "" {
-		return nil, nil
-	}
-	var ms []queue.Mailbox
-	err := json.Unmarshal([]byte(s), &ms)
-	return ms, err
-}
 
 // matchQuery is the FTS5 query for terms, all required: each a quoted
 // word, a prefix query for the prefix one. The words hold no space or
@@ -117,7 +97,7 @@ func (t *sqlTx) IndexMessages(ctx context.Context, docs []queue.SearchDoc) error
 		}
 		args := make([]any, 0, 4*n)
 		for _, d := range docs[:n] {
-			mb, err := mailboxesJSON(d.Mailboxes)
+			mb, err := queue.MailboxesText(d.Mailboxes)
 			if err != nil {
 				return err
 			}
