@@ -1,13 +1,17 @@
 // Package web serves outbox's dashboard: an overview of the queue with live
-// charts, a searchable message list, each message's delivery history and
-// rendered content, and an inbox of captured mail.
+// charts, a message list with filters and full-text search, each message's
+// delivery history and its content in tabs (HTML with its inline images,
+// text, links with a check of each, headers, source, attachments), and an
+// inbox of captured mail, which can be released through Config.Release.
 //
 // Pages are rendered on the server with html/template; the only script is a
 // small embedded poller that refreshes live regions. Access uses the API's
 // bearer tokens through a login form and a signed session cookie, every
 // state change is a POST with a CSRF token, and message HTML is served from
 // a separate endpoint under a sandboxing Content-Security-Policy, so it
-// never runs in the dashboard's origin.
+// never runs in the dashboard's origin; its cid: images load from their
+// parts' URLs under a per-message key, the only images the frame's policy
+// allows besides data: ones (and remote ones when the user asks).
 package web
 
 import (
