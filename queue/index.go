@@ -39,9 +39,9 @@ const (
 	// indexHeld bounds the body bytes held for the indexer; past it, the
 	// indexer reads bodies back from the store.
 	indexHeld = 16 << 20
-	// indexLinger is how long the indexer gathers fresh mail before it
-	// writes: how late a search finds a message, at most, when the
-	// indexer keeps up.
+	// indexLinger is the least time between two index writes of fresh
+	// mail under load: how late a search then finds a message, at most,
+	// when the indexer keeps up.
 	indexLinger = 50 * time.Millisecond
 	// indexQueue bounds the batches waiting for the indexer.
 	indexQueue = 64
@@ -59,10 +59,13 @@ type indexer struct {
 	fresh  chan []freshDoc
 	held   atomic.Int64 // bytes of body in fresh
 	missed atomic.Bool  // a hand-off was dropped: scan at the next idle moment
-	stop   chan struct{}
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   sync.WaitGroup
+	// lastWrite is when the indexer last wrote fresh entries; only its
+	// goroutine uses it.
+	lastWrite time.Time
+	stop      chan struct{}
+	ctx       context.Context
+	cancel    context.CancelFunc
+	done      sync.WaitGroup
 }
 
 func (q *Queue[TTx]) startIndexer() {
@@ -131,17 +134,33 @@ func (q *Queue[TTx]) indexLoop() {
 	}
 }
 
-// moreFresh adds the batches that arrive behind docs within indexLinger,
-// up to one index batch: an index transaction costs much the same for a
-// few entries as for a few hundred.
+// moreFresh adds the batches waiting behind docs and, when the last index
+// write was less than indexLinger ago, those that arrive until then, up
+// to one index batch: an index transaction costs much the same for a few
+// entries as for dozens, so under load the indexer writes at most every
+// indexLinger, while a message that comes alone is indexed at once.
 func (q *Queue[TTx]) moreFresh(docs []freshDoc) []freshDoc {
-	t := time.NewTimer(indexLinger)
-	defer t.Stop()
+	wait := time.Until(q.ix.lastWrite.Add(indexLinger))
+	var linger <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		linger = t.C
+	}
 	for len(docs) < indexBatch {
 		select {
 		case more := <-q.ix.fresh:
 			docs = append(docs, more...)
-		case <-t.C:
+			continue
+		default:
+		}
+		if linger == nil {
+			return docs
+		}
+		select {
+		case more := <-q.ix.fresh:
+			docs = append(docs, more...)
+		case <-linger:
 			return docs
 		case <-q.ix.stop:
 			return docs
@@ -160,6 +179,7 @@ func (q *Queue[TTx]) indexFresh(fresh []freshDoc) {
 		}
 	}
 	q.ix.held.Add(-held)
+	q.ix.lastWrite = time.Now()
 	if err := q.writeIndex(q.ix.ctx, docs); err != nil {
 		q.logIndexError(err)
 	}
