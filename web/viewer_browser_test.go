@@ -140,6 +140,7 @@ func TestBrowserSearch(t *testing.T) {
 	other := s.send(t, `{"from":"Other Sender <other@example.com>","to":["ok@example.org"],"subject":"Parcel news","text":"Nothing to track."}`)
 	s.waitStatus(t, id, queue.StatusDelivered)
 	s.waitStatus(t, other, queue.StatusDelivered)
+	waitIndexed(t, s, "news", other) // so that finding only id means something
 	ctx, _ := browser(t)
 	for _, c := range []struct{ page, query string }{
 		{"/messages", "depot"}, {"/messages", "Bob Builder"}, {"/inbox", "depot"}, {"/inbox", "müller"},

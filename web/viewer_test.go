@@ -292,6 +292,7 @@ func TestDisplayNamesAndSearch(t *testing.T) {
 	s.waitStatus(t, id, queue.StatusDelivered)
 	s.waitStatus(t, plain, queue.StatusDelivered)
 	waitIndexed(t, s, "depot", id)
+	waitIndexed(t, s, "common", plain)
 	c := client(t)
 	for _, p := range []string{"/messages", "/inbox", "/live/list"} {
 		_, body := get(t, c, s.srv.URL+p)

@@ -81,6 +81,8 @@ func testSearch(t *testing.T, s queue.Store) {
 	html := enqueue(t, s, mimeMsg("Weekly", searchHTML))
 	other := enqueue(t, s, newMsg("carol@z.test"))
 	waitSearch(t, s, queue.Filter{Search: "shipped"}, plain)
+	waitSearch(t, s, queue.Filter{Search: "headline"}, html)
+	waitSearch(t, s, queue.Filter{Search: "carol"}, other)
 	for q, want := range map[string][]string{
 		"parcel SHIPPED":   {plain},
 		"ship":             {plain},
