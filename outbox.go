@@ -43,6 +43,10 @@ type Config struct {
 	Retry delivery.RetryPolicy
 	// Lease is how long a claim lasts without renewal (default 2m).
 	Lease time.Duration
+	// Deliverability adds DKIM signatures, per-recipient VERP return paths
+	// and one-click unsubscribe links as mail is sent (see
+	// delivery.Deliverability); the zero value adds nothing.
+	Deliverability delivery.Deliverability
 	// PollInterval bounds idle sleeps, for mail enqueued behind the
 	// client's back, e.g. with EnqueueTx and no Notify (default 10s).
 	PollInterval time.Duration
@@ -82,8 +86,12 @@ type EnqueueOptions struct {
 	Tags map[string]string
 	// Source says where the message came from (default library).
 	Source queue.Source
-	// IgnoreSuppressions sends even to addresses on the suppression list.
+	// IgnoreSuppressions sends even to addresses on the suppression list
+	// (and says so in the log).
 	IgnoreSuppressions bool
+	// Unsubscribe adds one-click unsubscribe fields naming each recipient
+	// when the message is sent (with Config.Deliverability.Unsubscribe).
+	Unsubscribe bool
 	// DSN holds the RFC 3461 RET and ENVID; Notify, when set, is every
 	// recipient's NOTIFY.
 	DSN    queue.DSN
@@ -101,7 +109,7 @@ func New(cfg Config) (*Client, error) {
 	d, err := delivery.New(delivery.Config{
 		Store: cfg.Store, Transport: cfg.Transport, Routing: cfg.Routing, Workers: cfg.Workers,
 		MaxConnections: cfg.MaxConnections, DestinationConnections: cfg.DestinationConnections,
-		Lease: cfg.Lease, Retry: cfg.Retry, PollInterval: cfg.PollInterval,
+		Lease: cfg.Lease, Retry: cfg.Retry, PollInterval: cfg.PollInterval, Deliverability: cfg.Deliverability,
 		Events: cfg.Events, OnResult: cfg.OnResult, OnOutcome: cfg.OnOutcome, Logger: cfg.Logger,
 	})
 	if err != nil {
@@ -187,13 +195,23 @@ func (c *Client) EnqueueRaw(ctx context.Context, nm queue.NewMessage) (string, e
 	return c.store(ctx, nm)
 }
 
-// store writes nm durably. When the deliverer has room, the message is
+// store writes nm durably, and logs a message that goes past the
+// suppression list.
+func (c *Client) store(ctx context.Context, nm queue.NewMessage) (string, error) {
+	id, err := c.write(ctx, nm)
+	if err == nil && nm.IgnoreSuppressions {
+		c.log.Info("message ignores the suppression list", "id", id, "recipients", len(nm.Recipients), "source", nm.Source)
+	}
+	return id, err
+}
+
+// write is store's write: when the deliverer has room, the message is
 // written already leased to it, in the same commit, and handed over with
 // the body the store held in memory: one write, no claim and no body
-// read-back for fresh mail (a crash lets the lease lapse, and the
-// message is claimed again like any other). Otherwise it is written
-// queued for a claim to find.
-func (c *Client) store(ctx context.Context, nm queue.NewMessage) (string, error) {
+// read-back for fresh mail (a crash lets the lease lapse, and the message
+// is claimed again like any other). Otherwise it is written queued for a
+// claim to find.
+func (c *Client) write(ctx context.Context, nm queue.NewMessage) (string, error) {
 	if !c.deliverer.Reserve() {
 		id, err := c.cfg.Store.Enqueue(ctx, nm)
 		if err != nil {
@@ -262,7 +280,7 @@ func (c *Client) prepare(m *message.Message, opts *EnqueueOptions) (queue.NewMes
 		From: from, Recipients: rcpts, Subject: m.Subject, Body: pr,
 		SendAt: opts.SendAt, IdempotencyKey: opts.IdempotencyKey, Tags: opts.Tags,
 		Source: opts.Source, Flags: queue.Flags{EightBit: m.Allow8Bit, SMTPUTF8: m.NeedsSMTPUTF8(),
-			DSN: opts.DSN, IgnoreSuppressions: opts.IgnoreSuppressions},
+			DSN: opts.DSN, IgnoreSuppressions: opts.IgnoreSuppressions, Unsubscribe: opts.Unsubscribe},
 	}
 	if len(opts.Notify) > 0 {
 		nm.RecipientDSN = make([]queue.RecipientDSN, len(rcpts))

@@ -18,6 +18,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/outbox-mail/outbox"
@@ -57,10 +59,17 @@ type Config struct {
 	// Health answers /readyz and hears of failed enqueues; nil means
 	// /readyz only checks that the store answers a query.
 	Health Health
+	// Changes wakes long polls (GET /v1/messages?wait=…); nil means one of
+	// the handler's own, which hears only of what the API itself does.
+	Changes *Changes
 	// MaxBytesInFlight bounds the request data all requests being decoded
 	// hold in memory at once (default 4 × MaxMessageSize, at least 64 MiB);
 	// a request that would pass it is answered 503 with Retry-After.
 	MaxBytesInFlight int64
+	// Unsubscribe says that delivery makes one-click unsubscribe links
+	// (outbox.Config.Deliverability.Unsubscribe is set), so that a
+	// message may ask for them; without it "unsubscribe": true is refused.
+	Unsubscribe bool
 }
 
 // Health is the daemon's readiness: whether it can accept mail now.
@@ -77,11 +86,15 @@ type Health interface {
 type Handler struct {
 	cfg      Config
 	client   *outbox.Client
-	tokens   [][sha256.Size]byte
+	tokens   atomic.Pointer[[][sha256.Size]byte] // swapped by SetTokens
 	log      *slog.Logger
-	mux      *http.ServeMux
+	mux      *routeMux
 	throttle *throttle.Throttle
 	mem      *budget
+	changes  *Changes
+	// closing ends long polls when the server shuts down.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // New returns the API handler for cfg.
@@ -108,15 +121,14 @@ func New(cfg Config) (*Handler, error) {
 		cfg.MaxBytesInFlight = max(4*cfg.MaxMessageSize, 64<<20)
 	}
 	cfg.MaxBytesInFlight = max(cfg.MaxBytesInFlight, requestBase)
-	h := &Handler{cfg: cfg, client: cfg.Client, log: cfg.Logger, mux: http.NewServeMux(),
-		throttle: cfg.Throttle, mem: newBudget(cfg.MaxBytesInFlight)}
-	for _, t := range cfg.Tokens {
-		if t == "" {
-			return nil, errors.New("api: empty API token")
-		}
-		// Comparing digests makes the comparison independent of the
-		// tokens' lengths as well as their contents.
-		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
+	if cfg.Changes == nil {
+		cfg.Changes = NewChanges()
+	}
+	h := &Handler{cfg: cfg, client: cfg.Client, log: cfg.Logger, mux: newRouteMux(),
+		throttle: cfg.Throttle, mem: newBudget(cfg.MaxBytesInFlight), changes: cfg.Changes,
+		closing: make(chan struct{})}
+	if err := h.SetTokens(cfg.Tokens); err != nil {
+		return nil, err
 	}
 	h.routes()
 	return h, nil
@@ -132,14 +144,27 @@ func (h *Handler) routes() {
 	h.mux.Handle("GET /v1/messages/{id}", auth(h.getMessage))
 	h.mux.Handle("POST /v1/messages/{id}/retry", auth(h.retryMessage))
 	h.mux.Handle("POST /v1/messages/{id}/cancel", auth(h.cancelMessage))
+	h.suppressionRoutes()
+	h.mux.Handle("DELETE /v1/messages/{id}", auth(h.deleteMessage))
+	h.mux.Handle("DELETE /v1/messages", auth(h.deleteMessages))
+	h.mux.Handle("POST /v1/messages/retry", auth(h.retryMatching))
+	h.mux.Handle("POST /v1/messages/cancel", auth(h.cancelMatching))
+	h.mux.Handle("GET /v1/messages/{id}/raw", auth(h.getRaw))
+	h.mux.Handle("GET /v1/messages/{id}/content", auth(h.getContent))
+	h.mux.Handle("GET /v1/messages/{id}/attachments/{n}", auth(h.getAttachment))
+	h.mux.HandleFunc("GET /v1/openapi.json", h.getOpenAPI)
 	// Method-less twins answer other methods with a JSON 405 instead of
 	// ServeMux's plain-text one.
 	h.mux.Handle("/healthz", notAllowed("GET, HEAD"))
 	h.mux.Handle("/readyz", notAllowed("GET, HEAD"))
-	h.mux.Handle("/v1/messages", notAllowed("GET, HEAD, POST"))
-	h.mux.Handle("/v1/messages/{id}", notAllowed("GET, HEAD"))
+	h.mux.Handle("/v1/messages", notAllowed("GET, HEAD, POST, DELETE"))
+	h.mux.Handle("/v1/messages/{id}", notAllowed("GET, HEAD, DELETE"))
 	h.mux.Handle("/v1/messages/{id}/retry", notAllowed("POST"))
 	h.mux.Handle("/v1/messages/{id}/cancel", notAllowed("POST"))
+	h.mux.Handle("/v1/messages/{id}/raw", notAllowed("GET, HEAD"))
+	h.mux.Handle("/v1/messages/{id}/content", notAllowed("GET, HEAD"))
+	h.mux.Handle("/v1/messages/{id}/attachments/{n}", notAllowed("GET, HEAD"))
+	h.mux.Handle("/v1/openapi.json", notAllowed("GET, HEAD"))
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Status: http.StatusNotFound, Msg: "No such API endpoint: " + r.URL.Path + "."})
 	})
@@ -215,7 +240,7 @@ func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter 
 // token is not a guess and is simply refused.
 func (h *Handler) requireToken(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(h.tokens) == 0 {
+		if len(*h.tokens.Load()) == 0 {
 			next(w, r)
 			return
 		}
@@ -279,8 +304,9 @@ func (h *Handler) validToken(header string) bool {
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
 	match := 0
-	for i := range h.tokens {
-		match |= subtle.ConstantTimeCompare(sum[:], h.tokens[i][:])
+	tokens := *h.tokens.Load()
+	for i := range tokens {
+		match |= subtle.ConstantTimeCompare(sum[:], tokens[i][:])
 	}
 	return match == 1
 }

@@ -139,7 +139,8 @@ func TestMethodsAndNotFound(t *testing.T) {
 		method, path string
 		status       int
 	}{
-		{"DELETE", "/v1/messages", 405},
+		{"PUT", "/v1/messages", 405},
+		{"PATCH", "/v1/messages/abc/content", 405},
 		{"PUT", "/v1/messages/abc", 405},
 		{"GET", "/v1/messages/abc/retry", 405},
 		{"POST", "/healthz", 405},

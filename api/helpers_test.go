@@ -23,6 +23,7 @@ import (
 type env struct {
 	t      *testing.T
 	srv    *httptest.Server
+	h      *Handler
 	client *outbox.Client
 	store  queue.Store
 	token  string
@@ -65,7 +66,7 @@ func setup(t *testing.T, cfg Config, deliver bool) *env {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	e := &env{t: t, srv: srv, client: ob, store: st}
+	e := &env{t: t, srv: srv, h: h, client: ob, store: st}
 	if len(cfg.Tokens) > 0 {
 		e.token = cfg.Tokens[0]
 	}

@@ -76,7 +76,8 @@ func (h *Handler) postRaw(w http.ResponseWriter, r *http.Request) {
 	// its first lines as body; mime7.Check refuses a line over 998 octets
 	// that could never be relayed.
 	rep := info.Repair(h.cfg.Hostname, time.Now())
-	nm.Body = mime7.Check(headerblock.StripBcc(rep.Apply(bytes.NewReader(hdr), br)))
+	nm.Body = headerblock.StripBcc(rep.Apply(bytes.NewReader(hdr), br))
+	nm.CheckLongLines = mime7.Verify
 	nm.Repairs = rep.Added
 	id, err := h.client.EnqueueRaw(r.Context(), nm)
 	var unmendable *mime7.Error
@@ -88,6 +89,7 @@ func (h *Handler) postRaw(w http.ResponseWriter, r *http.Request) {
 		writeError(w, h.enqueueError(err, limit, func(f string) string { return f }))
 		return
 	}
+	h.changes.Notify()
 	writeJSON(w, http.StatusAccepted, accepted{ID: id, Status: "queued"})
 }
 

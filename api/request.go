@@ -22,6 +22,10 @@ type sendRequest struct {
 	Attachments []attachment   `json:"-"` // streamed: see decodeSend
 	Template    *templateField `json:"template"`
 	SendAt      string         `json:"send_at"`
+	// DSN, Unsubscribe and IgnoreSuppressions: see deliverability.go.
+	DSN                *dsnField `json:"dsn"`
+	Unsubscribe        *bool     `json:"unsubscribe"`
+	IgnoreSuppressions bool      `json:"ignore_suppressions"`
 }
 
 type templateField struct {

@@ -62,6 +62,7 @@ func (h *Handler) postMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, h.enqueueError(err, limit, req.fieldName))
 		return
 	}
+	h.changes.Notify()
 	writeJSON(w, http.StatusAccepted, accepted{ID: id, Status: "queued"})
 }
 
@@ -138,6 +139,9 @@ func (h *Handler) buildMessage(req *sendRequest, idemKey string) (*message.Messa
 			return nil, nil, e
 		}
 		m.Attachments = append(m.Attachments, a)
+	}
+	if e := h.deliverability(req, opts); e != nil {
+		return nil, nil, e
 	}
 	return m, opts, nil
 }

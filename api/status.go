@@ -29,6 +29,10 @@ type Message struct {
 	Recipients     []Recipient       `json:"recipients"`
 	// Attempts is given by GET /v1/messages/{id} only, not in listings.
 	Attempts []Attempt `json:"attempts,omitempty"`
+	// History is what was learnt of the recipients after sending
+	// (bounces, delays, complaints), oldest first; GET /v1/messages/{id}
+	// only.
+	History []HistoryEvent `json:"history,omitempty"`
 }
 
 // Recipient is one recipient's status with its last SMTP reply.
@@ -48,6 +52,8 @@ type Attempt struct {
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	Route      string     `json:"route,omitempty"`
+	Host       string     `json:"host,omitempty"`
+	Reply      string     `json:"reply,omitempty"`
 	Error      string     `json:"error,omitempty"`
 	Transcript string     `json:"transcript,omitempty"`
 }
@@ -90,10 +96,13 @@ func (h *Handler) fullView(ctx context.Context, id string) (*Message, *apiError)
 		return nil, h.lookupError(err, id)
 	}
 	v := viewMessage(m)
+	if v.History, err = h.history(ctx, id); err != nil {
+		return nil, h.lookupError(err, id)
+	}
 	for _, a := range atts {
 		v.Attempts = append(v.Attempts, Attempt{
 			Number: a.Number, StartedAt: a.StartedAt.UTC(), FinishedAt: optTime(a.FinishedAt),
-			Route: a.Route, Error: a.Error, Transcript: a.Transcript,
+			Route: a.Route, Host: a.Host, Reply: a.Reply, Error: a.Error, Transcript: a.Transcript,
 		})
 	}
 	return &v, nil
@@ -134,7 +143,7 @@ func (h *Handler) listMessages(w http.ResponseWriter, r *http.Request) {
 		From: q.Get("from"), Subject: q.Get("subject"), Cursor: q.Get("cursor"),
 	}
 	for _, p := range []struct{ field, v string }{{"recipient", f.Recipient}, {"from", f.From},
-		{"subject", f.Subject}, {"cursor", f.Cursor}} {
+		{"subject", f.Subject}, {"cursor", f.Cursor}, {"to", q.Get("to")}} {
 		if !utf8.ValidString(p.v) || strings.IndexByte(p.v, 0) >= 0 {
 			writeError(w, badRequest(p.field, "%s must be valid UTF-8 text without NUL bytes", p.field))
 			return
@@ -152,7 +161,19 @@ func (h *Handler) listMessages(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
-	page, err := h.client.Store().List(r.Context(), f)
+	e := extraFilters(q, &f)
+	var wait time.Duration
+	if e == nil {
+		wait, e = waitParam(q)
+	}
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	page, err := h.listWaiting(r.Context(), f, wait)
+	if errors.Is(err, context.Canceled) {
+		return // the client stopped waiting
+	}
 	if errors.Is(err, queue.ErrInvalid) {
 		// The filter was checked above, so what is left is the cursor.
 		writeError(w, badRequest("cursor", "cursor is not one this server returned"))
@@ -206,5 +227,6 @@ func (h *Handler) steer(w http.ResponseWriter, r *http.Request, id string, op fu
 	// A retried message is due now: wake the workers rather than letting
 	// them sleep until their previous wake-up time.
 	h.client.Notify()
+	h.changes.Notify()
 	h.getMessage(w, r)
 }

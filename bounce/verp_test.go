@@ -165,3 +165,40 @@ func FuzzVERPParse(f *testing.F) {
 		}
 	})
 }
+
+// The unsubscribe address of a recipient carries its return path's
+// token, fits RFC 5321's 64-octet local part, and parses back; a return
+// path is not an unsubscribe address, nor the reverse.
+func TestUnsubscribeAddress(t *testing.T) {
+	v, err := NewVERP("bounces.example.com", []byte("0123456789abcdef0123"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "0190a3b2-7c4d-7def-8123-456789abcdef"
+	a, err := v.UnsubscribeAddress(id, maxRcpt-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, domain, _ := strings.Cut(a, "@")
+	if !strings.HasPrefix(local, "unsubscribe+") || len(local) > 64 || domain != "bounces.example.com" {
+		t.Fatalf("UnsubscribeAddress = %q (local part %d octets)", a, len(local))
+	}
+	gotID, rcpt, err := v.ParseUnsubscribe(strings.ToUpper(a))
+	if err != nil || gotID != id || rcpt != maxRcpt-1 {
+		t.Errorf("ParseUnsubscribe(%q) = %s %d %v", a, gotID, rcpt, err)
+	}
+	rp, _ := v.ReturnPath(id, 3)
+	if _, _, err := v.ParseUnsubscribe(rp); !errors.Is(err, ErrNotVERP) {
+		t.Errorf("ParseUnsubscribe(return path) = %v, want ErrNotVERP", err)
+	}
+	if _, _, err := v.Parse(a); !errors.Is(err, ErrNotVERP) {
+		t.Errorf("Parse(unsubscribe address) = %v, want ErrNotVERP", err)
+	}
+	forged := strings.Replace(a, "+a", "+b", 1)
+	if forged == a {
+		forged = strings.Replace(a, "+", "+a", 1)
+	}
+	if _, _, err := v.ParseUnsubscribe(forged); !errors.Is(err, ErrBadToken) {
+		t.Errorf("ParseUnsubscribe(forged %q) = %v, want ErrBadToken", forged, err)
+	}
+}

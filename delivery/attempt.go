@@ -44,7 +44,7 @@ func (d *Deliverer) attempt(ctx context.Context, c *queue.Claimed, body []byte) 
 			}
 		}
 	}
-	var routes []string
+	var routes, hosts []string
 	stoppedParts, anyStarted := 0, false
 	for _, p := range parts {
 		anyStarted = anyStarted || p.started
@@ -56,6 +56,9 @@ func (d *Deliverer) attempt(ctx context.Context, c *queue.Claimed, body []byte) 
 			notes[r] = recipientNote{route: p.dest.route, dest: p.dest.name, server: p.out.Server, addr: p.out.ServerAddr}
 		}
 		routes = append(routes, p.dest.name)
+		if p.out.Server != "" {
+			hosts = append(hosts, p.out.Server+"["+p.out.ServerAddr+"]")
+		}
 	}
 	if len(routes) == 0 {
 		routes = append(routes, "dns")
@@ -72,7 +75,8 @@ func (d *Deliverer) attempt(ctx context.Context, c *queue.Claimed, body []byte) 
 	finishedAt := time.Now()
 	res := classify(c, out, d.cfg.Retry, finishedAt, ctx.Err() != nil || stoppedParts > 0)
 	res.Attempt = queue.Attempt{Number: c.Attempts, StartedAt: started, FinishedAt: finishedAt,
-		Route: strings.Join(routes, ", "), Transcript: out.Transcript}
+		Route: strings.Join(routes, ", "), Host: strings.Join(hosts, ", "), Reply: summary(out),
+		Transcript: out.Transcript}
 	if out.Err != nil {
 		res.Attempt.Error = out.Err.Error()
 	}
@@ -80,6 +84,21 @@ func (d *Deliverer) attempt(ctx context.Context, c *queue.Claimed, body []byte) 
 		res.Events = d.cfg.Events(c, &res)
 	}
 	return finished{claimed: c, result: res, notes: notes, sent: sent}, false
+}
+
+// summary is the attempt's reply in one line, kept even when its
+// transcript is not: the first reply a server gave, else the error that
+// ended the attempt.
+func summary(out Outcome) string {
+	for _, r := range out.Recipients {
+		if r.Code != 0 {
+			return describe(r.Reply)
+		}
+	}
+	if out.Err != nil {
+		return out.Err.Error()
+	}
+	return ""
 }
 
 // merge adds one part's outcome to the message's. A recipient the part
@@ -122,6 +141,7 @@ func (d *Deliverer) plan(ctx context.Context, c *queue.Claimed, body []byte) ([]
 	notes := make(map[string]recipientNote, len(c.Recipients))
 	byDest := map[*destination]*part{}
 	var parts []*part
+	dv := d.dv.Load() // one message, one set of keys, whatever SetDKIM does meanwhile
 	for _, r := range c.Recipients {
 		dest, rt, reply := d.dirs.lookup(ctx, r.Address)
 		if dest == nil {
@@ -131,11 +151,13 @@ func (d *Deliverer) plan(ctx context.Context, c *queue.Claimed, body []byte) ([]
 		}
 		p := byDest[dest]
 		if p == nil {
-			p = &part{ctx: ctx, store: d.cfg.Store, c: c, body: body, dest: dest, env: envelopeOf(c), done: make(chan struct{})}
+			p = &part{ctx: ctx, store: d.cfg.Store, c: c, body: body, dest: dest, env: envelopeOf(c),
+				dv: dv, log: d.log, done: make(chan struct{})}
 			byDest[dest] = p
 			parts = append(parts, p)
 		}
 		p.env.Recipients = append(p.env.Recipients, r.Address)
+		p.idx = append(p.idx, r.Idx)
 		p.env.UTF8 = p.env.UTF8 || !isASCII(r.Address)
 		p.env.addDSN(len(p.env.Recipients)-1, r.DSN)
 	}

@@ -26,7 +26,7 @@ func classify(c *queue.Claimed, out Outcome, policy RetryPolicy, now time.Time, 
 			reply = Reply{Text: noReplyText(out.Err)}
 		}
 		rr := queue.RecipientResult{Address: rcpt.Address, Code: reply.Code,
-			EnhancedCode: reply.EnhancedCode, Text: reply.Text}
+			EnhancedCode: reply.EnhancedCode, Text: reply.Text, Refused: reply.Refused}
 		switch {
 		case reply.Code >= 200 && reply.Code < 300:
 			rr.Status = queue.RecipientDelivered

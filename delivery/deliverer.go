@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/outbox-mail/outbox/internal/worker"
@@ -54,6 +55,10 @@ type Config struct {
 	Lease time.Duration
 	// Retry is the schedule after temporary failures.
 	Retry RetryPolicy
+	// Deliverability adds DKIM signatures, VERP return paths and
+	// unsubscribe links to the mail as it is sent; the zero value adds
+	// nothing.
+	Deliverability Deliverability
 	// Owner names this process in leases (default host-pid-time).
 	Owner string
 	// PollInterval bounds how long an idle deliverer sleeps without a
@@ -81,6 +86,7 @@ type Deliverer struct {
 	pool  *worker.Pool[*offered]
 	sched *scheduler
 	dirs  *directory
+	dv    atomic.Pointer[Deliverability] // cfg.Deliverability, then SetDKIM's
 
 	results chan finished
 
@@ -137,6 +143,7 @@ func New(cfg Config) (*Deliverer, error) {
 		commitDone: make(chan struct{}),
 		renewDone:  make(chan struct{}),
 	}
+	d.dv.Store(&d.cfg.Deliverability)
 	wc := worker.Config[*offered]{Workers: cfg.MaxInFlight, Claim: d.claim,
 		NextDue: cfg.Store.NextDue, Handle: d.deliver, PollInterval: cfg.PollInterval,
 		Logger: d.log, What: "claiming due messages"}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/outbox-mail/outbox/route"
@@ -37,8 +38,8 @@ type Routing struct {
 // destination; each per-domain route is a destination (or, for "mx", a
 // set of them) of its own, with its own limits.
 type directory struct {
-	routing  *Routing
-	fixed    *destination // Config.Transport, when there is no Routing
+	routing  atomic.Pointer[Routing] // swapped by SetRouting
+	fixed    *destination            // Config.Transport, when there is no Routing
 	defLimit int
 	health   HealthPolicy
 
@@ -48,6 +49,9 @@ type directory struct {
 	byKey   map[string]*destination
 	made    map[*destination]io.Closer // transports the engine made, closed when dropped or at shutdown
 	created int
+	// retired are destinations of routes that SetRouting replaced while
+	// they had mail under way; each is closed once idle.
+	retired map[*destination]bool
 }
 
 // Idle destinations are dropped, so a stream of new domains cannot grow
@@ -59,22 +63,33 @@ const (
 )
 
 func newDirectory(cfg *Config, sched *scheduler) (*directory, error) {
-	dir := &directory{routing: cfg.Routing, defLimit: cfg.DestinationConnections, sched: sched,
-		health: cfg.Health.withDefaults(), byKey: map[string]*destination{}, made: map[*destination]io.Closer{}}
+	dir := &directory{defLimit: cfg.DestinationConnections, sched: sched, health: cfg.Health.withDefaults(),
+		byKey: map[string]*destination{}, made: map[*destination]io.Closer{}, retired: map[*destination]bool{}}
 	if cfg.Routing == nil {
 		dir.fixed = dir.newDestination(cfg.Transport.Route(), cfg.Transport.Route(), cfg.Transport, &route.Route{})
 		return dir, nil
 	}
-	if cfg.Routing.Table == nil {
+	r, err := checkRouting(cfg.Routing)
+	if err != nil {
+		return nil, err
+	}
+	dir.routing.Store(r)
+	return dir, nil
+}
+
+// checkRouting checks r and returns a copy with its defaults filled in.
+func checkRouting(r *Routing) (*Routing, error) {
+	if r.Table == nil {
 		return nil, errors.New("delivery: Routing.Table is required")
 	}
-	if cfg.Routing.Table.Uses(route.MX) && cfg.Routing.Resolver == nil {
+	if r.Table.Uses(route.MX) && r.Resolver == nil {
 		return nil, errors.New("delivery: an mx route needs Routing.Resolver")
 	}
-	if cfg.Routing.MXPort <= 0 {
-		cfg.Routing.MXPort = 25
+	c := *r
+	if c.MXPort <= 0 {
+		c.MXPort = 25
 	}
-	return dir, nil
+	return &c, nil
 }
 
 func (dir *directory) newDestination(name, routeName string, tr Transport, rt *route.Route) *destination {
@@ -96,29 +111,30 @@ func (dir *directory) lookup(ctx context.Context, addr string) (*destination, st
 	if err != nil {
 		return nil, "", Reply{Code: 550, EnhancedCode: "5.1.3", Text: "bad recipient address: " + err.Error()}
 	}
-	rt := dir.routing.Table.Lookup(domain)
+	rtg := dir.routing.Load()
+	rt := rtg.Table.Lookup(domain)
 	switch rt.Target.Kind {
 	case route.MX:
-		set, err := dir.routing.Resolver.MX(ctx, domain)
+		set, err := rtg.Resolver.MX(ctx, domain)
 		if err != nil {
 			return nil, rt.Name(), dnsReply(err)
 		}
-		return dir.get(rt.Domain+"|mx|"+set.Key(), rt, func() (Transport, string) {
-			po := dir.poolOptions(rt)
-			m := newMXTransport(set, dir.routing.Resolver, dir.routing.MXPort, dir.routing.SMTP, po)
+		return dir.get(rtg, rt.Domain+"|mx|"+set.Key(), rt, func() (Transport, string) {
+			po := dir.poolOptions(rtg, rt)
+			m := newMXTransport(set, rtg.Resolver, rtg.MXPort, rtg.SMTP, po)
 			return m, m.Route()
 		}, set), rt.Name(), Reply{}
 	case route.Relay:
-		return dir.get(rt.Domain+"|"+rt.Name(), rt, func() (Transport, string) {
-			r := NewSMTPRelay(rt.Target.Relay, dir.routing.SMTP, dir.poolOptions(rt))
+		return dir.get(rtg, rt.Domain+"|"+rt.Name(), rt, func() (Transport, string) {
+			r := NewSMTPRelay(rt.Target.Relay, rtg.SMTP, dir.poolOptions(rtg, rt))
 			return r, r.Route()
 		}, nil), rt.Name(), Reply{}
 	}
-	return dir.get(rt.Domain+"|capture", rt, func() (Transport, string) { return Capture{}, "capture" }, nil), rt.Name(), Reply{}
+	return dir.get(rtg, rt.Domain+"|capture", rt, func() (Transport, string) { return Capture{}, "capture" }, nil), rt.Name(), Reply{}
 }
 
-func (dir *directory) poolOptions(rt *route.Route) smtp.PoolOptions {
-	po := dir.routing.Pool
+func (dir *directory) poolOptions(rtg *Routing, rt *route.Route) smtp.PoolOptions {
+	po := rtg.Pool
 	po.MaxConns = dir.defLimit
 	if rt.MaxConnections > 0 {
 		po.MaxConns = rt.MaxConnections
@@ -130,11 +146,14 @@ func (dir *directory) poolOptions(rt *route.Route) smtp.PoolOptions {
 // get returns the destination under key, making it with mk the first
 // time. An MX destination keeps the latest set, whose preferences may
 // have changed while its host names did not.
-func (dir *directory) get(key string, rt *route.Route, mk func() (Transport, string), set *route.MXSet) *destination {
+func (dir *directory) get(rtg *Routing, key string, rt *route.Route, mk func() (Transport, string), set *route.MXSet) *destination {
 	dir.mu.Lock()
 	defer dir.mu.Unlock()
+	// SetRouting may have run since the lookup read rtg: a destination of
+	// the old routing serves this one part, retired from the start.
+	stale := rtg != dir.routing.Load()
 	now := time.Now()
-	if d, ok := dir.byKey[key]; ok {
+	if d, ok := dir.byKey[key]; ok && !stale {
 		if m, ok := d.tr.(*mxTransport); ok && set != nil {
 			m.set.Store(set)
 		}
@@ -144,13 +163,18 @@ func (dir *directory) get(key string, rt *route.Route, mk func() (Transport, str
 	tr, name := mk()
 	d := dir.newDestination(name, rt.Name(), tr, rt)
 	d.looked = now
-	dir.byKey[key] = d
 	if c, ok := tr.(io.Closer); ok {
 		dir.made[d] = c
 	}
+	if stale {
+		dir.retired[d] = true
+		return d
+	}
+	dir.byKey[key] = d
 	if dir.created++; dir.created%sweepEvery == 0 {
 		dir.sweepLocked(now.Add(-idleAfter))
 	}
+	dir.closeRetiredLocked()
 	return d
 }
 
@@ -178,6 +202,9 @@ func (dir *directory) all() []*destination {
 	for _, d := range dir.byKey {
 		out = append(out, d)
 	}
+	for d := range dir.retired {
+		out = append(out, d)
+	}
 	return out
 }
 
@@ -202,7 +229,7 @@ func (dir *directory) close() {
 func dnsReply(err error) Reply {
 	var re *route.Error
 	if errors.As(err, &re) {
-		return Reply{Code: re.Code, EnhancedCode: re.EnhancedCode, Text: re.Text}
+		return Reply{Code: re.Code, EnhancedCode: re.EnhancedCode, Text: re.Text, Refused: re.Code >= 500}
 	}
 	return Reply{Code: 451, EnhancedCode: "4.4.3", Text: "DNS lookup failed: " + err.Error()}
 }

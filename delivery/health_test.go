@@ -183,9 +183,9 @@ func TestDirectoryDropsIdleDestinations(t *testing.T) {
 	}
 	rt := &route.Route{}
 	mk := func() (Transport, string) { return &closingTransport{}, "t" }
-	old := dir.get("old", rt, mk, nil)
-	busy := dir.get("busy", rt, mk, nil)
-	fresh := dir.get("fresh", rt, mk, nil)
+	old := dir.get(nil, "old", rt, mk, nil)
+	busy := dir.get(nil, "busy", rt, mk, nil)
+	fresh := dir.get(nil, "fresh", rt, mk, nil)
 	long := time.Now().Add(-time.Hour)
 	dir.mu.Lock()
 	old.looked, busy.looked = long, long

@@ -76,6 +76,7 @@ func (m *mxTransport) dial(ctx context.Context, tr smtp.Transcript) (*smtp.Clien
 		for _, a := range addrs {
 			addr := net.JoinHostPort(a.String(), m.port)
 			o := m.opts
+			o.ServerName = h.Name                                                                                 // what the send result and the log line name
 			o.TLSConfig = &tls.Config{ServerName: h.Name, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // RFC 7435
 			c, err := smtp.DialTraced(ctx, addr, &o, tr)
 			if err == nil {

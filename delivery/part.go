@@ -1,9 +1,8 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
-	"io"
+	"log/slog"
 
 	"github.com/outbox-mail/outbox/queue"
 )
@@ -17,6 +16,9 @@ type part struct {
 	body  []byte // the body in memory (an Offer), nil to read it from store
 	dest  *destination
 	env   Envelope
+	idx   []int // the queue index of each of env's recipients
+	dv    *Deliverability
+	log   *slog.Logger
 	out   Outcome
 	done  chan struct{}
 	// started is set by the scheduler when the part gets a slot; read
@@ -25,23 +27,17 @@ type part struct {
 }
 
 // send opens the body (only now, with a connection slot held) and
-// delivers the part through its destination's transport.
+// delivers the part through its destination's transport: in one
+// transaction, or one per recipient when each gets its own return path or
+// unsubscribe link (see Deliverability).
 func (p *part) send() Outcome {
 	if err := p.ctx.Err(); err != nil {
 		return Outcome{Err: stopped(err)}
 	}
-	var body io.Reader
-	if p.body != nil {
-		body = bytes.NewReader(p.body)
-	} else {
-		rc, err := p.store.OpenBody(p.ctx, p.c.ID)
-		if err != nil {
-			return Outcome{Err: err}
-		}
-		defer rc.Close()
-		body = rc
+	if p.dv.perRecipient(p.c) {
+		return p.sendPerRecipient()
 	}
-	return p.dest.tr.Deliver(p.ctx, p.env, body)
+	return p.deliver(p.env, nil)
 }
 
 // finish records the part's outcome and wakes the message's attempt.

@@ -76,11 +76,18 @@ func sendPooled(ctx context.Context, pool *smtp.Pool, env Envelope, body io.Read
 		From: env.From, Recipients: env.Recipients, Size: env.Size,
 		UTF8: env.UTF8, EightBit: env.EightBit,
 		DSNReturn: smtp.DSNReturn(env.DSNReturn), EnvID: env.EnvID, RcptNotify: env.Notify, ORcpt: env.ORcpt,
-	}, body, &smtp.SendOptions{Transcript: tr.add})
+	}, body, &smtp.SendOptions{Transcript: tr.add, Downgrade: env.Downgrade})
 	out := Outcome{Err: err, Transcript: tr.String()}
 	out.Server, out.ServerAddr = tr.server()
 	if res == nil {
 		return out
+	}
+	// The connection that carried the message, also when it was reused.
+	if res.Server != "" {
+		out.Server = res.Server
+	}
+	if res.RemoteAddr != nil {
+		out.ServerAddr = res.RemoteAddr.String()
 	}
 	for _, rr := range res.Recipients {
 		var reply Reply
@@ -91,7 +98,12 @@ func sendPooled(ctx context.Context, pool *smtp.Pool, env Envelope, body io.Read
 				Text: res.Data.Message()}
 		case errors.As(rr.Err, &se):
 			reply = Reply{Code: se.Code, EnhancedCode: enhanced(se.EnhancedCode), Text: se.Message,
-				Soft: sessionStage(se.Command)}
+				Soft: sessionStage(se.Command), Refused: !se.Local && strings.HasPrefix(se.Command, "RCPT")}
+			if se.Local {
+				// Shown with the code it stands for, but never as if the
+				// server had said it.
+				reply.Text = "decided locally: " + se.Message
+			}
 		default:
 			if out.Err == nil && rr.Err != nil {
 				out.Err = rr.Err

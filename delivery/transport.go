@@ -33,6 +33,9 @@ type Envelope struct {
 	EnvID     string
 	Notify    [][]string
 	ORcpt     []string
+	// Downgrade converts the body to 7-bit MIME for a server without
+	// 8BITMIME (smtp.SendOptions.Downgrade); nil refuses such a send.
+	Downgrade func(body io.Reader) (io.Reader, error)
 }
 
 // Reply is an SMTP reply as far as delivery cares: code, enhanced status
@@ -46,6 +49,11 @@ type Reply struct {
 	// this message, and mending the relay's configuration should let the
 	// mail through (Postfix's smtp_sasl_auth_soft_bounce).
 	Soft bool
+	// Refused says the reply refused the recipient's address itself (at
+	// RCPT TO, or DNS found its domain takes no mail), not the message:
+	// a 5xx of that kind is a hard bounce, and the store suppresses the
+	// address.
+	Refused bool
 }
 
 // RecipientReply is the reply that decided one recipient's fate: the RCPT

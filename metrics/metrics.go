@@ -1,7 +1,9 @@
 // Package metrics exposes outbox's Prometheus metrics: messages accepted by
 // source, recipient outcomes and SMTP reply codes by route, delivery
-// latency, and the queue depth by status, read from the store at scrape
-// time so every node of a shared store reports the same depth.
+// latency, and the queue depth by status, the age of the oldest waiting
+// message and the webhook backlog, read from the store at scrape time so
+// every node of a shared store reports the same; webhook POST results,
+// submission refusals and AUTH failures by reason; the build.
 package metrics
 
 import (
@@ -27,6 +29,7 @@ type Metrics struct {
 	replies  *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	attempt  *prometheus.HistogramVec
+	ops      *operatorMetrics // operators.go
 }
 
 // New registers outbox's metrics, the Go runtime's and the process's in a
@@ -60,6 +63,7 @@ func New(store queue.Counter) *Metrics {
 	m.reg.MustRegister(m.accepted, m.outcomes, m.replies, m.latency, m.attempt,
 		&depthCollector{store: store},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.ops = newOperatorMetrics(m.reg, store)
 	return m
 }
 

@@ -82,6 +82,11 @@ type Tx interface {
 	// expiry of one being sent.
 	NextDue(ctx context.Context) (time.Time, bool, error)
 
+	// Waiting returns (and, where the database locks, locks, skipping rows
+	// others hold) up to m.Limit messages that m matches, in id order,
+	// with their recipients.
+	Waiting(ctx context.Context, m Match) ([]MessageState, error)
+
 	// DeleteMessage deletes one message and what it owns.
 	DeleteMessage(ctx context.Context, id string) error
 	// DeleteFinal deletes up to limit messages in statuses with an id

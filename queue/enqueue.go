@@ -40,9 +40,9 @@ func (q *Queue[TTx]) enqueue(ctx context.Context, m NewMessage, owner string, le
 		return Enqueued{}, q.wrap("enqueue", err)
 	}
 	p.owner, p.lease = owner, lease
-	id, err := q.writer.Submit(p)
+	id, err := q.writer.Submit(&writeItem{msg: p})
 	if err != nil {
-		return Enqueued{}, err
+		return Enqueued{}, q.wrap("enqueue", err)
 	}
 	e := Enqueued{ID: id, Claimed: p.claimed}
 	if p.claimed != nil && p.file == nil {
@@ -91,36 +91,57 @@ func (q *Queue[TTx]) EnqueueTx(ctx context.Context, tx TTx, m NewMessage) (strin
 	return id[0], q.wrap("enqueue", sp.Commit(ctx))
 }
 
-// insertBatch inserts every message of batch in one committed transaction.
-// It runs on the writer goroutine only, which alone uses q.buf.
-func (q *Queue[TTx]) insertBatch(ctx context.Context, batch []*pending) ([]string, error) {
+// writeItem is one thing the group-commit writer commits: a message to
+// insert, or a batch of delivery results to record. Results share the
+// commit of the messages accepted meanwhile, so that fresh mail costs one
+// durable commit on the way in and a share of one on the way out.
+type writeItem struct {
+	msg  *pending
+	done *completion
+}
+
+func (it *writeItem) size() int64 {
+	if it.msg == nil {
+		return 0
+	}
+	return it.msg.size
+}
+
+func (it *writeItem) release() {
+	if it.msg != nil {
+		it.msg.discard()
+	}
+}
+
+// commitBatch writes every item of batch in one committed transaction:
+// the messages first, then the results. It runs on the writer goroutine
+// only, which alone uses q.buf. A message's id is its answer; results
+// answer with "" and their per-result errors in their completion.
+func (q *Queue[TTx]) commitBatch(ctx context.Context, items []*writeItem) ([]string, error) {
 	tx, err := q.d.Begin(ctx, true)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback(context.Background())
-	ids, inserted, err := q.insertRows(ctx, tx, batch)
+	var batch []*pending
+	for _, it := range items {
+		if it.msg != nil {
+			batch = append(batch, it.msg)
+		}
+	}
+	ids, inserted, err := q.insertBatch(ctx, tx, batch)
 	if err != nil {
 		return nil, err
 	}
-	for i, p := range batch {
-		if !inserted[i] || p.file == nil {
+	out := make([]string, len(items))
+	for i, j := 0, 0; i < len(items); i++ {
+		if items[i].msg != nil {
+			out[i], j = ids[j], j+1
 			continue
 		}
-		body, err := p.body()
-		if err != nil {
+		if err := q.recordResults(ctx, tx, items[i].done); err != nil {
 			return nil, err
 		}
-		n, err := writeChunks(ctx, tx, p.id, body, q.buf)
-		if err != nil {
-			return nil, err
-		}
-		if n != p.size {
-			return nil, fmt.Errorf("body changed while stored: %d bytes, expected %d", n, p.size)
-		}
-	}
-	if err := tx.Notify(ctx); err != nil {
-		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
@@ -128,7 +149,39 @@ func (q *Queue[TTx]) insertBatch(ctx context.Context, batch []*pending) ([]strin
 	q.handToIndexer(batch, inserted)
 	q.commits.Add(1)
 	q.committed.Add(int64(len(batch)))
-	return ids, nil
+	return out, nil
+}
+
+// insertBatch inserts every message of batch in tx, and reports which
+// were new (not a repeat of an idempotency key).
+func (q *Queue[TTx]) insertBatch(ctx context.Context, tx Tx, batch []*pending) ([]string, []bool, error) {
+	if len(batch) == 0 {
+		return nil, nil, nil
+	}
+	ids, inserted, err := q.insertRows(ctx, tx, batch)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, p := range batch {
+		if !inserted[i] || p.file == nil {
+			continue
+		}
+		body, err := p.body()
+		if err != nil {
+			return nil, nil, err
+		}
+		n, err := writeChunks(ctx, tx, p.id, body, q.buf)
+		if err != nil {
+			return nil, nil, err
+		}
+		if n != p.size {
+			return nil, nil, fmt.Errorf("body changed while stored: %d bytes, expected %d", n, p.size)
+		}
+	}
+	if err := tx.Notify(ctx); err != nil {
+		return nil, nil, err
+	}
+	return ids, inserted, nil
 }
 
 // insertRows writes the rows of batch: it checks the suppression list,
@@ -277,7 +330,7 @@ func claimedFrom(row *MessageRow, rs []RecipientRow, p *pending, lease time.Time
 		NextAttemptAt: row.NextAttemptAt, ExpiresAt: row.ExpiresAt}}
 	for _, r := range rs {
 		if r.Status.Open() {
-			c.Recipients = append(c.Recipients, Recipient{Address: r.Address, Status: r.Status, DSN: r.DSN})
+			c.Recipients = append(c.Recipients, Recipient{Idx: r.Idx, Address: r.Address, Status: r.Status, DSN: r.DSN})
 		}
 	}
 	return c

@@ -170,15 +170,85 @@ func (q *Queue[TTx]) accept(ctx context.Context, m NewMessage) (*pending, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := q.spool(p, m.Body); err != nil {
+	body := &bodyScan{r: m.Body}
+	if err := q.spool(p, body); err != nil {
 		p.discard()
 		return nil, err
+	}
+	// A body with 8-bit bytes is an 8-bit body, whatever its producer
+	// said (a raw upload says nothing): it must go out with BODY=8BITMIME,
+	// or be downgraded for a server without it (RFC 6152). One with a
+	// line over 998 octets is re-encoded on its way out.
+	p.msg.EightBit = p.msg.EightBit || body.highBit
+	p.msg.LongLines = p.msg.LongLines || body.longLine
+	if body.longLine && m.CheckLongLines != nil {
+		if err := q.checkLongLines(p, m.CheckLongLines); err != nil {
+			p.discard()
+			return nil, err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		p.discard()
 		return nil, err
 	}
 	return p, nil
+}
+
+// checkLongLines runs check over p's spooled body.
+func (q *Queue[TTx]) checkLongLines(p *pending, check func(io.Reader) error) error {
+	body, err := p.body()
+	if err == nil {
+		err = check(body)
+	}
+	return err
+}
+
+// maxLine is the longest line RFC 5322 §2.1.1 allows, without its CRLF.
+const maxLine = 998
+
+// bodyScan notes, as a body streams through, whether any byte has the
+// high bit set and whether any line is longer than maxLine octets (its
+// CRLF or bare LF not counted).
+type bodyScan struct {
+	r                 io.Reader
+	highBit, longLine bool
+	line              int  // octets of the current line so far, a CR included
+	lastCR            bool // the last octet read was a CR
+}
+
+func (s *bodyScan) Read(b []byte) (int, error) {
+	n, err := s.r.Read(b)
+	chunk := b[:n]
+	if !s.highBit {
+		var or byte
+		for _, c := range chunk {
+			or |= c
+		}
+		s.highBit = or >= 0x80
+	}
+	for !s.longLine && len(chunk) > 0 {
+		i := bytes.IndexByte(chunk, '\n')
+		if i < 0 {
+			s.line += len(chunk)
+			s.lastCR = chunk[len(chunk)-1] == '\r'
+			s.longLine = s.line > maxLine+1 // one more may be the CR of its CRLF
+			break
+		}
+		end := s.line + i // the line before its LF
+		if i > 0 && chunk[i-1] == '\r' || i == 0 && s.lastCR {
+			end--
+		}
+		s.longLine = end > maxLine
+		s.line, s.lastCR, chunk = 0, false, chunk[i+1:]
+	}
+	if err == io.EOF && !s.longLine {
+		last := s.line // a last line without its line ending
+		if s.lastCR {
+			last--
+		}
+		s.longLine = last > maxLine
+	}
+	return n, err
 }
 
 // spool reads body before the writer sees the message, so a slow producer

@@ -142,33 +142,48 @@ func (q *Queue[TTx]) Complete(ctx context.Context, owner string, results []Resul
 			ids = append(ids, r.MessageID)
 		}
 	}
-	err := q.write(ctx, "complete", true, func(tx Tx) error {
-		held, err := tx.Held(ctx, owner, sortedUnique(ids))
-		if err != nil {
+	// The results ride in the writer's next group commit, beside the
+	// messages accepted meanwhile: one durable commit for both.
+	c := &completion{owner: owner, results: results, ids: sortedUnique(ids), errs: errs}
+	if _, err := q.writer.Submit(&writeItem{done: c}); err != nil {
+		return nil, q.wrap("complete", err)
+	}
+	return c.errs, nil
+}
+
+// completion is a batch of results waiting for the writer.
+type completion struct {
+	owner   string
+	results []Result
+	ids     []string // the results' message ids, sorted, unique
+	errs    []error  // one per result, filled by recordResults
+}
+
+// recordResults records c's results in tx: each only if c's owner still
+// holds that message under the attempt's claim.
+func (q *Queue[TTx]) recordResults(ctx context.Context, tx Tx, c *completion) error {
+	clear(c.errs) // from an earlier try of a batch that failed, if any
+	held, err := tx.Held(ctx, c.owner, c.ids)
+	if err != nil {
+		return err
+	}
+	byID := make(map[string]*MessageState, len(held))
+	for i := range held {
+		byID[held[i].ID] = &held[i]
+	}
+	var w resultWrites
+	for i := range c.results {
+		m := byID[c.results[i].MessageID]
+		if m == nil || !SameAttempt(c.results[i].Attempt.Number, m.Attempts) {
+			c.errs[i] = ErrLeaseLost
+			continue
+		}
+		delete(byID, m.ID) // the lease goes with the first result
+		if err := q.record(&w, m, &c.results[i]); err != nil {
 			return err
 		}
-		byID := make(map[string]*MessageState, len(held))
-		for i := range held {
-			byID[held[i].ID] = &held[i]
-		}
-		var w resultWrites
-		for i := range results {
-			m := byID[results[i].MessageID]
-			if m == nil || !SameAttempt(results[i].Attempt.Number, m.Attempts) {
-				errs[i] = ErrLeaseLost
-				continue
-			}
-			delete(byID, m.ID) // the lease goes with the first result
-			if err := q.record(&w, m, &results[i]); err != nil {
-				return err
-			}
-		}
-		return w.apply(ctx, tx)
-	})
-	if err != nil {
-		return nil, err
 	}
-	return errs, nil
+	return w.apply(ctx, tx)
 }
 
 // resultWrites are the rows a batch of results writes.
@@ -177,6 +192,7 @@ type resultWrites struct {
 	attempts []AttemptRow
 	states   []StateRow
 	events   []EventRow
+	suppress []Suppression // addresses refused with a hard bounce
 }
 
 func (w *resultWrites) apply(ctx context.Context, tx Tx) error {
@@ -191,6 +207,11 @@ func (w *resultWrites) apply(ctx context.Context, tx Tx) error {
 	}
 	if err := tx.SetStates(ctx, w.states); err != nil {
 		return err
+	}
+	if len(w.suppress) > 0 {
+		if err := tx.UpsertSuppressions(ctx, uniqueSuppressions(w.suppress)); err != nil {
+			return err
+		}
 	}
 	return tx.InsertEvents(ctx, w.events)
 }
@@ -211,6 +232,10 @@ func (q *Queue[TTx]) record(w *resultWrites, m *MessageState, r *Result) error {
 			w.rcpts = append(w.rcpts, RecipientUpdate{MessageID: m.ID, Idx: rs.Idx, Status: rr.Status,
 				Attempted: true, SetReply: true, Code: rr.Code,
 				EnhancedCode: clean(rr.EnhancedCode), Text: clean(rr.Text)})
+			if rr.Status == RecipientFailed && rr.Refused && hardBounce(rr.Code, rr.EnhancedCode) {
+				w.suppress = append(w.suppress, bounceSuppression(m.ID, rr.Address, rr.Code,
+					clean(rr.EnhancedCode), clean(rr.Text), time.Now()))
+			}
 		}
 	}
 	a := r.Attempt

@@ -151,6 +151,15 @@ type Flags struct {
 	// IgnoreSuppressions sends to every recipient, even those on the
 	// suppression list (a password reset the user asked for).
 	IgnoreSuppressions bool
+	// Unsubscribe asks delivery to put one-click unsubscribe fields
+	// (RFC 2369 List-Unsubscribe, RFC 8058 List-Unsubscribe-Post) naming
+	// each recipient before the stored message: one recipient per
+	// transaction, since each gets its own link.
+	Unsubscribe bool
+	// LongLines: the body has a line over 998 octets (RFC 5322 §2.1.1),
+	// which delivery re-encodes (quoted-printable) before sending. The
+	// store finds it as the body streams in, whatever the producer said.
+	LongLines bool
 }
 
 // NewMessage is what a producer hands to Enqueue.
@@ -182,6 +191,11 @@ type NewMessage struct {
 	// Repairs names what submission added to the message it was given,
 	// e.g. "date", "message-id", "header-block".
 	Repairs []string
+	// CheckLongLines, when set, is run over the spooled body of a message
+	// that has a line over 998 octets, before anything is committed; its
+	// error refuses the message (submission refuses a long line that no
+	// re-encoding could mend, one in a header). Other bodies skip it.
+	CheckLongLines func(body io.Reader) error
 	// Tags are the user's free-form labels, kept with the message and
 	// shown back; nothing in outbox acts on them.
 	Tags map[string]string
@@ -215,6 +229,9 @@ type Message struct {
 
 // Recipient is one envelope recipient and what became of it.
 type Recipient struct {
+	// Idx is the recipient's position in the message's recipient list as
+	// it was enqueued (a VERP return path names it).
+	Idx     int
 	Address string
 	Status  RecipientStatus
 	DSN     RecipientDSN
@@ -282,6 +299,11 @@ type RecipientResult struct {
 	Code         int
 	EnhancedCode string
 	Text         string
+	// Refused says the next hop refused the address itself rather than
+	// the message: the reply to RCPT TO, or DNS saying the domain takes no
+	// mail. A failed recipient refused with a hard bounce's code (5.1.x,
+	// for one) is added to the suppression list by Complete.
+	Refused bool
 }
 
 // Result is the outcome of one delivery attempt of a claimed message.

@@ -105,6 +105,12 @@ type Admin interface {
 	// Recipients still open become failed; the message becomes cancelled.
 	// A message a worker is sending under a live lease gives ErrSending.
 	Cancel(ctx context.Context, id string) error
+	// RetryMessages makes every waiting message sel selects due now and
+	// returns how many.
+	RetryMessages(ctx context.Context, sel Selection) (int, error)
+	// CancelMessages cancels every waiting message sel selects and returns
+	// their ids.
+	CancelMessages(ctx context.Context, sel Selection) ([]string, error)
 	// Delete removes a final message with everything it owns; ErrNotFinal
 	// for one still waiting or being sent.
 	Delete(ctx context.Context, id string) error
@@ -121,8 +127,9 @@ type Admin interface {
 // SuppressionList is the list of addresses not to mail.
 type SuppressionList interface {
 	// Suppress adds entries, or updates those already there (same address
-	// and scope).
-	Suppress(ctx context.Context, entries []Suppression) error
+	// and scope), and records events (webhook notifications of the change)
+	// in the same transaction.
+	Suppress(ctx context.Context, entries []Suppression, events ...NewEvent) error
 	// Unsuppress removes the entry for address in scope; ErrNotFound if
 	// there is none.
 	Unsuppress(ctx context.Context, address, scope string) error
@@ -136,10 +143,13 @@ type SuppressionList interface {
 
 // Feedback records what is learnt about recipients after sending.
 type Feedback interface {
-	// AddRecipientEvents records bounces, delays and complaints in one
-	// transaction. A bounce makes a delivered recipient bounced, with its
-	// diagnostic, and the message's status follows (partial or failed).
-	AddRecipientEvents(ctx context.Context, events []RecipientEvent) error
+	// AddRecipientEvents records bounces, delays and complaints, and
+	// webhook events about them, in one transaction. A bounce makes a
+	// delivered recipient bounced, with its diagnostic, and the message's
+	// status follows (partial or failed); a hard bounce suppresses the
+	// address for every sender, a complaint for the message's sender
+	// domain.
+	AddRecipientEvents(ctx context.Context, events []RecipientEvent, hooks ...NewEvent) error
 }
 
 // Store is every role of the queue at once, with Close.

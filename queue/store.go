@@ -114,7 +114,7 @@ type Queue[TTx any] struct {
 	opts   Options
 	log    *slog.Logger
 	closed atomic.Bool
-	writer *groupcommit.Writer[*pending]
+	writer *groupcommit.Writer[*writeItem]
 	buf    []byte // the writer's chunk buffer
 	ix     indexer
 
@@ -133,13 +133,12 @@ func New[TTx any](name string, d Driver[TTx], opts Options) (*Queue[TTx], error)
 		return nil, err
 	}
 	q := &Queue[TTx]{name: name, d: d, opts: opts, log: opts.Logger, buf: make([]byte, opts.ChunkSize)}
-	q.writer = groupcommit.Start(groupcommit.Config[*pending]{
+	q.writer = groupcommit.Start(groupcommit.Config[*writeItem]{
 		MaxItems: opts.BatchMessages,
 		MaxBytes: opts.BatchBytes,
-		Size:     func(p *pending) int64 { return p.size },
-		Commit:   q.insertBatch,
-		Release:  (*pending).discard,
-		Wrap:     func(err error) error { return q.wrap("enqueue", err) },
+		Size:     (*writeItem).size,
+		Commit:   q.commitBatch,
+		Release:  (*writeItem).release,
 		Closed:   ErrClosed,
 		Logger:   opts.Logger,
 		Name:     name,

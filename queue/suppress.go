@@ -48,9 +48,10 @@ func checkSuppression(i int, s *Suppression) error {
 }
 
 // Suppress adds entries to the suppression list, or replaces those with
-// the same address and scope, in one transaction. Addresses and scopes
-// are kept lower-cased; a zero CreatedAt is now.
-func (q *Queue[TTx]) Suppress(ctx context.Context, entries []Suppression) error {
+// the same address and scope (the last one given wins), and records
+// events, the webhook notifications of the change, in one transaction.
+// Addresses and scopes are kept lower-cased; a zero CreatedAt is now.
+func (q *Queue[TTx]) Suppress(ctx context.Context, entries []Suppression, events ...NewEvent) error {
 	rows := slices.Clone(entries)
 	now := time.Now()
 	for i := range rows {
@@ -61,10 +62,46 @@ func (q *Queue[TTx]) Suppress(ctx context.Context, entries []Suppression) error 
 			rows[i].CreatedAt = now
 		}
 	}
-	if len(rows) == 0 {
+	hooks, err := q.hookRows(events)
+	if err != nil {
+		return err
+	}
+	if len(rows) == 0 && len(hooks) == 0 {
 		return q.check()
 	}
-	return q.write(ctx, "suppress", true, func(tx Tx) error { return tx.UpsertSuppressions(ctx, rows) })
+	return q.write(ctx, "suppress", true, func(tx Tx) error {
+		if len(rows) > 0 {
+			if err := tx.UpsertSuppressions(ctx, uniqueSuppressions(rows)); err != nil {
+				return err
+			}
+		}
+		return insertHooks(ctx, tx, hooks)
+	})
+}
+
+// hookRows checks webhook events to record beside a change and gives
+// them their ids.
+func (q *Queue[TTx]) hookRows(events []NewEvent) ([]EventRow, error) {
+	if err := checkEvents("events", events); err != nil {
+		return nil, q.wrap("events", err)
+	}
+	rows, err := eventRows(events)
+	if err != nil {
+		return nil, q.wrap("events", err)
+	}
+	return rows, nil
+}
+
+// insertHooks records webhook events and wakes the dispatchers of other
+// processes once the transaction commits.
+func insertHooks(ctx context.Context, tx Tx, rows []EventRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := tx.InsertEvents(ctx, rows); err != nil {
+		return err
+	}
+	return tx.Notify(ctx)
 }
 
 // Unsuppress removes the entry for address in scope ("" for every
@@ -140,38 +177,31 @@ func (q *Queue[TTx]) LookupSuppression(ctx context.Context, address, senderDomai
 }
 
 // AddRecipientEvents records what was learnt about recipients after
-// sending, in one transaction. A bounce turns the named recipient, if
-// delivered, bounced with the bounce's diagnostic, and the message's
-// status follows (a delivered message becomes partial, or failed when no
-// recipient is left delivered); a message being sent keeps its status,
-// which its attempt's result derives from every recipient anyway. Delays
-// and complaints are history only. An unknown message gives ErrNotFound
-// and records nothing.
-func (q *Queue[TTx]) AddRecipientEvents(ctx context.Context, events []RecipientEvent) error {
-	rows := slices.Clone(events)
-	now := time.Now()
-	for i := range rows {
-		e := &rows[i]
-		field := fmt.Sprintf("events[%d]", i)
-		if !e.Type.Valid() {
-			return fmt.Errorf("%s: %w: %s.Type %q is not bounced, delayed or complained", q.name, ErrInvalid, field, e.Type)
-		}
-		if err := checkText(field+".Address", e.Address, true); err != nil || e.Address == "" {
-			return fmt.Errorf("%s: %w: %s.Address is empty or not storable", q.name, ErrInvalid, field)
-		}
-		if !storable(e.MessageID) {
-			return q.wrap("recipient events", fmt.Errorf("message %q: %w", e.MessageID, ErrNotFound))
-		}
-		e.EnhancedCode, e.Text = clean(e.EnhancedCode), clean(e.Text)
-		if e.At.IsZero() {
-			e.At = now
-		}
+// sending, and hooks, the webhook events about it, in one transaction.
+// A bounce turns the named recipient, if delivered, bounced with the
+// bounce's diagnostic, and the message's status follows (a delivered
+// message becomes partial, or failed when no recipient is left
+// delivered); a message being sent keeps its status, which its attempt's
+// result derives from every recipient anyway. A hard bounce (see
+// hardBounce: 5.1.1 no such user, say, but not 5.7.1 refused as spam)
+// adds the address to the suppression list for every sender; a complaint
+// adds it for the message's sender domain; delays are history only. An
+// unknown message gives ErrNotFound and records nothing.
+func (q *Queue[TTx]) AddRecipientEvents(ctx context.Context, events []RecipientEvent, hooks ...NewEvent) error {
+	rows, err := q.recipientEventRows(events)
+	if err != nil {
+		return err
+	}
+	hookRows, err := q.hookRows(hooks)
+	if err != nil {
+		return err
 	}
 	if len(rows) == 0 {
 		return q.check()
 	}
 	return q.write(ctx, "recipient events", true, func(tx Tx) error {
 		locked := map[string]*MessageState{}
+		var sup []Suppression
 		for _, e := range rows {
 			m := locked[e.MessageID]
 			if m == nil {
@@ -181,14 +211,73 @@ func (q *Queue[TTx]) AddRecipientEvents(ctx context.Context, events []RecipientE
 				}
 				locked[e.MessageID] = m
 			}
+			s, err := feedbackSuppression(ctx, tx, e)
+			if err != nil {
+				return err
+			}
+			if s != nil {
+				sup = append(sup, *s)
+			}
 			if e.Type == HistoryBounced {
 				if err := bounce(ctx, tx, m, e); err != nil {
 					return err
 				}
 			}
 		}
-		return tx.InsertHistory(ctx, rows)
+		if err := tx.InsertHistory(ctx, rows); err != nil {
+			return err
+		}
+		if len(sup) > 0 {
+			if err := tx.UpsertSuppressions(ctx, uniqueSuppressions(sup)); err != nil {
+				return err
+			}
+		}
+		return insertHooks(ctx, tx, hookRows)
 	})
+}
+
+// recipientEventRows checks events and returns them as stored: text
+// made storable, a zero time now.
+func (q *Queue[TTx]) recipientEventRows(events []RecipientEvent) ([]RecipientEvent, error) {
+	rows := slices.Clone(events)
+	now := time.Now()
+	for i := range rows {
+		e := &rows[i]
+		field := fmt.Sprintf("events[%d]", i)
+		if !e.Type.Valid() {
+			return nil, fmt.Errorf("%s: %w: %s.Type %q is not bounced, delayed or complained", q.name, ErrInvalid, field, e.Type)
+		}
+		if err := checkText(field+".Address", e.Address, true); err != nil || e.Address == "" {
+			return nil, fmt.Errorf("%s: %w: %s.Address is empty or not storable", q.name, ErrInvalid, field)
+		}
+		if !storable(e.MessageID) {
+			return nil, q.wrap("recipient events", fmt.Errorf("message %q: %w", e.MessageID, ErrNotFound))
+		}
+		e.EnhancedCode, e.Text = clean(e.EnhancedCode), clean(e.Text)
+		if e.At.IsZero() {
+			e.At = now
+		}
+	}
+	return rows, nil
+}
+
+// feedbackSuppression is the suppression event e causes, if any: a hard
+// bounce's for every sender, a complaint's for the message's sender
+// domain (read from the message).
+func feedbackSuppression(ctx context.Context, tx Tx, e RecipientEvent) (*Suppression, error) {
+	switch {
+	case e.Type == HistoryBounced && hardBounce(e.Code, e.EnhancedCode):
+		s := bounceSuppression(e.MessageID, e.Address, e.Code, e.EnhancedCode, e.Text, e.At)
+		return &s, nil
+	case e.Type == HistoryComplained:
+		m, err := tx.Message(ctx, e.MessageID)
+		if err != nil {
+			return nil, fmt.Errorf("message %s: %w", e.MessageID, err)
+		}
+		s := complaintSuppression(e.MessageID, e.Address, m.From, e.Text, e.At)
+		return &s, nil
+	}
+	return nil, nil
 }
 
 // bounce applies one bounce to a locked message.

@@ -10,6 +10,7 @@ import (
 type crlfReader struct {
 	r       io.Reader
 	buf     []byte
+	store   []byte // out's backing array, reused by every fill
 	out     []byte // normalised bytes not yet returned
 	cr      bool   // last input byte was CR
 	lastLF  bool   // last output byte was LF
@@ -18,7 +19,9 @@ type crlfReader struct {
 }
 
 func newCRLFReader(r io.Reader) *crlfReader {
-	return &crlfReader{r: r, buf: make([]byte, 16<<10)}
+	// At most two output bytes per input byte, plus the final CRLF: store
+	// never grows past its first size.
+	return &crlfReader{r: r, buf: make([]byte, 16<<10), store: make([]byte, 0, 32<<10+2)}
 }
 
 // Read returns normalised bytes.
@@ -37,7 +40,9 @@ func (c *crlfReader) Read(p []byte) (int, error) {
 // fill reads one block from the source and normalises it into out.
 func (c *crlfReader) fill() {
 	n, err := c.r.Read(c.buf)
-	out := c.out[:0]
+	// From the start of the backing array: out, once read to its end, has
+	// no capacity left, and appending to it would allocate every block.
+	out := c.store[:0]
 	for _, b := range c.buf[:n] {
 		if c.cr {
 			c.cr = false
@@ -75,7 +80,7 @@ func (c *crlfReader) fill() {
 		c.written = true
 		c.lastLF = out[len(out)-1] == '\n'
 	}
-	c.out = out
+	c.store, c.out = out, out
 }
 
 // dotWriter writes normalised (CRLF) text for DATA, doubling a dot at the

@@ -8,18 +8,20 @@ import (
 	"github.com/emersion/go-sasl"
 )
 
-// checkPassword reports whether pass is user's password. Both sides are
-// hashed first so the comparison takes the same time whatever their
-// lengths, and an unknown user costs the same as a wrong password.
-func (s *Server) checkPassword(user, pass string) bool {
-	want, known := s.cfg.Users[user]
+// checkPassword reports whether pass is user's password, and returns its
+// digest. Both sides are hashed so the comparison takes the same time
+// whatever their lengths, and an unknown user costs the same as a wrong
+// password.
+func (s *Server) checkPassword(user, pass string) ([sha256.Size]byte, bool) {
+	want, known := s.access().users[user]
 	if !known {
-		want = "\x00unknown user" // compared anyway, to take the same time
+		want = unknownUser // compared anyway, to take the same time
 	}
 	a := sha256.Sum256([]byte(pass))
-	b := sha256.Sum256([]byte(want))
-	return subtle.ConstantTimeCompare(a[:], b[:]) == 1 && known
+	return a, subtle.ConstantTimeCompare(a[:], want[:]) == 1 && known
 }
+
+var unknownUser = sha256.Sum256([]byte("\x00unknown user"))
 
 // loginServer is the server side of the LOGIN mechanism
 // (draft-murchison-sasl-login), which go-sasl provides only as a client:

@@ -295,6 +295,7 @@ func (c *trackedConn) cutOff(why cutReason) {
 	top := c.top
 	c.mu.Unlock()
 	c.srv.events.note("cut: " + why.String())
+	c.srv.rejected(why.label())
 	c.srv.log.Debug("submission: connection cut", "remote", c.RemoteAddr().String(), "reason", why.String())
 	if reply := why.reply(); reply != "" {
 		c.Conn.SetWriteDeadline(time.Now().Add(refuseTimeout))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +49,9 @@ func (s *session) Data(r io.Reader) error {
 	if tx == nil || len(tx.rcpts) == 0 {
 		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "No valid recipients"}
 	}
+	if tx.feedback {
+		return s.reportData(r)
+	}
 	src := &readErr{r: r}
 	var in io.Reader = src
 	// go-smtp hands BDAT chunks over through an io.Pipe: they are not
@@ -70,11 +74,15 @@ func (s *session) Data(r io.Reader) error {
 		Recipients: tx.rcpts,
 		Subject:    subjectOf(hb.Subject),
 		Body: io.MultiReader(strings.NewReader(s.received(trace, tx)),
-			mime7.Check(headerblock.StripBcc(rep.Apply(hb.Reader(), br)))),
-		Source:  queue.SourceSMTP,
-		Flags:   queue.Flags{EightBit: tx.body8bit, SMTPUTF8: tx.utf8},
-		Repairs: rep.Added,
-		Tags:    s.tags(),
+			headerblock.StripBcc(rep.Apply(hb.Reader(), br))),
+		CheckLongLines: mime7.Verify,
+		Source:         queue.SourceSMTP,
+		Flags:          queue.Flags{EightBit: tx.body8bit, SMTPUTF8: tx.utf8, DSN: tx.dsn},
+		Repairs:        rep.Added,
+		Tags:           s.tags(),
+	}
+	if slices.ContainsFunc(tx.rcptDSN, func(d queue.RecipientDSN) bool { return len(d.Notify) > 0 || d.ORcpt != "" }) {
+		nm.RecipientDSN = tx.rcptDSN
 	}
 	id, err := s.srv.cfg.Enqueuer.EnqueueRaw(s.srv.ctx, nm)
 	if err != nil {
@@ -93,32 +101,39 @@ func (s *session) Data(r io.Reader) error {
 // on; anything else is the store's, a temporary failure so the client
 // keeps the message.
 func (s *session) dataFailed(trace string, src *readErr, err error) error {
+	reason, reply := s.dataReply(trace, src, err)
+	s.srv.rejected(reason)
+	return reply
+}
+
+// dataReply is dataFailed's reply, with the reason it reports.
+func (s *session) dataReply(trace string, src *readErr, err error) (string, error) {
 	var unmendable *mime7.Error
 	switch {
 	case src.err == smtp.ErrDataTooLarge:
 		s.log.Warn("submission: message too large", "trace", trace, "limit", s.srv.cfg.MaxMessageSize)
-		return smtp.ErrDataTooLarge
+		return RejectTooLarge, smtp.ErrDataTooLarge
 	case src.err == smtp.ErrTooLongLine:
 		// Permanent: the same message would fail the same way again. go-smtp
 		// then closes the connection, its line reader being past the limit.
 		s.log.Warn("submission: message line too long", "trace", trace)
-		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
+		return RejectLineTooLong, &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
 			Message: fmt.Sprintf("Message has a line longer than %d bytes (RFC 5322 allows 998)", s.srv.smtp.MaxLineLength)}
 	case src.err != nil && src.err != io.EOF:
 		s.log.Warn("submission: message transfer failed", "trace", trace, "err", src.err)
-		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2},
+		return RejectInterrupted, &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2},
 			Message: "Message transfer interrupted"}
 	case errors.As(err, &unmendable):
 		s.log.Warn("submission: message cannot be relayed", "trace", trace, "reason", unmendable.Reason)
-		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
+		return RejectBadMessage, &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
 			Message: "Message refused: " + unmendable.Reason}
 	case errors.Is(err, queue.ErrInvalid):
 		s.log.Warn("submission: message refused by the store", "trace", trace, "err", err)
-		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
+		return RejectBadMessage, &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
 			Message: "Message refused: invalid envelope"}
 	}
 	s.log.Error("submission: store failed", "trace", trace, "err", err)
-	return errStore
+	return RejectStore, errStore
 }
 
 // tags label the message with the authenticated user, for whoever reads

@@ -1,7 +1,6 @@
 package submission
 
 import (
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -47,17 +46,7 @@ func limitDefaults(cfg *Config) error {
 	if cfg.Throttle == nil {
 		cfg.Throttle = throttle.New(throttle.Config{Logger: cfg.Logger})
 	}
-	for user, pats := range cfg.Senders {
-		if _, ok := cfg.Users[user]; !ok {
-			return fmt.Errorf("submission: sender patterns for %q, who is not a user", user)
-		}
-		for _, p := range pats {
-			if !strings.Contains(p, "@") || strings.ContainsAny(p, " \t\r\n<>") {
-				return fmt.Errorf("submission: sender pattern %q for %q is not local@domain (with * as a wildcard)", p, user)
-			}
-		}
-	}
-	return nil
+	return checkSenders(cfg.Users, cfg.Senders)
 }
 
 // ipKey is the address a per-client cap counts: the IPv4 address, or the
@@ -90,6 +79,7 @@ func (s *Server) admit(c net.Conn) *trackedConn {
 		v := s.oldestEvictable(tc.start)
 		if v == nil {
 			s.mu.Unlock()
+			s.rejected(RejectBusy)
 			s.refuse(c, "too busy", "421 4.7.0 Too busy, try again later")
 			return nil
 		}
@@ -101,6 +91,7 @@ func (s *Server) admit(c net.Conn) *trackedConn {
 	s.mu.Unlock()
 	if !tc.proxied && !s.admitAddr(tc) {
 		tc.release()
+		s.rejected(RejectPerIP)
 		s.refuse(c, "too many from one address", "421 4.7.0 Too many connections from your address, try again later")
 		return nil
 	}

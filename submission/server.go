@@ -125,6 +125,16 @@ type Config struct {
 	// the default settings. Share one with the other listeners, so that an
 	// address guessing on one is slowed on all.
 	Throttle *throttle.Throttle
+	// Inbound, when set, takes the mail that comes back to the bounce
+	// domain: from anyone, without authentication, for addresses of that
+	// domain only (any other recipient still needs AUTH), within its
+	// MaxSize. Such mail never enters the queue.
+	Inbound Inbound
+	// OnReject, if set, hears of every refused connection, command or
+	// message, with its reason (RejectBusy, …: a closed set); OnAuthFailure
+	// of every failed AUTH (AuthBadCredentials, …). For metrics: they must
+	// not block.
+	OnReject, OnAuthFailure func(reason string)
 
 	// isLoopback decides whether a connection counts as loopback; nil means
 	// both addresses are loopback IPs. Tests replace it to exercise the
@@ -149,6 +159,7 @@ type Server struct {
 	perIP    map[netip.Prefix]int // live connections per client address
 	evicting int                  // connections closed to make room, not yet gone
 	events   *eventLog            // refusals and cuts, summarised
+	acc      atomic.Pointer[access]
 }
 
 // New validates cfg, fills in defaults and returns a Server.
@@ -162,6 +173,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, conns: make(map[*trackedConn]struct{}),
 		perIP: make(map[netip.Prefix]int), events: newEventLog(cfg.Logger)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.acc.Store(newAccess(cfg.Users, cfg.Senders, cfg.AllowNoAuthOnLoopback))
 
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = cfg.Hostname
@@ -169,6 +181,9 @@ func New(cfg Config) (*Server, error) {
 	srv.MaxMessageBytes = cfg.MaxMessageSize
 	srv.MaxRecipients = cfg.MaxRecipients
 	srv.EnableSMTPUTF8 = true
+	// RET, ENVID, NOTIFY and ORCPT are kept with the message and passed
+	// on to servers that offer DSN too.
+	srv.EnableDSN = true
 	// go-smtp decides AUTH-before-TLS for the whole server; we need it per
 	// connection (allowed on loopback only), so the server allows it and
 	// the session refuses it and hides AUTH where it must not be used.
@@ -224,7 +239,7 @@ func withDefaults(cfg *Config) error {
 
 // OpenOnLoopback reports whether loopback clients may submit without
 // authentication, so the daemon can say so at start-up.
-func (s *Server) OpenOnLoopback() bool { return s.cfg.AllowNoAuthOnLoopback }
+func (s *Server) OpenOnLoopback() bool { return s.access().open }
 
 // Serve accepts connections on l until Shutdown or Close; it then returns
 // nil.

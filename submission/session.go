@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/outbox-mail/outbox/internal/throttle"
+	"github.com/outbox-mail/outbox/queue"
 )
 
 // Replies the session gives; go-smtp writes an *smtp.SMTPError verbatim.
@@ -46,6 +47,7 @@ type session struct {
 	peerIP   string
 	ip       netip.Addr // the client's address, for the auth throttle
 	user     string     // authenticated user name, empty before AUTH
+	digest   [32]byte   // of the password user authenticated with
 	failures int        // failed AUTH attempts in this session
 
 	tx *transaction // the message under way, nil between messages
@@ -58,6 +60,11 @@ type transaction struct {
 	seen     map[string]bool // recipients already given, for deduplication
 	body8bit bool
 	utf8     bool
+	dsn      queue.DSN            // RET and ENVID
+	rcptDSN  []queue.RecipientDSN // NOTIFY and ORCPT, by recipient
+	// feedback: the recipients are addresses of the bounce domain, and
+	// the message goes to Config.Inbound, never to the queue.
+	feedback bool
 }
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
@@ -102,7 +109,7 @@ func (s *session) mayAuth() bool { return s.tls || s.loopback }
 // AuthMechanisms lists PLAIN and LOGIN where AUTH is allowed and users are
 // configured; an empty list keeps go-smtp from advertising AUTH at all.
 func (s *session) AuthMechanisms() []string {
-	if !s.mayAuth() || len(s.srv.cfg.Users) == 0 {
+	if !s.mayAuth() || len(s.srv.access().users) == 0 {
 		return nil
 	}
 	return []string{sasl.Plain, sasl.Login}
@@ -112,18 +119,22 @@ func (s *session) AuthMechanisms() []string {
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	if !s.mayAuth() {
 		s.log.Debug("submission: AUTH refused before STARTTLS")
+		s.srv.authFailure(AuthTLSRequired)
 		return nil, errEncryptionRequired
 	}
-	if len(s.srv.cfg.Users) == 0 {
+	if len(s.srv.access().users) == 0 {
+		s.srv.authFailure(AuthUnsupported)
 		return nil, smtp.ErrAuthUnsupported
 	}
 	// Guessing passwords costs a new connection every few attempts, and
 	// the throttle slows and then refuses the address whatever its
 	// connections.
 	if s.failures >= maxAuthFailures {
+		s.srv.authFailure(AuthTooManyAttempts)
 		return nil, errTooManyFailures
 	}
 	if d := s.srv.cfg.Throttle.Blocked(s.ip); d > 0 {
+		s.srv.authFailure(AuthThrottled)
 		return nil, refusedReply(d)
 	}
 	switch mech {
@@ -137,6 +148,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	case sasl.Login:
 		return &loginServer{check: s.checkLogin}, nil
 	}
+	s.srv.authFailure(AuthUnsupported)
 	return nil, smtp.ErrAuthUnknownMechanism
 }
 
@@ -147,16 +159,18 @@ func (s *session) checkLogin(user, pass string) error {
 	wait, err := th.Admit(s.ip)
 	var re *throttle.RefusedError
 	if errors.As(err, &re) {
+		s.srv.authFailure(AuthThrottled)
 		return refusedReply(re.RetryAfter)
 	}
 	if throttle.Sleep(s.srv.ctx, wait) != nil {
 		return errShuttingDown
 	}
-	if !s.srv.checkPassword(user, pass) {
+	digest, ok := s.srv.checkPassword(user, pass)
+	if !ok {
 		return s.authFailed(user, "wrong user name or password")
 	}
 	th.Succeeded(s.ip, user)
-	s.user = user
+	s.user, s.digest = user, digest
 	if s.tc != nil {
 		s.tc.authenticated()
 	}
@@ -171,6 +185,7 @@ func (s *session) checkLogin(user, pass string) error {
 // the 535 reply.
 func (s *session) authFailed(user, why string) error {
 	s.failures++
+	s.srv.authFailure(AuthBadCredentials)
 	delay := s.srv.cfg.Throttle.Failed(s.ip, "smtp", user)
 	s.log.Debug("submission: authentication failed", "user", logSafe(user, 64), "reason", why)
 	if throttle.Sleep(s.srv.ctx, delay) != nil {
@@ -185,23 +200,40 @@ func refusedReply(retry time.Duration) error {
 		Message: fmt.Sprintf("Too many failed authentication attempts from your address; try again in %s", retry.Round(time.Second))}
 }
 
-// authorized reports whether this session may submit mail.
+// authorized reports whether this session may submit mail: its user
+// still has the password it authenticated with (a reload that removes the
+// user or changes the password ends that right), or the connection is
+// loopback and loopback needs no authentication.
 func (s *session) authorized() bool {
-	return s.user != "" || (s.srv.cfg.AllowNoAuthOnLoopback && s.loopback)
+	acc := s.srv.access()
+	if s.user != "" && acc.users[s.user] == s.digest {
+		return true
+	}
+	return acc.open && s.loopback
 }
 
 // Mail starts a transaction after checking authentication and the sender.
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if !s.authorized() {
-		s.log.Debug("submission: MAIL refused without authentication")
-		return errAuthRequired
+		// Without AUTH, only mail for the bounce domain: its recipients
+		// are checked at RCPT.
+		if err := s.mayReport(opts); err != nil {
+			if err == errAuthRequired {
+				s.srv.rejected(RejectAuthRequired)
+			} else {
+				s.srv.rejected(RejectTooLarge)
+			}
+			return err
+		}
 	}
 	from, err := checkAddress(from, opts.UTF8, true)
 	if err != nil {
+		s.srv.rejected(RejectBadSender)
 		return senderError(err)
 	}
-	if pats, bound := s.srv.cfg.Senders[s.user]; bound && s.user != "" && !senderAllowed(from, pats) {
+	if pats, bound := s.srv.access().senders[s.user]; bound && s.user != "" && !senderAllowed(from, pats) {
 		s.log.Warn("submission: sender not allowed for user", "from", logSafe(from, 254))
+		s.srv.rejected(RejectSenderNotAllowed)
 		return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
 			Message: fmt.Sprintf("Sender <%s> is not allowed for user %s", logSafe(from, 254), logSafe(s.user, 64))}
 	}
@@ -213,25 +245,47 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		seen:     make(map[string]bool),
 		body8bit: opts.Body == smtp.Body8BitMIME,
 		utf8:     opts.UTF8,
+		dsn:      queue.DSN{Return: queue.DSNReturn(opts.Return), EnvID: opts.EnvelopeID},
 	}
 	return nil
 }
 
-// Rcpt adds a recipient; a repeated one is accepted and kept once.
-func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	if !s.authorized() || s.tx == nil {
+// Rcpt adds a recipient with its DSN parameters; a repeated one is
+// accepted and kept once, with the parameters it came with first.
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if s.tx == nil {
+		s.srv.rejected(RejectAuthRequired)
 		return errAuthRequired
 	}
 	to, err := checkAddress(to, s.tx.utf8, false)
 	if err != nil {
+		s.srv.rejected(RejectBadRecipient)
 		return recipientError(err)
+	}
+	if err := s.routeRcpt(to); err != nil {
+		return err
 	}
 	key := dedupKey(to)
 	if !s.tx.seen[key] {
 		s.tx.seen[key] = true
 		s.tx.rcpts = append(s.tx.rcpts, to)
+		s.tx.rcptDSN = append(s.tx.rcptDSN, rcptDSN(opts))
 	}
 	return nil
+}
+
+// rcptDSN is a recipient's NOTIFY and ORCPT (RFC 3461), as go-smtp read
+// them.
+func rcptDSN(opts *smtp.RcptOptions) queue.RecipientDSN {
+	var d queue.RecipientDSN
+	if opts == nil {
+		return d
+	}
+	for _, n := range opts.Notify {
+		d.Notify = append(d.Notify, string(n))
+	}
+	d.ORcpt = opts.OriginalRecipient
+	return d
 }
 
 // Reset ends the transaction; go-smtp calls it after the reply to DATA or

@@ -4,7 +4,8 @@
 // injecting markup into the mail.
 //
 // A template NAME is made of up to three files: NAME.subject.tmpl (required),
-// NAME.txt.tmpl and NAME.html.tmpl (at least one of the two). Two templates
+// NAME.txt.tmpl and NAME.html.tmpl (at least one of the two), and optionally
+// NAME.settings.json for how its mail is sent (see Settings). Two templates
 // are built in, after the background sender's models in the project's seed:
 // "contact" (a contact form: sender_name, sender_email, comment) and
 // "comment" (a blog comment: sender_email, comment, post_url, post_title).
@@ -75,9 +76,10 @@ func (e *ExecError) Unwrap() error { return e.Err }
 
 // template is one named template's parts; text or html may be nil.
 type template struct {
-	subject *texttemplate.Template
-	text    *texttemplate.Template
-	html    *htmltemplate.Template
+	subject  *texttemplate.Template
+	text     *texttemplate.Template
+	html     *htmltemplate.Template
+	settings Settings
 }
 
 // Set is a collection of named templates. It is safe for concurrent use.
@@ -213,7 +215,7 @@ func (s *Set) addFS(fsys fs.FS, dir string) error {
 		}
 		s.byName[name] = t
 	}
-	return nil
+	return s.addSettings(fsys, dir, entries)
 }
 
 // splitName splits "NAME.kind.tmpl" into NAME and its suffix. An unknown

@@ -154,3 +154,34 @@ func TestLoadErrors(t *testing.T) {
 		t.Error("Load of a missing directory succeeded")
 	}
 }
+
+// A template's settings file is read with it; one for no template, or
+// with an unknown key, stops the load.
+func TestSettings(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("news.subject.tmpl", "News")
+	write("news.txt.tmpl", "Hello")
+	write("news.settings.json", `{"unsubscribe": true}`)
+	s, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Settings("news").Unsubscribe || s.Settings("contact").Unsubscribe || s.Settings("none").Unsubscribe {
+		t.Errorf("settings: news %+v, contact %+v", s.Settings("news"), s.Settings("contact"))
+	}
+	write("news.settings.json", `{"unsubscribe": true, "unsubscribed": 1}`)
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "unsubscribed") {
+		t.Errorf("unknown key: %v", err)
+	}
+	write("news.settings.json", `{}`)
+	write("ghost.settings.json", `{"unsubscribe": true}`)
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "ghost") {
+		t.Errorf("settings for no template: %v", err)
+	}
+}

@@ -37,7 +37,12 @@ const (
 	tokenVersion = 1
 	tagSize      = 16
 	maxAddress   = 320
+	maxToken     = 2048
 )
+
+// encoding is base64url without padding, decoding strictly: a token has
+// exactly one accepted spelling, the one Token writes (see Parse).
+var encoding = base64.RawURLEncoding.Strict()
 
 // Tokens makes and checks unsubscribe tokens.
 type Tokens struct {
@@ -76,15 +81,21 @@ func (t *Tokens) Token(s Subscription) (string, error) {
 	p = binary.AppendUvarint(p, issued)
 	p = binary.AppendUvarint(p, uint64(len(d)))
 	p = append(append(p, d...), s.Address...)
-	return base64.RawURLEncoding.EncodeToString(append(p, t.keys.Tag(p)...)), nil
+	return encoding.EncodeToString(append(p, t.keys.Tag(p)...)), nil
 }
 
 // Parse checks a token's tag in constant time and returns what it names.
 // Whether an old token is still honoured (see Issued) is the caller's
-// choice.
+// choice. Only the spelling Token writes is accepted: not one whose last
+// character differs in the bits base64 leaves unused, nor one with line
+// breaks in it (which a lenient decoder skips), so a token seen once —
+// in a log, by a rate limit — cannot come back looking new.
 func (t *Tokens) Parse(tok string) (Subscription, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil || len(raw) < 1+tagSize || len(tok) > 2048 {
+	if len(tok) > maxToken {
+		return Subscription{}, fmt.Errorf("%w: malformed", ErrBadToken)
+	}
+	raw, err := encoding.DecodeString(tok)
+	if err != nil || encoding.EncodeToString(raw) != tok || len(raw) < 1+tagSize {
 		return Subscription{}, fmt.Errorf("%w: malformed", ErrBadToken)
 	}
 	p, tag := raw[:len(raw)-tagSize], raw[len(raw)-tagSize:]

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/outbox-mail/outbox/internal/throttle"
@@ -32,7 +33,7 @@ const cookieName = "outbox_session"
 // HMAC of the session id under a separate label, so it needs no storage.
 type authenticator struct {
 	key      []byte
-	tokens   [][sha256.Size]byte
+	tokens   atomic.Pointer[[][sha256.Size]byte] // swapped by SetTokens
 	ttl      time.Duration
 	throttle *throttle.Throttle // login guessing; session cookies are signed and need none
 }
@@ -52,25 +53,23 @@ func newAuthenticator(tokens []string, key []byte, ttl time.Duration) (*authenti
 		a.key = make([]byte, 32)
 		rand.Read(a.key)
 	}
-	for _, t := range tokens {
-		if t == "" {
-			return nil, errors.New("web: empty API token")
-		}
-		a.tokens = append(a.tokens, sha256.Sum256([]byte(t)))
+	if err := a.setTokens(tokens); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
 
 // open reports whether no login is needed (no tokens configured).
-func (a *authenticator) open() bool { return len(a.tokens) == 0 }
+func (a *authenticator) open() bool { return len(*a.tokens.Load()) == 0 }
 
 // checkToken compares a submitted token with every configured one in
 // constant time; it returns the matching digest.
 func (a *authenticator) checkToken(token string) ([sha256.Size]byte, bool) {
 	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
 	match := 0
-	for i := range a.tokens {
-		match |= subtle.ConstantTimeCompare(sum[:], a.tokens[i][:])
+	tokens := *a.tokens.Load()
+	for i := range tokens {
+		match |= subtle.ConstantTimeCompare(sum[:], tokens[i][:])
 	}
 	return sum, match == 1
 }
@@ -125,8 +124,8 @@ func (a *authenticator) verify(r *http.Request) *session {
 	}
 	// Check against every digest the session could be bound to, without
 	// stopping early, so timing says nothing about which one matched.
-	digests := a.tokens
-	if a.open() {
+	digests := *a.tokens.Load()
+	if len(digests) == 0 {
 		digests = [][sha256.Size]byte{{}}
 	}
 	match := 0

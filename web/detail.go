@@ -26,10 +26,12 @@ type tab struct {
 type detailData struct {
 	Message  *queue.Message
 	Attempts []queue.Attempt
-	Content  *content
-	Remote   bool // the user asked for remote images
-	Tab      string
-	Tabs     []tab
+	// History is what was learnt of the recipients after sending.
+	History []queue.RecipientEvent
+	Content *content
+	Remote  bool // the user asked for remote images
+	Tab     string
+	Tabs    []tab
 	// Source is the start of the stored message, for the source tab.
 	Source          string
 	SourceTruncated bool
@@ -59,7 +61,12 @@ func (h *handler) loadDetail(w http.ResponseWriter, r *http.Request) (*detailDat
 		h.serverError(w, r, err)
 		return nil, false
 	}
-	d := &detailData{Message: m, Attempts: attempts, Release: h.cfg.Release != nil}
+	history, err := h.store.History(r.Context(), id)
+	if err != nil && !errors.Is(err, queue.ErrNotFound) {
+		h.serverError(w, r, err)
+		return nil, false
+	}
+	d := &detailData{Message: m, Attempts: attempts, History: history, Release: h.cfg.Release != nil}
 	d.Captured = len(attempts) > 0 && attempts[len(attempts)-1].Route == CaptureRoute && m.Status == queue.StatusDelivered
 	return d, true
 }

@@ -324,17 +324,6 @@ func TestOpenModeAndFilters(t *testing.T) {
 	}
 }
 
-func TestSafeFilename(t *testing.T) {
-	for in, want := range map[string]string{
-		"../../etc/passwd": "passwd", `..\..\boot.ini`: "boot.ini", "..": "attachment", "": "attachment",
-		"a\x00b\r\n.txt": "ab.txt", `quo"te.pdf`: "quote.pdf", ".hidden": "hidden", "report 2024.pdf": "report 2024.pdf",
-	} {
-		if got := safeFilename(in); got != want {
-			t.Errorf("safeFilename(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // plainStore hides the SQLite store's Insights methods, like a store that
 // does not have them.
 type plainStore struct{ queue.Store }

@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -11,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-message"
+	"github.com/outbox-mail/outbox/internal/mailview"
 	"github.com/outbox-mail/outbox/queue"
 )
 
@@ -24,37 +23,20 @@ const maxSourceShown = 256 << 10
 var inlineImageTypes = map[string]bool{"image/png": true, "image/jpeg": true, "image/gif": true,
 	"image/webp": true, "image/bmp": true, "image/avif": true}
 
-// openMessage opens and parses the head of a stored body.
-func (h *handler) openMessage(ctx context.Context, id string) (*messageReader, error) {
-	body, err := h.store.OpenBody(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	e, err := parseMessage(body)
-	if err != nil {
-		body.Close()
-		return nil, fmt.Errorf("%w: %v", errUnparsable, err)
-	}
-	return &messageReader{Entity: e, Closer: body}, nil
-}
-
-// errUnparsable marks a body whose head does not parse.
-var errUnparsable = errors.New("the message could not be parsed")
-
 // loadContent parses the stored body for display. A body that is gone or
 // does not parse is reported on the page, not as a server error.
 func (h *handler) loadContent(ctx context.Context, id string) (*content, error) {
-	m, err := h.openMessage(ctx, id)
+	e, closer, err := mailview.Open(ctx, h.store, id)
 	switch {
 	case errors.Is(err, queue.ErrNotFound):
 		return &content{Problem: "The message body is gone (purged)."}, nil
-	case errors.Is(err, errUnparsable):
+	case errors.Is(err, mailview.ErrMalformed):
 		return &content{Problem: err.Error()}, nil
 	case err != nil:
 		return nil, err
 	}
-	defer m.Close()
-	return readContent(m.Entity), nil
+	defer closer.Close()
+	return readContent(e), nil
 }
 
 // messageHTML serves the message's HTML part for the sandboxed iframe. The
@@ -77,7 +59,7 @@ func (h *handler) messageHTML(w http.ResponseWriter, r *http.Request, s *session
 	hd.Set("X-Frame-Options", "SAMEORIGIN")
 	hd.Set("Content-Type", "text/html; charset=utf-8")
 	key := h.auth.cidKey(id, time.Now().Add(h.cfg.SessionTTL))
-	found, err := h.streamPart(r.Context(), id, w, func(l *leaf) bool { return l.kind == kindHTML }, maxHTMLServed,
+	found, err := h.streamPart(r.Context(), id, w, func(l *mailview.Leaf) bool { return l.Kind == mailview.HTML }, maxHTMLServed,
 		func(w io.Writer, r io.Reader) error {
 			return rewriteCID(w, r, func(cid string) string { return cidURL(id, cid, key) })
 		})
@@ -110,16 +92,16 @@ func (h *handler) cidPart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; sandbox")
-	found, err := h.streamPart(r.Context(), id, w, func(l *leaf) bool {
-		if l.kind != kindAttachment || l.cid != cid {
+	found, err := h.streamPart(r.Context(), id, w, func(l *mailview.Leaf) bool {
+		if l.Kind != mailview.Part || l.ContentID != cid {
 			return false
 		}
 		ct, disp := "application/octet-stream", "attachment"
-		if inlineImageTypes[l.ctype] {
-			ct, disp = l.ctype, "inline"
+		if inlineImageTypes[l.ContentType] {
+			ct, disp = l.ContentType, "inline"
 		}
 		w.Header().Set("Content-Type", ct)
-		w.Header().Set("Content-Disposition", mime.FormatMediaType(disp, map[string]string{"filename": safeFilename(l.name)}))
+		w.Header().Set("Content-Disposition", mime.FormatMediaType(disp, map[string]string{"filename": mailview.SafeFilename(l.Filename)}))
 		return true
 	}, -1, nil)
 	h.finishPart(w, r, found, err)
@@ -132,14 +114,14 @@ func (h *handler) attachment(w http.ResponseWriter, r *http.Request, s *session)
 		h.notFound(w, r, "There is no such attachment.")
 		return
 	}
-	found, err := h.streamPart(r.Context(), r.PathValue("id"), w, func(l *leaf) bool {
-		if l.kind != kindAttachment || l.index != n {
+	found, err := h.streamPart(r.Context(), r.PathValue("id"), w, func(l *mailview.Leaf) bool {
+		if l.Kind != mailview.Part || l.Index != n {
 			return false
 		}
 		// Always a download, never rendered: the type is not trusted.
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment",
-			map[string]string{"filename": safeFilename(l.name)}))
+			map[string]string{"filename": mailview.SafeFilename(l.Filename)}))
 		return true
 	}, -1, nil)
 	h.finishPart(w, r, found, err)
@@ -155,7 +137,7 @@ func (h *handler) raw(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	defer body.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": safeFilename(id) + ".eml"}))
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": mailview.SafeFilename(id) + ".eml"}))
 	if _, err := io.Copy(w, body); err != nil {
 		h.log.Warn("web: message source cut short", "path", r.URL.Path, "err", err)
 	}
@@ -176,28 +158,28 @@ func (h *handler) source(ctx context.Context, id string) (text string, truncated
 // streamPart copies the first leaf match accepts to w, at most limit bytes
 // (-1: all), through filter when given. Headers must be set before the
 // first byte, which match may do.
-func (h *handler) streamPart(ctx context.Context, id string, w io.Writer, match func(*leaf) bool, limit int64,
+func (h *handler) streamPart(ctx context.Context, id string, w io.Writer, match func(*mailview.Leaf) bool, limit int64,
 	filter func(io.Writer, io.Reader) error) (bool, error) {
-	m, err := h.openMessage(ctx, id)
+	e, closer, err := mailview.Open(ctx, h.store, id)
 	if err != nil {
 		return false, err
 	}
-	defer m.Close()
+	defer closer.Close()
 	found := false
-	err = walk(m.Entity, func(l *leaf) (bool, error) {
+	err = mailview.Walk(e, func(l *mailview.Leaf) (bool, error) {
 		if !match(l) {
 			return false, nil
 		}
 		found = true
-		var src io.Reader = l.e.Body
+		var src io.Reader = l.Body
 		if limit >= 0 {
 			src = io.LimitReader(src, limit)
 		}
 		if filter != nil {
-			return true, ignoreCharset(filter(w, src))
+			return true, mailview.IgnoreCharset(filter(w, src))
 		}
 		_, err := io.Copy(w, src)
-		return true, ignoreCharset(err)
+		return true, mailview.IgnoreCharset(err)
 	})
 	return found, err
 }
@@ -214,10 +196,4 @@ func (h *handler) finishPart(w http.ResponseWriter, r *http.Request, found bool,
 		h.log.Error("web: message part", "path", r.URL.Path, "err", err)
 		http.Error(w, "The message could not be read.", http.StatusInternalServerError)
 	}
-}
-
-// messageReader is a parsed stored body and what closes it.
-type messageReader struct {
-	*message.Entity
-	io.Closer
 }

@@ -25,7 +25,7 @@ type view struct {
 }
 
 // pageNames are the page templates; each is parsed with the layout.
-var pageNames = []string{"login", "overview", "list", "detail", "inbox", "error", "release"}
+var pageNames = []string{"login", "overview", "list", "detail", "inbox", "error", "release", "suppressions"}
 
 var funcs = template.FuncMap{
 	"when": func(t time.Time) string {
@@ -141,8 +141,12 @@ func (h *handler) errorPage(w http.ResponseWriter, r *http.Request, status int, 
 	h.render(w, r, status, "error", &view{Title: http.StatusText(status), Data: msg})
 }
 
-// serverError logs err and answers 500 without its details.
+// serverError answers a store that failed to answer: 503 with
+// Retry-After, as the API does, since a store restarting or a full disk is
+// trouble that passes; the details go to the log only.
 func (h *handler) serverError(w http.ResponseWriter, r *http.Request, err error) {
 	h.log.Error("web: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	h.errorPage(w, r, http.StatusInternalServerError, "Something went wrong reading the queue; the error is in the server log.")
+	w.Header().Set("Retry-After", "5")
+	h.errorPage(w, r, http.StatusServiceUnavailable,
+		"The queue's store did not answer; try again in a few seconds. The error is in the server log.")
 }

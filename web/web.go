@@ -157,6 +157,7 @@ func (h *handler) routes() {
 	h.mux.Handle("POST /messages/{id}/requeue", h.action(h.requeue))
 	h.mux.Handle("POST /messages/{id}/cancel", h.action(h.cancel))
 	h.mux.Handle("GET /inbox", h.page(h.inbox))
+	h.suppressionRoutes()
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.notFound(w, r, "There is no page at this address.")
 	})

@@ -18,10 +18,18 @@ const (
 	TypeDeferred  = "deferred"
 	TypeFailed    = "failed"
 	TypeCancelled = "cancelled"
+	// What is learnt after sending: a bounce report (DSN) said a
+	// recipient failed, a recipient complained (ARF), a recipient
+	// unsubscribed (RFC 8058 one-click, or mail to the unsubscribe
+	// address).
+	TypeBounced      = "bounced"
+	TypeComplained   = "complained"
+	TypeUnsubscribed = "unsubscribed"
 )
 
 // allTypes is what an endpoint with no Events subscribes to.
-var allTypes = []string{TypeDelivered, TypeDeferred, TypeFailed, TypeCancelled}
+var allTypes = []string{TypeDelivered, TypeDeferred, TypeFailed, TypeCancelled,
+	TypeBounced, TypeComplained, TypeUnsubscribed}
 
 // Endpoint is a URL that receives events, with the secret that signs them.
 type Endpoint struct {
@@ -29,7 +37,7 @@ type Endpoint struct {
 	URL string
 	// Secret keys the HMAC-SHA256 signature; required, never logged.
 	Secret string
-	// Events lists the types sent here; empty means all four.
+	// Events lists the types sent here; empty means all of them.
 	Events []string
 }
 
@@ -116,6 +124,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Owner names this process in leases (default host-pid-time).
 	Owner string
+	// OnPost, if set, hears of every POST's result: PostDelivered,
+	// PostFailed (tried again later), PostAbandoned or PostInterrupted.
+	// For metrics: it must not block.
+	OnPost func(result string)
 }
 
 // validate checks the endpoints and fills in defaults.
@@ -123,16 +135,8 @@ func (cfg *Config) validate() error {
 	if cfg.Store == nil {
 		return errors.New("webhook: Config.Store is required")
 	}
-	seen := make(map[string]bool, len(cfg.Endpoints))
-	for i := range cfg.Endpoints {
-		if err := checkEndpoint(&cfg.Endpoints[i]); err != nil {
-			return fmt.Errorf("webhook: endpoint %d (%s): %w", i, redact(cfg.Endpoints[i].URL), err)
-		}
-		// The URL is what a stored event names, so it must find one secret.
-		if seen[cfg.Endpoints[i].URL] {
-			return fmt.Errorf("webhook: endpoint %d (%s): URL is listed twice", i, redact(cfg.Endpoints[i].URL))
-		}
-		seen[cfg.Endpoints[i].URL] = true
+	if err := CheckEndpoints(cfg.Endpoints); err != nil {
+		return err
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{
@@ -181,7 +185,7 @@ func checkEndpoint(e *Endpoint) error {
 	}
 	for _, t := range e.Events {
 		if !validType(t) {
-			return fmt.Errorf("unknown event type %q (want delivered, deferred, failed or cancelled)", t)
+			return fmt.Errorf("unknown event type %q (want delivered, deferred, failed, cancelled, bounced, complained or unsubscribed)", t)
 		}
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -28,10 +29,10 @@ const errorSnippet = 200
 
 // Dispatcher POSTs stored events to their endpoints in the background.
 type Dispatcher struct {
-	cfg     Config
-	log     *slog.Logger
-	secrets map[string]string // endpoint URL → secret
-	pool    *worker.Pool[queue.Event]
+	cfg  Config
+	log  *slog.Logger
+	eps  atomic.Pointer[endpoints] // swapped by SetEndpoints
+	pool *worker.Pool[queue.Event]
 }
 
 // New checks cfg and returns a Dispatcher. EventsFor and Cancelled work at
@@ -40,15 +41,12 @@ func New(cfg Config) (*Dispatcher, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	cfg.Endpoints = append([]Endpoint(nil), cfg.Endpoints...)
 	d := &Dispatcher{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "webhook"),
-		secrets: make(map[string]string, len(cfg.Endpoints)),
+		cfg: cfg,
+		log: cfg.Logger.With("component", "webhook"),
 	}
-	for _, ep := range cfg.Endpoints {
-		d.secrets[ep.URL] = ep.Secret
-	}
+	d.eps.Store(newEndpoints(cfg.Endpoints))
+	d.cfg.Endpoints = nil // the list in force is d.eps, which SetEndpoints swaps
 	wc := worker.Config[queue.Event]{Workers: cfg.Workers,
 		Claim: func(ctx context.Context, limit int) ([]queue.Event, error) {
 			return cfg.Store.ClaimEvents(ctx, cfg.Owner, limit, cfg.Lease)
@@ -80,9 +78,10 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error { return d.pool.Shutdow
 func (d *Dispatcher) deliver(ctx context.Context, e queue.Event) {
 	log := d.log.With("event", e.ID, "type", e.Type, "message", e.MessageID,
 		"endpoint", redact(e.Endpoint), "attempt", e.Attempts)
-	secret, ok := d.secrets[e.Endpoint]
+	secret, ok := d.eps.Load().secrets[e.Endpoint]
 	if !ok {
 		log.Warn("abandoning webhook event: endpoint no longer configured")
+		d.posted(PostAbandoned)
 		d.finish(log, e, false, time.Time{}, "endpoint no longer configured")
 		return
 	}
@@ -90,17 +89,21 @@ func (d *Dispatcher) deliver(ctx context.Context, e queue.Event) {
 	switch {
 	case err == nil:
 		log.Debug("webhook event delivered")
+		d.posted(PostDelivered)
 		d.finish(log, e, true, time.Time{}, "")
 	case ctx.Err() != nil:
 		// Shutdown cut the POST short: due again at once, for the next start.
 		log.Info("webhook POST interrupted by shutdown", "err", err)
+		d.posted(PostInterrupted)
 		d.finish(log, e, false, time.Now(), "interrupted by shutdown: "+err.Error())
 	default:
 		next := d.nextAttempt(e)
 		if next.IsZero() {
 			log.Warn("abandoning webhook event", "err", err)
+			d.posted(PostAbandoned)
 		} else {
 			log.Info("webhook POST failed; will retry", "err", err, "next_attempt_at", next)
+			d.posted(PostFailed)
 		}
 		d.finish(log, e, false, next, err.Error())
 		// The loop may be asleep past this event's new due time.

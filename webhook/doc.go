@@ -1,6 +1,8 @@
 // Package webhook tells other systems what became of mail: it POSTs a signed
 // JSON event to configured URLs when a recipient is delivered, deferred or
-// failed, or a message is cancelled.
+// failed, or a message is cancelled, and when a bounce report, a complaint
+// or an unsubscribe comes back after sending (FeedbackEvents,
+// UnsubscribedEvents).
 //
 // Events are durable. EventsFor builds them while a delivery result is being
 // recorded, so the store commits result and events in one transaction (plug
@@ -17,14 +19,18 @@
 //
 //	{
 //	  "id": "0193…",                  // event id, the same in Outbox-Event-Id
-//	  "type": "delivered",            // delivered, deferred, failed, cancelled
-//	  "message_id": "…",
-//	  "recipient": "b@x.test",        // delivered, deferred, failed
+//	  "type": "delivered",            // delivered, deferred, failed, cancelled,
+//	                                  // bounced, complained, unsubscribed
+//	  "message_id": "…",              // unsubscribed by a one-click link: ""
+//	  "recipient": "b@x.test",        // all but cancelled
 //	  "recipients": ["b@x.test"],     // cancelled: recipients not delivered
 //	  "attempt": 2,                   // delivery attempt number, from 1
 //	  "smtp": {"code": 250, "enhanced_code": "2.0.0", "text": "OK"},
+//	                                  // bounced: the report's status and diagnostic
 //	  "error": "dial tcp: …",         // no SMTP reply: why (connection level)
 //	  "next_attempt_at": "RFC 3339",  // deferred only
+//	  "feedback_type": "abuse",       // complained: the report's Feedback-Type
+//	  "domain": "shop.example",       // unsubscribed: the sender domain left
 //	  "from": "a@x.test",
 //	  "subject": "…",
 //	  "timestamp": "RFC 3339, UTC"    // when it happened

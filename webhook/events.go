@@ -22,9 +22,13 @@ type Payload struct {
 	SMTP          *SMTPReply `json:"smtp,omitempty"`
 	Error         string     `json:"error,omitempty"`
 	NextAttemptAt string     `json:"next_attempt_at,omitempty"`
-	From          string     `json:"from"`
-	Subject       string     `json:"subject"`
-	Timestamp     string     `json:"timestamp"`
+	// FeedbackType is a complaint's Feedback-Type (abuse, fraud…).
+	FeedbackType string `json:"feedback_type,omitempty"`
+	// Domain is the sender domain an unsubscribe is from.
+	Domain    string `json:"domain,omitempty"`
+	From      string `json:"from"`
+	Subject   string `json:"subject"`
+	Timestamp string `json:"timestamp"`
 }
 
 // SMTPReply is the server's last reply for a recipient.
@@ -53,7 +57,7 @@ func eventType(s queue.RecipientStatus) (string, bool) {
 // type. Its signature is outbox.Config.Events's, so the events are
 // committed in the same transaction as the result.
 func (d *Dispatcher) EventsFor(c *queue.Claimed, r *queue.Result) []queue.NewEvent {
-	if len(d.cfg.Endpoints) == 0 || c == nil || r == nil {
+	if len(d.eps.Load().list) == 0 || c == nil || r == nil {
 		return nil
 	}
 	at := r.Attempt.FinishedAt
@@ -96,7 +100,7 @@ func (d *Dispatcher) ResultCommitted(_ *queue.Claimed, r *queue.Result) {
 // that wants it, listing the recipients that were not delivered. Call it
 // after the store's Cancel succeeded; m may be read before or after it.
 func (d *Dispatcher) Cancelled(ctx context.Context, m *queue.Message) error {
-	if len(d.cfg.Endpoints) == 0 || m == nil {
+	if len(d.eps.Load().list) == 0 || m == nil {
 		return nil
 	}
 	p := Payload{
@@ -124,8 +128,9 @@ func (d *Dispatcher) Cancelled(ctx context.Context, m *queue.Message) error {
 // receiver deduplicates on its own.
 func (d *Dispatcher) appendFor(out []queue.NewEvent, p *Payload) []queue.NewEvent {
 	var body []byte
-	for i := range d.cfg.Endpoints {
-		ep := &d.cfg.Endpoints[i]
+	eps := d.eps.Load().list
+	for i := range eps {
+		ep := &eps[i]
 		if !ep.wants(p.Type) {
 			continue
 		}

@@ -10,26 +10,20 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/outbox-mail/outbox/client"
 )
 
 // defaultURL is where 'outbox serve' listens unless told otherwise.
 const defaultURL = "http://127.0.0.1:8025"
 
-// Timeouts of the daemon client. A submission's body streams for as long
-// as it takes, so there is no overall limit on it; a query has one.
-const (
-	dialTimeout    = 10 * time.Second
-	replyTimeout   = 2 * time.Minute
-	requestTimeout = 30 * time.Second
-)
-
-// maxReply bounds what is read of one API answer.
-const maxReply = 64 << 20
+// requestTimeout bounds a query to the daemon; a submission's body and a
+// wait take as long as they take.
+const requestTimeout = 30 * time.Second
 
 // daemonOptions are the flags every command that talks to the daemon
 // shares; empty values fall back to OUTBOX_URL and OUTBOX_TOKEN.
@@ -44,22 +38,14 @@ func (o *daemonOptions) register(fs *flag.FlagSet) {
 }
 
 // client returns an API client for the options and the environment.
-func (o *daemonOptions) client() (*apiClient, error) {
+func (o *daemonOptions) client() (*daemonClient, error) {
 	raw := firstNonEmpty(o.url, os.Getenv("OUTBOX_URL"), defaultURL)
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	token := firstNonEmpty(o.token, os.Getenv("OUTBOX_TOKEN"))
+	c, err := client.New(raw, client.Options{Token: token})
+	if err != nil {
 		return nil, usagef("daemon URL %q: want http://host:port or https://host:port", raw)
 	}
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawQuery, u.Fragment = "", ""
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.DialContext = (&net.Dialer{Timeout: dialTimeout}).DialContext
-	tr.ResponseHeaderTimeout = replyTimeout
-	return &apiClient{
-		base:  u,
-		token: firstNonEmpty(o.token, os.Getenv("OUTBOX_TOKEN")),
-		http:  &http.Client{Transport: tr},
-	}, nil
+	return &daemonClient{Client: c, token: token}, nil
 }
 
 func firstNonEmpty(vals ...string) string {
@@ -71,127 +57,54 @@ func firstNonEmpty(vals ...string) string {
 	return ""
 }
 
-// apiClient talks to the daemon's HTTP API.
-type apiClient struct {
-	base  *url.URL
+// daemonClient is the API client with the CLI's wording of its errors.
+type daemonClient struct {
+	*client.Client
 	token string
-	http  *http.Client
 }
 
-// request describes one API call.
-type request struct {
-	method, path string
-	query        url.Values
-	header       http.Header
-	body         io.Reader
+// explain words an error of the client for the terminal: a failure to
+// connect says the daemon cannot be reached, a 401 says what to do about
+// the token, and the API's own sentences are made safe to print.
+func (c *daemonClient) explain(err error) error {
+	var ae *client.Error
+	var op *net.OpError
+	base := c.BaseURL()
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ae) && ae.StatusCode == http.StatusUnauthorized:
+		msg := "authentication failed: the daemon did not accept the API token (check OUTBOX_TOKEN or --token)"
+		if c.token == "" {
+			msg = "authentication required: the daemon wants an API token (set OUTBOX_TOKEN or pass --token)"
+		}
+		return &client.Error{StatusCode: ae.StatusCode, Message: msg}
+	case errors.As(err, &ae):
+		return &client.Error{StatusCode: ae.StatusCode, Message: clean(ae.Message), Field: clean(ae.Field)}
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("cannot reach the outbox daemon at %s (is 'outbox serve' running?)", base)
+	case errors.As(err, &op) && op.Op == "dial":
+		return fmt.Errorf("cannot reach the outbox daemon at %s: %v", base, op.Err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("the outbox daemon at %s did not answer in time", base)
+	case errors.Is(err, client.ErrTimeout):
+		return err
+	}
+	return fmt.Errorf("talking to the outbox daemon at %s: %v", base, err)
 }
 
-// do performs r and returns the answer's body when its status is 2xx;
-// any other answer becomes an *apiError, a failure to connect a line
-// that says the daemon cannot be reached.
-func (c *apiClient) do(ctx context.Context, r request) ([]byte, error) {
-	u := *c.base
-	u.Path += r.path
-	u.RawQuery = r.query.Encode()
-	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), r.body)
-	if err != nil {
-		return nil, err
-	}
-	for k, vs := range r.header {
-		req.Header[k] = vs
-	}
-	req.Header.Set("Accept", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, c.transportError(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
-	if err != nil {
-		return nil, fmt.Errorf("reading the daemon's answer: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return nil, c.statusError(resp, body)
-	}
-	return body, nil
-}
-
-// getJSON performs r with the query timeout and decodes its answer into
-// out; it also returns the answer as received.
-func (c *apiClient) getJSON(ctx context.Context, r request, out any) ([]byte, error) {
+// query runs fn with the query timeout and explains its error.
+func (c *daemonClient) query(ctx context.Context, fn func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	body, err := c.do(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(body, out); err != nil {
-		return nil, fmt.Errorf("the daemon at %s answered something other than the expected JSON: %v", c.base, err)
-	}
-	return body, nil
-}
-
-// transportError words a failure to get any answer at all.
-func (c *apiClient) transportError(err error) error {
-	var op *net.OpError
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("cannot reach the outbox daemon at %s (is 'outbox serve' running?)", c.base)
-	case errors.As(err, &op) && op.Op == "dial":
-		return fmt.Errorf("cannot reach the outbox daemon at %s: %v", c.base, op.Err)
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("the outbox daemon at %s did not answer in time", c.base)
-	}
-	return fmt.Errorf("talking to the outbox daemon at %s: %v", c.base, err)
-}
-
-// apiError is an error answer of the API.
-type apiError struct {
-	Status int    `json:"-"`
-	Msg    string `json:"error"`
-	Field  string `json:"field,omitempty"`
-}
-
-// Error gives the API's sentence, led by its field unless the sentence
-// already names it, and the HTTP status.
-func (e *apiError) Error() string {
-	msg := e.Msg
-	if e.Field != "" && !strings.HasPrefix(msg, e.Field) {
-		msg = e.Field + ": " + msg
-	}
-	return fmt.Sprintf("%s (HTTP %d)", clean(msg), e.Status)
-}
-
-// statusError turns a non-2xx answer into an error.
-func (c *apiClient) statusError(resp *http.Response, body []byte) error {
-	e := &apiError{Status: resp.StatusCode}
-	if json.Unmarshal(body, e) != nil || e.Msg == "" {
-		first, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
-		if len(first) > 200 {
-			first = first[:200] + "…"
-		}
-		e.Msg = fmt.Sprintf("unexpected answer from %s: %s %s", c.base, resp.Status, first)
-		e.Field = ""
-	}
-	if resp.StatusCode == http.StatusUnauthorized {
-		e.Field = ""
-		if c.token == "" {
-			e.Msg = "authentication required: the daemon wants an API token (set OUTBOX_TOKEN or pass --token)"
-		} else {
-			e.Msg = "authentication failed: the daemon did not accept the API token (check OUTBOX_TOKEN or --token)"
-		}
-	}
-	return e
+	return c.explain(fn(ctx))
 }
 
 // submission is a composed message to hand to the daemon.
 type submission struct {
 	from           string
 	to             []string
-	sendAt         string
+	sendAt         time.Time
 	idempotencyKey string
 	compose        func(w io.Writer) error
 }
@@ -199,15 +112,7 @@ type submission struct {
 // submit streams the composed message to POST /v1/messages/raw, with the
 // envelope in the query, and returns the new message's id. The message
 // is written into a pipe as the request reads it, never held whole.
-func (c *apiClient) submit(ctx context.Context, s submission) (string, error) {
-	q := url.Values{"from": {s.from}, "to": s.to}
-	if s.sendAt != "" {
-		q.Set("send_at", s.sendAt)
-	}
-	h := http.Header{"Content-Type": {"message/rfc822"}}
-	if s.idempotencyKey != "" {
-		h.Set("Idempotency-Key", s.idempotencyKey)
-	}
+func (c *daemonClient) submit(ctx context.Context, s submission) (string, error) {
 	pr, pw := io.Pipe()
 	out := &pipeWriter{w: pw}
 	composed := make(chan error, 1)
@@ -221,27 +126,24 @@ func (c *apiClient) submit(ctx context.Context, s submission) (string, error) {
 		}
 		composed <- err
 	}()
-	body, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/messages/raw", query: q, header: h, body: pr})
+	id, err := c.SendRaw(ctx, pr, client.Envelope{From: s.from, To: s.to, SendAt: s.sendAt},
+		&client.SendOptions{IdempotencyKey: s.idempotencyKey})
 	// Unblock the writer if the request ended before reading it all.
 	pr.CloseWithError(errors.New("request ended"))
 	cerr := <-composed
-	var ae *apiError
+	var ae *client.Error
 	switch {
 	case errors.As(err, &ae):
 		// The daemon answered: its reason is the one that counts.
-		return "", err
+		return "", c.explain(err)
 	case cerr != nil:
 		return "", cerr
 	case err != nil:
-		return "", err
+		return "", c.explain(err)
+	case id == "":
+		return "", fmt.Errorf("the daemon at %s accepted the message but did not say its id", c.BaseURL())
 	}
-	var acc struct {
-		ID string `json:"id"`
-	}
-	if json.Unmarshal(body, &acc) != nil || acc.ID == "" {
-		return "", fmt.Errorf("the daemon at %s accepted the message but did not say its id", c.base)
-	}
-	return acc.ID, nil
+	return id, nil
 }
 
 // pipeWriter remembers whether writing into the request failed, which

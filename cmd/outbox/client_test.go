@@ -35,8 +35,9 @@ func startDaemon(t *testing.T) *daemon {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	changes := api.NewChanges()
 	c, err := outbox.New(outbox.Config{Store: st, PollInterval: 50 * time.Millisecond,
-		Logger: slog.New(slog.DiscardHandler)})
+		Logger: slog.New(slog.DiscardHandler), OnResult: func(*queue.Claimed, *queue.Result) { changes.Notify() }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,7 @@ func startDaemon(t *testing.T) *daemon {
 		defer cancel()
 		c.Shutdown(ctx)
 	})
-	h, err := api.New(api.Config{Client: c, Tokens: []string{"tok"}, Logger: slog.New(slog.DiscardHandler)})
+	h, err := api.New(api.Config{Client: c, Tokens: []string{"tok"}, Logger: slog.New(slog.DiscardHandler), Changes: changes})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,9 +21,9 @@ func runDKIM(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		return usagef("%s", dkimUsage)
 	}
 	switch args[0] {
-	case "-h", "--help", "help":
-		fmt.Fprintln(stderr, dkimUsage)
-		return errHelpShown
+	case "-h", "-help", "--help", "help":
+		return &helpRequest{cmd: "dkim", synopsis: "outbox dkim COMMAND [flags]",
+			subs: []subcommand{{"keygen", "generate a key and print its DNS record"}}}
 	case "keygen":
 		return dkimKeygen(args[1:], stdout, stderr)
 	}
@@ -35,18 +35,17 @@ func runDKIM(_ context.Context, args []string, stdout, stderr io.Writer) error {
 func dkimKeygen(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dkim keygen", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	domain := fs.String("domain", "", "signing domain (d=), e.g. example.com")
-	selector := fs.String("selector", "", "selector (s=): the key is published at SELECTOR._domainkey.DOMAIN")
-	kind := fs.String("type", "rsa", "key type: rsa or ed25519")
-	bits := fs.Int("bits", 2048, "RSA key size in bits (2048 to 4096)")
-	out := fs.String("out", "", "file to write the private key to (PEM, PKCS#8)")
+	domain := fs.String("domain", "", "signing `DOMAIN` (d=), e.g. example.com")
+	selector := fs.String("selector", "", "`SELECTOR` (s=): the key is published at SELECTOR._domainkey.DOMAIN")
+	kind := fs.String("type", "rsa", "key `TYPE`: rsa or ed25519")
+	bits := fs.Int("bits", 2048, "RSA key size in `BITS` (2048 to 4096)")
+	out := fs.String("out", "", "`FILE` to write the private key to (PEM, PKCS#8)")
 	force := fs.Bool("force", false, "overwrite KEYFILE if it exists")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, dkimUsage)
-			fs.SetOutput(stderr)
-			fs.PrintDefaults()
-			return errHelpShown
+			h := helpFor("dkim keygen", fs)
+			h.synopsis = strings.TrimPrefix(dkimUsage, "usage: ")
+			return h
 		}
 		return usagef("%v", err)
 	}

@@ -29,6 +29,12 @@ func submitSMTP(t *testing.T, addr, from string, to []string, raw []byte) {
 	if err := c.Auth(smtp.PlainAuth("", smtpUser, smtpPass, "127.0.0.1")); err != nil {
 		t.Fatalf("AUTH: %v", err)
 	}
+	sendOn(t, c, from, to, raw)
+}
+
+// sendOn runs one mail transaction of raw on c and quits.
+func sendOn(t *testing.T, c *smtp.Client, from string, to []string, raw []byte) {
+	t.Helper()
 	if err := c.Mail(from); err != nil {
 		t.Fatal(err)
 	}

@@ -177,20 +177,6 @@ func (d *service) httpListener(l net.Listener) (net.Listener, error) {
 	return tls.NewListener(ll, f.Config()), nil
 }
 
-// ReloadCertificates reads the operator's certificate files again (SMTP
-// --tls-cert and HTTP --http-tls-cert); new handshakes use them, and on an
-// error the certificate in use stays. It is the hook for SIGHUP, whose
-// handling (the config file reload) is the operators' work.
-func (d *service) ReloadCertificates() error {
-	var errs []error
-	for _, f := range []*tlsfiles.Files{d.hard.smtpCert, d.hard.httpCert} {
-		if f != nil {
-			errs = append(errs, f.Reload())
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // healthEnqueuer passes submissions to the outbox client and tells the
 // readiness checker whether the store committed them. A failure of the
 // client's own stream (a dropped connection, a message too large) is the

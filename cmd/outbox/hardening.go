@@ -26,16 +26,16 @@ func (h *hardening) register(fs *flag.FlagSet) {
 	fs.IntVar(&h.httpMaxConns, "http-max-connections", 0,
 		"most HTTP connections at once (default: 1000, lowered to fit the open-file limit); /healthz is still answered when full")
 	fs.Var(&h.smtpProxyProtocol, "smtp-proxy-protocol",
-		"address or network of a proxy whose SMTP connections start with a PROXY v1/v2 header (repeatable)")
+		"`ADDR` or network of a proxy whose SMTP connections start with a PROXY v1/v2 header (repeatable)")
 	fs.BoolVar(&h.smtpRequireAuth, "smtp-require-auth", false,
 		"require SMTP AUTH even from loopback (use it behind a local proxy or tunnel)")
-	fs.StringVar(&h.httpTLSCert, "http-tls-cert", "", "certificate file: serve the API and dashboard over HTTPS")
-	fs.StringVar(&h.httpTLSKey, "http-tls-key", "", "key file for --http-tls-cert")
-	fs.StringVar(&h.apiTokenFile, "api-token-file", "", "file of API tokens, one per line (not readable by others)")
-	fs.StringVar(&h.smtpUserFile, "smtp-user-file", "", "file of NAME:PASSWORD[:ALLOWED-FROM] lines (not readable by others)")
-	fs.StringVar(&h.relayFile, "relay-file", "", "file holding the relay URL with its password (not readable by others)")
+	fs.StringVar(&h.httpTLSCert, "http-tls-cert", "", "certificate `FILE`: serve the API and dashboard over HTTPS")
+	fs.StringVar(&h.httpTLSKey, "http-tls-key", "", "key `FILE` for --http-tls-cert")
+	fs.StringVar(&h.apiTokenFile, "api-token-file", "", "`FILE` of API tokens, one per line (not readable by others)")
+	fs.StringVar(&h.smtpUserFile, "smtp-user-file", "", "`FILE` of NAME:PASSWORD[:ALLOWED-FROM] lines (not readable by others)")
+	fs.StringVar(&h.relayFile, "relay-file", "", "`FILE` holding the relay URL with its password (not readable by others)")
 	h.minFreeSpace = 100 << 20
-	fs.Var(&h.minFreeSpace, "min-free-space", "SQLite: not ready (/readyz 503) below this much free disk space")
+	fs.Var(&h.minFreeSpace, "min-free-space", "SQLite: not ready (/readyz 503) below this much free disk space, a `SIZE`")
 }
 
 // proxies parses --smtp-proxy-protocol.

@@ -3,6 +3,13 @@
 //	outbox serve              run the daemon (HTTP API, SMTP submission, dashboard)
 //	outbox send [flags]       compose a message; --print it, --direct send it, or submit it
 //	outbox queue list|show|retry|cancel
+//	outbox suppressions list|add|remove
+//	outbox dkim keygen        make a DKIM key and its DNS record
+//	outbox healthcheck [URL]  exit 0 when the daemon is ready
+//	outbox version            print the version
+//
+// Every command and subcommand prints its flags with --help (or -h) on
+// stdout and exits 0.
 //
 // Every command exits 0 on success and otherwise prints one clear line on
 // stderr and exits non-zero.
@@ -15,6 +22,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 )
 
@@ -39,7 +47,9 @@ func commands() []command {
 		{"serve", "run the daemon: HTTP API, SMTP submission, delivery", runServe},
 		{"send", "compose a message and print, send or submit it", runSend},
 		{"queue", "list, show, retry or cancel queued messages", runQueue},
+		{"suppressions", "list, add or remove addresses of the suppression list", runSuppressions},
 		{"dkim", "generate a DKIM key and the DNS record to publish", runDKIM},
+		{"healthcheck", "exit 0 if a running daemon is ready (for container health checks)", runHealthcheck},
 		{"version", "print the version, commit and Go version", runVersion},
 	}
 }
@@ -55,14 +65,17 @@ func main() {
 
 // run executes the command line args and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	switch {
+	case len(args) == 0:
 		printUsage(stderr)
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	case wantsHelp(args) && len(args) > 1 && !wantsHelp(args[1:]):
+		// "outbox help queue list" is "outbox queue list --help".
+		return run(ctx, append(slices.Clone(args[1:]), "--help"), stdout, stderr)
+	case wantsHelp(args):
+		printUsage(stdout)
 		return 0
-	}
-	if args[0] == "--version" || args[0] == "-version" {
+	case args[0] == "--version" || args[0] == "-version":
 		return run(ctx, []string{"version"}, stdout, stderr)
 	}
 	for _, c := range commands() {
@@ -71,6 +84,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		err := c.run(ctx, args[1:], stdout, stderr)
 		if err == nil {
+			return 0
+		}
+		var help *helpRequest
+		if errors.As(err, &help) {
+			help.write(stdout)
 			return 0
 		}
 		if errors.Is(err, errHelpShown) {
@@ -98,6 +116,8 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "usage: outbox <command> [flags]")
 	fmt.Fprintln(w)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'outbox COMMAND --help' for a command's flags; 'outbox --version' for the version.")
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,31 +15,56 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/outbox-mail/outbox/api"
+	"github.com/outbox-mail/outbox/client"
 )
 
-// queueUsage is the one-line synopsis of 'outbox queue'.
-const queueUsage = "usage: outbox queue list [flags] | show ID [--json] [-v] | retry ID [--include-failed] | cancel ID"
+// queueUsage is the synopsis of 'outbox queue'.
+const queueUsage = "usage: outbox queue list [flags] | show ID [--json] [--raw] [-v] | wait --to ADDR [--subject TEXT] [--timeout 30s] [--json]" +
+	" | retry ID [--include-failed] | retry --all-deferred [filters] | cancel ID | cancel [filters] | delete ID | delete --all [--status S] [--before T]"
 
-// runQueue implements 'outbox queue': it dispatches to list, show, retry
-// and cancel, each a client of the daemon's API.
+// runQueue implements 'outbox queue': it dispatches to list, show, wait,
+// retry, cancel and delete, each a client of the daemon's API.
 func runQueue(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usagef("%s", queueUsage)
 	}
-	sub := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
-		"list": queueList, "show": queueShow, "retry": queueRetry, "cancel": queueCancel,
+	if wantsHelp(args) {
+		return queueHelp()
 	}
-	switch args[0] {
-	case "-h", "--help", "help":
-		fmt.Fprintln(stderr, queueUsage)
-		return errHelpShown
+	for _, c := range queueCommands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
 	}
-	f, ok := sub[args[0]]
-	if !ok {
-		return usagef("unknown subcommand %q; %s", args[0], queueUsage)
+	return usagef("unknown subcommand %q; %s", args[0], queueUsage)
+}
+
+// queueCommand is one subcommand of 'outbox queue'.
+type queueCommand struct {
+	name, summary string
+	run           func(context.Context, []string, io.Writer, io.Writer) error
+}
+
+func queueCommands() []queueCommand {
+	return []queueCommand{
+		{"list", "list messages, newest first", queueList},
+		{"show", "show a message, its recipients and attempts", queueShow},
+		{"retry", "make a deferred message due now", queueRetry},
+		{"cancel", "stop delivering a message", queueCancel},
+		{"wait", "wait until a matching message exists; print its id", queueWait},
+		{"delete", "delete finished messages", queueDelete},
 	}
-	return f(ctx, args[1:], stdout, stderr)
+}
+
+// queueHelp lists the subcommands.
+func queueHelp() *helpRequest {
+	h := &helpRequest{cmd: "queue", synopsis: "outbox queue COMMAND [flags]"}
+	for _, c := range queueCommands() {
+		h.subs = append(h.subs, subcommand{c.name, c.summary})
+	}
+	h.notes = "Every command talks to the daemon at --url (OUTBOX_URL, default " + defaultURL +
+		") with the API token --token (OUTBOX_TOKEN)."
+	return h
 }
 
 // queueFlags returns a flag set for one subcommand that reports errors
@@ -59,10 +83,9 @@ func parseArgs(fs *flag.FlagSet, args []string, stderr io.Writer, synopsis strin
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprintln(stderr, "usage: outbox queue "+synopsis)
-				fs.SetOutput(stderr)
-				fs.PrintDefaults()
-				return nil, errHelpShown
+				h := helpFor(fs.Name(), fs)
+				h.synopsis = "outbox queue " + synopsis
+				return nil, h
 			}
 			return nil, usagef("%s: %v", fs.Name(), err)
 		}
@@ -122,91 +145,141 @@ func queueList(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	var page api.ListPage
-	raw, err := c.getJSON(ctx, request{method: http.MethodGet, path: "/v1/messages", query: o.query()}, &page)
+	var page *client.ListPage
+	err = c.query(ctx, func(ctx context.Context) (err error) {
+		page, err = c.List(ctx, o.options())
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	if o.json {
-		return safeJSON(stdout, raw)
+		return printJSON(stdout, page)
 	}
-	return printList(stdout, &page)
+	return printList(stdout, page)
 }
 
-// query is the list's filter as GET /v1/messages takes it.
-func (o *listOptions) query() url.Values {
-	q := url.Values{}
-	for k, v := range map[string]string{"status": o.status, "cursor": o.cursor,
-		"recipient": o.recipient, "from": o.from, "subject": o.subject} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
-	if o.limit > 0 {
-		q.Set("limit", strconv.Itoa(o.limit))
-	}
-	return q
+// options is the list's filter as the client takes it.
+func (o *listOptions) options() client.ListOptions {
+	return client.ListOptions{Status: client.Status(o.status), Cursor: o.cursor, To: o.recipient,
+		From: o.from, Subject: o.subject, Limit: o.limit}
 }
 
 func queueShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var d daemonOptions
 	fs := queueFlags("show", &d)
 	asJSON := fs.Bool("json", false, "print the API's JSON")
+	raw := fs.Bool("raw", false, "print the stored RFC 5322 message, byte for byte as sent")
 	verbose := fs.Bool("v", false, "also print each attempt's SMTP transcript")
-	id, err := oneID(fs, args, stderr, "show ID [--json] [-v]")
+	id, err := oneID(fs, args, stderr, "show ID [--json] [--raw] [-v]")
 	if err != nil {
 		return err
+	}
+	if *raw && (*asJSON || *verbose) {
+		return usagef("show: --raw prints the message itself; it goes with neither --json nor -v")
 	}
 	c, err := d.client()
 	if err != nil {
 		return err
 	}
-	var m api.Message
-	raw, err := c.getJSON(ctx, request{method: http.MethodGet, path: "/v1/messages/" + url.PathEscape(id)}, &m)
+	if *raw {
+		return showRaw(ctx, c, id, stdout)
+	}
+	var m *client.Message
+	err = c.query(ctx, func(ctx context.Context) (err error) {
+		m, err = c.Get(ctx, id)
+		return err
+	})
 	if err != nil {
 		return lookupError(err, id)
 	}
 	if *asJSON {
-		return safeJSON(stdout, raw)
+		return printJSON(stdout, m)
 	}
-	return printMessage(stdout, &m, *verbose)
+	return printMessage(stdout, m, *verbose)
+}
+
+// showRaw copies the stored message to stdout unchanged: it is what was
+// asked for, to be saved or piped, so nothing is escaped.
+func showRaw(ctx context.Context, c *daemonClient, id string, stdout io.Writer) error {
+	rc, err := c.Raw(ctx, id)
+	if err != nil {
+		return lookupError(c.explain(err), id)
+	}
+	defer rc.Close()
+	if _, err := io.Copy(stdout, rc); err != nil {
+		return fmt.Errorf("reading message %s from the daemon: %w", id, err)
+	}
+	return nil
 }
 
 func queueRetry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var d daemonOptions
 	fs := queueFlags("retry", &d)
 	failed := fs.Bool("include-failed", false, "also try again the recipients that failed for good")
-	id, err := oneID(fs, args, stderr, "retry ID [--include-failed]")
+	var sel selectionFlags
+	sel.register(fs, true)
+	const synopsis = "retry ID [--include-failed] | retry --all-deferred | retry [--status S] [--route R] [--to ADDR] [--before T]"
+	rest, err := parseArgs(fs, args, stderr, synopsis)
 	if err != nil {
 		return err
 	}
-	var q url.Values
-	if *failed {
-		q = url.Values{"include_failed": {"true"}}
+	if sel.any() {
+		if len(rest) > 0 || *failed {
+			return usagef("retry: give a message ID or a filter, not both (--include-failed goes with an ID)")
+		}
+		return steerMatching(ctx, d, "retry", sel, stdout)
 	}
-	return steer(ctx, d, id, "retry", q, stdout)
+	id, err := oneID(fs, rest, stderr, synopsis)
+	if err != nil {
+		return err
+	}
+	return steer(ctx, d, id, func(ctx context.Context, c *daemonClient) (*client.Message, error) {
+		if *failed {
+			return c.Requeue(ctx, id)
+		}
+		return c.Retry(ctx, id)
+	}, stdout)
 }
 
 func queueCancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var d daemonOptions
 	fs := queueFlags("cancel", &d)
-	id, err := oneID(fs, args, stderr, "cancel ID")
+	var sel selectionFlags
+	sel.register(fs, false)
+	const synopsis = "cancel ID | cancel [--status S] [--route R] [--to ADDR] [--before T]"
+	rest, err := parseArgs(fs, args, stderr, synopsis)
 	if err != nil {
 		return err
 	}
-	return steer(ctx, d, id, "cancel", nil, stdout)
+	if sel.any() {
+		if len(rest) > 0 {
+			return usagef("cancel: give a message ID or a filter, not both")
+		}
+		return steerMatching(ctx, d, "cancel", sel, stdout)
+	}
+	id, err := oneID(fs, rest, stderr, synopsis)
+	if err != nil {
+		return err
+	}
+	return steer(ctx, d, id, func(ctx context.Context, c *daemonClient) (*client.Message, error) {
+		return c.Cancel(ctx, id)
+	}, stdout)
 }
 
-// steer posts a retry or cancel for id and prints the message's new
-// status on one line.
-func steer(ctx context.Context, d daemonOptions, id, action string, q url.Values, stdout io.Writer) error {
+// steer runs a retry or cancel of id and prints the message's new status
+// on one line.
+func steer(ctx context.Context, d daemonOptions, id string, op func(context.Context, *daemonClient) (*client.Message, error), stdout io.Writer) error {
 	c, err := d.client()
 	if err != nil {
 		return err
 	}
-	var m api.Message
-	path := "/v1/messages/" + url.PathEscape(id) + "/" + action
-	if _, err := c.getJSON(ctx, request{method: http.MethodPost, path: path, query: q}, &m); err != nil {
+	var m *client.Message
+	err = c.query(ctx, func(ctx context.Context) (err error) {
+		m, err = op(ctx, c)
+		return err
+	})
+	if err != nil {
 		return lookupError(err, id)
 	}
 	line := fmt.Sprintf("%s: %s", cleanCell(m.ID), cleanCell(string(m.Status)))
@@ -219,9 +292,9 @@ func steer(ctx context.Context, d daemonOptions, id, action string, q url.Values
 
 // lookupError words the API's 404 for a message id as "not found".
 func lookupError(err error, id string) error {
-	var ae *apiError
-	if errors.As(err, &ae) && ae.Status == http.StatusNotFound && ae.Field == "id" {
-		return fmt.Errorf("message %q not found (HTTP 404)", id)
+	var ae *client.Error
+	if errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound && ae.Field == "id" {
+		return fmt.Errorf("message %q not found (HTTP 404)", clean(id))
 	}
 	return err
 }
@@ -244,7 +317,7 @@ const maxSubject = 40
 
 // printList writes a page of messages as a table, with the command for
 // the next page after it when there is one.
-func printList(w io.Writer, page *api.ListPage) error {
+func printList(w io.Writer, page *client.ListPage) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATUS\tATTEMPTS\tCREATED\tNEXT ATTEMPT\tFROM\tTO\tSUBJECT")
 	for _, m := range page.Messages {
@@ -269,7 +342,7 @@ func printList(w io.Writer, page *api.ListPage) error {
 
 // printMessage writes one message: its envelope and state, a table of
 // its recipients and its attempts, with transcripts when verbose.
-func printMessage(w io.Writer, m *api.Message, verbose bool) error {
+func printMessage(w io.Writer, m *client.Message, verbose bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	field := func(name, value string) { fmt.Fprintf(tw, "%s:\t%s\n", name, value) }
 	field("ID", cleanCell(m.ID))
@@ -299,7 +372,7 @@ func printMessage(w io.Writer, m *api.Message, verbose bool) error {
 }
 
 // printRecipients writes the per-recipient table.
-func printRecipients(w io.Writer, rs []api.Recipient) error {
+func printRecipients(w io.Writer, rs []client.Recipient) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ADDRESS\tSTATUS\tATTEMPTS\tCODE\tENHANCED\tTEXT")
 	for _, r := range rs {
@@ -307,7 +380,7 @@ func printRecipients(w io.Writer, rs []api.Recipient) error {
 		if r.Code != 0 {
 			code = strconv.Itoa(r.Code)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", cleanCell(r.Address), cleanCell(string(r.Status)),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", cleanCell(r.Address), cleanCell(r.Status),
 			r.Attempts, code, orDash(cleanCell(r.EnhancedCode)), orDash(cleanCell(r.Text)))
 	}
 	return tw.Flush()
@@ -315,7 +388,7 @@ func printRecipients(w io.Writer, rs []api.Recipient) error {
 
 // printAttempts writes the attempts, one line each, and with verbose
 // each one's transcript indented under it.
-func printAttempts(w io.Writer, as []api.Attempt, verbose bool) error {
+func printAttempts(w io.Writer, as []client.Attempt, verbose bool) error {
 	if len(as) == 0 {
 		_, err := fmt.Fprintln(w, "\nNo attempts yet.")
 		return err
@@ -341,7 +414,7 @@ func printAttempts(w io.Writer, as []api.Attempt, verbose bool) error {
 }
 
 // recipientsCell shows the first recipient and how many more there are.
-func recipientsCell(rs []api.Recipient) string {
+func recipientsCell(rs []client.Recipient) string {
 	switch len(rs) {
 	case 0:
 		return "-"

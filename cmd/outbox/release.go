@@ -26,7 +26,7 @@ type releaseFlags struct {
 }
 
 func (r *releaseFlags) register(fs *flag.FlagSet) {
-	fs.Var(&r.relays, "release-relay", "relay URL through which the dashboard may release captured mail, after a confirmation (repeatable; relay routes are offered too)")
+	fs.Var(&r.relays, "release-relay", "relay `URL` through which the dashboard may release captured mail, after a confirmation (repeatable; routes to relays are offered too)")
 }
 
 // releaser sends captured messages on through named relays.

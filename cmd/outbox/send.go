@@ -28,6 +28,7 @@ type sendOptions struct {
 	// For submission to the daemon.
 	daemon                 daemonOptions
 	idempotencyKey, sendAt string
+	sendAtTime             time.Time // sendAt, parsed
 }
 
 func sendFlags(o *sendOptions) *flag.FlagSet {
@@ -40,9 +41,9 @@ func sendFlags(o *sendOptions) *flag.FlagSet {
 	fs.Var(&o.bcc, "bcc", "blind-copy `addresses`: envelope only (repeatable, comma-separated)")
 	fs.Var(&o.replyTo, "reply-to", "reply-to `addresses` (repeatable, comma-separated)")
 	fs.StringVar(&o.subject, "subject", "", "subject `text`")
-	fs.StringVar(&o.text, "text", "", "plain-text body")
+	fs.StringVar(&o.text, "text", "", "the plain-text `body`")
 	fs.StringVar(&o.textFile, "text-file", "", "read the plain-text body from `FILE`")
-	fs.StringVar(&o.html, "html", "", "HTML body")
+	fs.StringVar(&o.html, "html", "", "the HTML `body`")
 	fs.StringVar(&o.htmlFile, "html-file", "", "read the HTML body from `FILE`")
 	fs.Var(&o.attach, "attach", "attach `FILE` (repeatable)")
 	fs.Var(&o.inline, "inline", "inline `FILE` for the HTML, as cid:<base name> (repeatable)")
@@ -65,10 +66,9 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := sendFlags(&o)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "usage: outbox send --from ADDR --to ADDR [flags]")
-			fs.SetOutput(stderr)
-			fs.PrintDefaults()
-			return errHelpShown
+			h := helpFor("send", fs)
+			h.synopsis = "outbox send --from ADDR --to ADDR [flags]"
+			return h
 		}
 		return usagef("%v", err)
 	}
@@ -116,7 +116,7 @@ func (o *sendOptions) checkSubmitFlags() error {
 	if err != nil {
 		return usagef("--send-at %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", o.sendAt)
 	}
-	o.sendAt = t.Format(time.RFC3339Nano)
+	o.sendAtTime = t
 	return nil
 }
 
@@ -128,7 +128,7 @@ func (o *sendOptions) submit(ctx context.Context, m *message.Message, stdout io.
 	}
 	from, rcpts := m.Envelope()
 	id, err := c.submit(ctx, submission{
-		from: from, to: rcpts, sendAt: o.sendAt, idempotencyKey: o.idempotencyKey,
+		from: from, to: rcpts, sendAt: o.sendAtTime, idempotencyKey: o.idempotencyKey,
 		compose: func(w io.Writer) error { _, err := m.WriteTo(w); return err },
 	})
 	if err != nil {

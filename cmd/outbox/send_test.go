@@ -155,8 +155,9 @@ func TestSendModes(t *testing.T) {
 	if code == 0 || out != "" || !strings.Contains(errOut, "exclude each other") {
 		t.Errorf("--print --direct: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	code, _, errOut = runOutbox(t, "send", "-h")
-	if code != 0 || !strings.Contains(errOut, "-attach FILE") {
-		t.Errorf("-h: exit %d, stderr %q", code, errOut)
+	// Help goes to stdout, as asked for: 'outbox send -h | less' works.
+	code, out, errOut = runOutbox(t, "send", "-h")
+	if code != 0 || !strings.Contains(out, "--attach FILE") || errOut != "" {
+		t.Errorf("-h: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }

@@ -9,7 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/outbox-mail/outbox"
@@ -24,8 +27,14 @@ import (
 )
 
 // runServe implements 'outbox serve': it runs until ctx is cancelled
-// (SIGINT or SIGTERM), then shuts down gracefully.
+// (SIGINT or SIGTERM), then shuts down gracefully; SIGHUP reloads the
+// configuration (reload.go).
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// At once, so that a SIGHUP during start-up is a reload once running
+	// rather than the end of the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := parseServeConfig(args)
 	if err != nil {
 		return err
@@ -33,22 +42,34 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cfg.prepare(); err != nil {
 		return err
 	}
-	log, err := newLogger(cfg, stderr)
+	level, err := parseLevel(cfg.logLevel)
 	if err != nil {
 		return err
 	}
+	lv := new(slog.LevelVar)
+	lv.Set(level)
+	log, err := newLogger(cfg, lv, stderr)
+	if err != nil {
+		return err
+	}
+	memory := setMemoryLimits()
 	d, err := newService(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
+	d.args, d.level, d.hup, d.memory = args, lv, hup, memory
 	return d.run(ctx)
 }
 
-func newLogger(cfg *serveConfig, w io.Writer) (*slog.Logger, error) {
+func parseLevel(s string) (slog.Level, error) {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
-		return nil, usagef("--log-level: %q is not debug, info, warn or error", cfg.logLevel)
+	if err := level.UnmarshalText([]byte(s)); err != nil {
+		return 0, usagef("--log-level: %q is not debug, info, warn or error", s)
 	}
+	return level, nil
+}
+
+func newLogger(cfg *serveConfig, level slog.Leveler, w io.Writer) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch cfg.logFormat {
 	case "text":
@@ -70,15 +91,34 @@ type service struct {
 	client     *outbox.Client
 	hooks      *webhook.Dispatcher
 	httpServer *http.Server
+	mux        *httpMux // the routes of httpServer, for the OpenAPI check
 	httpLn     net.Listener
 	smtpServer *smtpsubmit.Server
 	smtpLn     net.Listener
 	hard       *hardened
+	deliver    *deliverability
+	metrics    *metrics.Metrics
+
+	// For reloads (reload.go): the command line to read again, the
+	// configuration in force (touched by the reload loop only), what a
+	// reload changes in place.
+	args    []string
+	hup     chan os.Signal
+	current *serveConfig
+	level   *slog.LevelVar
+	api     *api.Handler
+	dash    http.Handler
+	open    atomic.Bool // the API has no tokens: loopback hosts only
+	// hooksStarted: the webhook dispatcher runs (it starts once there
+	// are endpoints).
+	hooksStarted bool
+	memory       []any             // the GC settings, for the start-up log
+	dkimIDs      map[string]string // the DKIM keys in force, for a reload to compare
 }
 
 func newService(ctx context.Context, cfg *serveConfig, log *slog.Logger) (*service, error) {
-	d := &service{cfg: cfg, log: log}
-	if err := d.checkAccess(); err != nil {
+	d := &service{cfg: cfg, log: log, current: cfg, level: new(slog.LevelVar)}
+	if err := checkAccess(cfg); err != nil {
 		return nil, err
 	}
 	rt, err := buildRouting(cfg, log)
@@ -107,20 +147,21 @@ func newService(ctx context.Context, cfg *serveConfig, log *slog.Logger) (*servi
 
 // checkAccess enforces the no-open-relay rule: a listener goes without
 // authentication only on loopback, and only when no credentials are set.
-func (d *service) checkAccess() error {
-	if len(d.cfg.apiTokens) == 0 && !isLoopbackAddr(d.cfg.httpAddr) {
-		return usagef("--http %s is not a loopback address: set --api-token (or OUTBOX_API_TOKEN) to protect the API", d.cfg.httpAddr)
+// A reload checks the new configuration with it too.
+func checkAccess(c *serveConfig) error {
+	if len(c.apiTokens) == 0 && !isLoopbackAddr(c.httpAddr) {
+		return usagef("--http %s is not a loopback address: set --api-token (or OUTBOX_API_TOKEN) to protect the API", c.httpAddr)
 	}
-	if d.cfg.smtpAddr != "off" && len(d.cfg.smtpUsers) == 0 && !isLoopbackAddr(d.cfg.smtpAddr) {
-		return usagef("--smtp %s is not a loopback address: set --smtp-user NAME:PASSWORD (or OUTBOX_SMTP_USER) so it is not an open relay", d.cfg.smtpAddr)
+	if c.smtpAddr != "off" && len(c.smtpUsers) == 0 && !isLoopbackAddr(c.smtpAddr) {
+		return usagef("--smtp %s is not a loopback address: set --smtp-user NAME:PASSWORD (or OUTBOX_SMTP_USER) so it is not an open relay", c.smtpAddr)
 	}
-	if d.cfg.smtpAddr != "off" && len(d.cfg.smtpUsers) == 0 && d.cfg.hard.smtpRequireAuth {
+	if c.smtpAddr != "off" && len(c.smtpUsers) == 0 && c.hard.smtpRequireAuth {
 		return usagef("--smtp-require-auth needs at least one --smtp-user NAME:PASSWORD (or --smtp-user-file)")
 	}
-	if _, _, err := smtpUsers(d.cfg.smtpUsers); err != nil {
+	if _, _, err := smtpUsers(c.smtpUsers); err != nil {
 		return err
 	}
-	for _, t := range d.cfg.apiTokens {
+	for _, t := range c.apiTokens {
 		if len(t) < 16 {
 			return usagef("--api-token: a token must be at least 16 characters")
 		}
@@ -154,26 +195,34 @@ func hostname(cfg *serveConfig) string {
 // build wires the client, webhooks, metrics, API and submission listener.
 func (d *service) build() error {
 	cfg := d.cfg
-	hooks, err := newWebhooks(d.store, cfg.webhooks, d.log)
+	m := d.newMetrics()
+	hooks, err := newWebhooks(d.store, cfg.webhooks, d.log, m.WebhookPosted)
 	if err != nil {
 		return err
 	}
 	d.hooks = hooks
-	m := metrics.New(d.store)
-	occ := outbox.Config{Store: d.store, Transport: d.transport, Routing: d.routing.engine,
+	if d.deliver, err = d.buildDeliverability(hooks); err != nil {
+		return err
+	}
+	if d.dkimIDs, err = dkimKeyIDs(cfg.deliver.dkim); err != nil {
+		return err
+	}
+	// Long polls of the API wake on new mail and on results.
+	changes := api.NewChanges()
+	occ := outbox.Config{Store: d.store, Transport: d.transport, Routing: d.routing.engine, Deliverability: d.deliver.engine,
 		MaxConnections: d.routing.maxConns, DestinationConnections: d.routing.perDs, OnOutcome: m.Outcome,
-		Retry: delivery.RetryPolicy{Initial: cfg.retryInitial, Max: cfg.retryMax},
-		Lease: cfg.lease, OnEnqueue: m.Accepted, OnResult: m.Result, Logger: d.log}
-	if hooks != nil {
-		occ.Events = hooks.EventsFor
-		occ.OnCancel = hooks.Cancelled
-		occ.OnResult = func(c *queue.Claimed, r *queue.Result) {
+		Retry: delivery.RetryPolicy{Initial: cfg.retryInitial, Max: cfg.retryMax}, Lease: cfg.lease,
+		OnEnqueue: func(id string, src queue.Source) { m.Accepted(id, src); changes.Notify() }, Logger: d.log,
+		// The dispatcher is there even without endpoints, which a reload
+		// may add; with none, EventsFor makes none.
+		Events: hooks.EventsFor, OnCancel: hooks.Cancelled,
+		OnResult: func(c *queue.Claimed, r *queue.Result) {
 			m.Result(c, r)
+			changes.Notify()
 			if len(r.Events) > 0 {
 				hooks.Notify()
 			}
-		}
-	}
+		}}
 	if d.client, err = outbox.New(occ); err != nil {
 		return err
 	}
@@ -185,7 +234,8 @@ func (d *service) build() error {
 	}
 	h, err := api.New(api.Config{Client: d.client, Tokens: cfg.apiTokens, Templates: tmpl,
 		MaxMessageSize: int64(cfg.maxMessageSize), Logger: d.log, Hostname: hostname(cfg),
-		Throttle: d.hard.throttle, Health: d.hard.health})
+		Throttle: d.hard.throttle, Health: d.hard.health, Unsubscribe: d.deliver.engine.Unsubscribe != nil,
+		Changes: changes})
 	if err != nil {
 		return err
 	}
@@ -201,20 +251,23 @@ func (d *service) build() error {
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
+	d.api, d.dash = h, dash
+	mux := newHTTPMux()
+	d.mux = mux
 	mux.Handle("/metrics", h.Protect(m.Handler()))
 	mux.Handle("/v1/", h)
 	mux.Handle("/healthz", h)
 	mux.Handle("/readyz", h)
 	mux.Handle("/", dash)
-	var handler http.Handler = mux
-	if len(cfg.apiTokens) == 0 {
-		handler = loopbackHostOnly(mux)
-	}
+	d.open.Store(len(cfg.apiTokens) == 0)
+	handler := whileOpen(&d.open, loopbackHostOnly(mux), mux)
+	handler = d.withUnsubscribe(handler)
 	handler = healthOnlyWhenFull(handler)
 	d.httpServer = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ConnContext: connContext,
 		ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	// Shutdown waits for requests in progress: long polls answer at once.
+	d.httpServer.RegisterOnShutdown(h.Shutdown)
 	return d.buildSubmission()
 }
 
@@ -239,19 +292,32 @@ func loopbackHostOnly(next http.Handler) http.Handler {
 	})
 }
 
-func newWebhooks(st queue.Store, cfgs []webhookConfig, log *slog.Logger) (*webhook.Dispatcher, error) {
-	if len(cfgs) == 0 {
-		return nil, nil
-	}
-	eps := make([]webhook.Endpoint, len(cfgs))
-	for i, c := range cfgs {
-		eps[i] = webhook.Endpoint{URL: c.URL, Secret: c.Secret, Events: c.Events}
-	}
-	hooks, err := webhook.New(webhook.Config{Store: st, Endpoints: eps, Logger: log})
+// whileOpen serves through guarded while open is set (the API has no
+// tokens, which a reload may change) and through next otherwise.
+func whileOpen(open *atomic.Bool, guarded, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if open.Load() {
+			guarded.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func newWebhooks(st queue.Store, cfgs []webhookConfig, log *slog.Logger, onPost func(string)) (*webhook.Dispatcher, error) {
+	hooks, err := webhook.New(webhook.Config{Store: st, Endpoints: webhookEndpoints(cfgs), Logger: log, OnPost: onPost})
 	if err != nil {
 		return nil, usagef("webhooks: %v", err)
 	}
 	return hooks, nil
+}
+
+func webhookEndpoints(cfgs []webhookConfig) []webhook.Endpoint {
+	eps := make([]webhook.Endpoint, len(cfgs))
+	for i, c := range cfgs {
+		eps[i] = webhook.Endpoint{URL: c.URL, Secret: c.Secret, Events: c.Events}
+	}
+	return eps
 }
 
 func (d *service) buildSubmission() error {
@@ -276,7 +342,8 @@ func (d *service) buildSubmission() error {
 		TLSConfig: tlsConfig, AllowNoAuthOnLoopback: len(users) == 0 && !cfg.hard.smtpRequireAuth,
 		MaxMessageSize: int64(cfg.maxMessageSize), Hostname: hostname(cfg), Logger: d.log,
 		MaxConnections: d.hard.smtpCap, MaxConnectionsPerIP: cfg.hard.smtpMaxConnsPerIP,
-		ProxyProtocol: proxies, Throttle: d.hard.throttle})
+		ProxyProtocol: proxies, Throttle: d.hard.throttle, Inbound: d.inbound(),
+		OnReject: d.metrics.SubmissionRejected, OnAuthFailure: d.metrics.SubmissionAuthFailed})
 	return err
 }
 
@@ -293,8 +360,9 @@ func (d *service) run(ctx context.Context) error {
 	if err := d.client.Start(); err != nil {
 		return err
 	}
-	if d.hooks != nil {
+	if d.hooks.Endpoints() > 0 {
 		d.hooks.Start()
+		d.hooksStarted = true
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- serveHTTP(d.httpServer, d.httpLn) }()
@@ -303,6 +371,9 @@ func (d *service) run(ctx context.Context) error {
 	}
 	go d.housekeep(ctx)
 	d.announce()
+	stopReloads := make(chan struct{})
+	reloadsDone := make(chan struct{})
+	go func() { defer close(reloadsDone); d.reloads(stopReloads) }()
 	var err error
 	select {
 	case <-ctx.Done():
@@ -310,6 +381,8 @@ func (d *service) run(ctx context.Context) error {
 	case err = <-errc:
 		d.log.Error("listener failed; shutting down", "err", err)
 	}
+	close(stopReloads)
+	<-reloadsDone // a reload under way ends before anything stops
 	d.shutdown()
 	return err
 }
@@ -343,12 +416,16 @@ func (d *service) listen() error {
 // know: mail is only captured, or a listener has no authentication.
 func (d *service) announce() {
 	d.announceHardening() // before "outbox is running": what has been said by then is all said
+	d.announceDeliverability()
+	if d.memory != nil {
+		d.log.Info("memory settings", d.memory...)
+	}
 	d.log.Info("outbox is running", "http", d.httpLn.Addr().String(), "smtp", addrOf(d.smtpLn),
 		"store", redactDSN(d.cfg.db), "transport", d.transportName())
 	if d.routing.capture {
 		d.log.Warn("NO RELAY CONFIGURED: mail without a --route of its own is captured locally and NOT sent anywhere; set --relay smtp://user:pass@host:587 or --relay mx to deliver")
 	}
-	if len(d.cfg.apiTokens) == 0 {
+	if d.open.Load() {
 		d.log.Warn("the HTTP API has no authentication (loopback only); set --api-token to require one")
 	}
 	if d.smtpServer != nil && len(d.cfg.smtpUsers) == 0 {
@@ -380,9 +457,7 @@ func (d *service) shutdown() {
 	if err := d.client.Shutdown(ctx); err != nil {
 		d.log.Warn("delivery shutdown cut in-flight sends short; they are due again", "err", err)
 	}
-	if d.hooks != nil {
-		d.hooks.Shutdown(ctx)
-	}
+	d.hooks.Shutdown(ctx)
 	if c, ok := d.transport.(io.Closer); ok {
 		c.Close()
 	}

@@ -31,9 +31,11 @@ type serveConfig struct {
 	transcripts                   string
 	webhooks                      []webhookConfig
 	routing                       routingFlags
-	hard                          hardening       // hardening.go
-	release                       releaseFlags    // release.go
-	setFlags                      map[string]bool // flags given, by flag, environment or file
+	hard                          hardening           // hardening.go
+	deliver                       deliverabilityFlags // deliverability.go
+	release                       releaseFlags        // release.go
+	setFlags                      map[string]bool     // flags given, by flag, environment or file
+	flags                         *flag.FlagSet       // whose Values point at the fields above
 }
 
 // routingFlags are the routing and timeout settings of 'outbox serve'
@@ -70,7 +72,20 @@ type webhookConfig struct {
 // sizeFlag is a byte count with an optional unit: 25MiB, 10MB, 1048576.
 type sizeFlag int64
 
-func (s *sizeFlag) String() string { return strconv.FormatInt(int64(*s), 10) }
+// String shows the size in the largest binary unit that divides it, so
+// that help shows the default as it would be written: 25MiB.
+func (s *sizeFlag) String() string {
+	n := int64(*s)
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n != 0 && n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
 func (s *sizeFlag) Set(v string) error {
 	n, err := parseSize(v)
 	if err != nil {
@@ -100,33 +115,47 @@ func parseSize(v string) (int64, error) {
 func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&c.db, "db", "sqlite:outbox-data/outbox.db", "store: sqlite:PATH or postgres://…")
-	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:8025", "HTTP API and metrics listen address")
-	fs.StringVar(&c.smtpAddr, "smtp", "127.0.0.1:2525", "SMTP submission listen address (\"off\" disables)")
-	fs.StringVar(&c.relay, "relay", "", "default route: relay URL smtp://user:pass@host:port (smtps:// for implicit TLS), or mx to deliver direct to MX hosts; none: capture mail locally")
-	fs.Var(&c.apiTokens, "api-token", "bearer token for the API (repeatable)")
-	fs.Var(&c.smtpUsers, "smtp-user", "NAME:PASSWORD allowed to submit over SMTP (repeatable)")
+	fs.StringVar(&c.db, "db", "sqlite:outbox-data/outbox.db", "the store: sqlite:PATH or postgres://… (a `DSN`)")
+	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:8025", "`ADDR` of the HTTP API, the dashboard and /metrics")
+	fs.StringVar(&c.smtpAddr, "smtp", "127.0.0.1:2525", "`ADDR` of the SMTP submission listener (\"off\" disables it)")
+	fs.StringVar(&c.relay, "relay", "", "default route: a relay `URL` smtp://user:pass@host:port (smtps:// for implicit TLS), or mx to deliver direct to MX hosts; none: capture mail locally")
+	fs.Var(&c.apiTokens, "api-token", "bearer `TOKEN` for the API, the dashboard and /metrics (repeatable)")
+	fs.Var(&c.smtpUsers, "smtp-user", "`NAME:PASSWORD[:ALLOWED-FROM]` allowed to submit over SMTP (repeatable)")
 	fs.DurationVar(&c.retryInitial, "retry-initial", 5*time.Minute, "first retry delay after a temporary failure")
 	fs.DurationVar(&c.retryMax, "retry-max", 67*time.Minute, "longest delay between retries")
 	fs.DurationVar(&c.maxLifetime, "max-lifetime", 120*time.Hour, "give up on a message after this long")
 	fs.DurationVar(&c.retention, "retention", 7*24*time.Hour, "delete finished messages after this long (0 keeps them)")
 	c.maxMessageSize = 25 << 20
-	fs.Var(&c.maxMessageSize, "max-message-size", "largest accepted message, e.g. 25MiB")
+	fs.Var(&c.maxMessageSize, "max-message-size", "largest accepted message, a `SIZE` such as 25MiB")
 	fs.IntVar(&c.workers, "workers", 0, "deprecated: the former name of --max-connections")
 	routingFlagSet(fs, &c.routing)
 	fs.DurationVar(&c.lease, "lease", 2*time.Minute, "how long a claim on a message lasts unrenewed: a crashed node's messages are retried after this")
-	fs.StringVar(&c.hostname, "hostname", "", "name in SMTP greetings and Received headers (default: the host name)")
-	fs.StringVar(&c.templates, "templates", "", "directory of message templates (NAME.subject.tmpl, NAME.txt.tmpl, NAME.html.tmpl)")
-	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate file for SMTP STARTTLS (default: self-signed)")
-	fs.StringVar(&c.tlsKey, "tls-key", "", "key file for --tls-cert")
-	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&c.transcripts, "transcripts", "failures", "which attempts keep their full SMTP transcript: all, failures or off (every attempt keeps its summary)")
-	fs.StringVar(&c.configFile, "config", "", "JSON config file (keys as flags with _ for -, plus webhooks)")
+	fs.StringVar(&c.hostname, "hostname", "", "`NAME` in SMTP greetings and Received headers (default: the host name)")
+	fs.StringVar(&c.templates, "templates", "", "`DIR` of message templates (NAME.subject.tmpl, NAME.txt.tmpl, NAME.html.tmpl)")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate `FILE` for SMTP STARTTLS (default: self-signed, kept in the data directory)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "key `FILE` for --tls-cert")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log `FORMAT`: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	fs.StringVar(&c.transcripts, "transcripts", "failures", "which attempts keep their full SMTP transcript, a `POLICY`: all, failures or off (every attempt keeps its summary)")
+	fs.StringVar(&c.configFile, "config", "", "JSON config `FILE`: keys as the flags with _ for -, plus routes and webhooks; // comments allowed")
 	c.hard.register(fs)
+	c.deliver.register(fs)
 	c.release.register(fs)
 	return fs
 }
+
+// serveNotes end 'outbox serve --help'.
+const serveNotes = `Precedence: a flag on the command line wins over its OUTBOX_* environment
+variable, which wins over the --config file, which wins over the default.
+Repeatable flags given on the command line replace the file's list; --route
+and the file's routes add up.
+
+SIGHUP reloads the --config file and the *-file secrets: the settings marked
+"reloaded on SIGHUP" change without a restart, and without dropping
+connections or deliveries under way; flags and environment variables keep
+their values. A file that does not load, or a setting that does not check,
+is refused with a log line and the configuration in force stays. Other
+settings changed in the file are logged and take effect at the next start.`
 
 // parseServeConfig reads flags, then fills what they left unset from the
 // environment and then from the config file.
@@ -135,7 +164,9 @@ func parseServeConfig(args []string) (*serveConfig, error) {
 	fs := serveFlags(c)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil, errHelpShown
+			h := helpFor("serve", fs)
+			h.notes = serveNotes
+			return nil, h
 		}
 		return nil, usagef("%v", err)
 	}
@@ -152,7 +183,7 @@ func parseServeConfig(args []string) (*serveConfig, error) {
 			return nil, err
 		}
 	}
-	c.setFlags = set
+	c.setFlags, c.flags = set, fs
 	return c, nil
 }
 
@@ -185,14 +216,15 @@ func applyEnv(fs *flag.FlagSet, set map[string]bool) error {
 
 // applyFile reads the JSON config file: every key is a flag name with _
 // for -, holding a string, a number, a boolean or (for repeatable flags) a
-// list; "webhooks" holds the webhook endpoints.
+// list; "routes" and "webhooks" hold the routes and webhook endpoints.
+// Lines may end in // comments (dist/outbox.json documents every key so).
 func applyFile(fs *flag.FlagSet, set map[string]bool, c *serveConfig) error {
 	data, err := os.ReadFile(c.configFile)
 	if err != nil {
 		return usagef("--config: %v", err)
 	}
 	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
+	if err := json.Unmarshal(stripComments(data), &raw); err != nil {
 		return usagef("--config %s: %v", c.configFile, err)
 	}
 	for key, val := range raw {

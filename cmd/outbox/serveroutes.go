@@ -13,9 +13,9 @@ import (
 )
 
 func routingFlagSet(fs *flag.FlagSet, r *routingFlags) {
-	fs.Var(&r.routes, "route", "DOMAIN=TARGET: send a recipient domain (.DOMAIN: its subdomains) to TARGET, a relay URL or mx (repeatable)")
-	fs.StringVar(&r.dns, "dns", "", "DNS server HOST:PORT for MX lookups (default: the servers of /etc/resolv.conf)")
-	fs.IntVar(&r.mxPort, "mx-port", 25, "port to connect to on MX hosts")
+	fs.Var(&r.routes, "route", "`DOMAIN=TARGET`: send a recipient domain (.DOMAIN: its subdomains) to TARGET, a relay URL or mx (repeatable)")
+	fs.StringVar(&r.dns, "dns", "", "DNS server `HOST:PORT` for MX lookups (default: the servers of /etc/resolv.conf)")
+	fs.IntVar(&r.mxPort, "mx-port", 25, "`PORT` to connect to on MX hosts")
 	fs.DurationVar(&r.timeoutConnect, "timeout-connect", 30*time.Second, "TCP connect and TLS handshake timeout")
 	fs.DurationVar(&r.timeoutCommand, "timeout-command", 5*time.Minute, "timeout for the greeting and each SMTP command's reply")
 	fs.DurationVar(&r.timeoutDataEnd, "timeout-data-end", 10*time.Minute, "timeout for the reply after the message data (RFC 5321 §4.5.3.2)")
@@ -23,13 +23,15 @@ func routingFlagSet(fs *flag.FlagSet, r *routingFlags) {
 	fs.IntVar(&r.destinationConnections, "max-connections-per-destination", 20, "deliveries at once to one destination (a relay or an MX host set); a route's max_connections overrides it")
 }
 
-// routing is what 'outbox serve' delivers with: the engine's routing, or
-// nil for capture only, and the limits.
+// routing is what 'outbox serve' delivers with: the engine's routing
+// (always set, even for capture only, so that a reload can add routes)
+// and the limits.
 type routing struct {
 	engine          *delivery.Routing
 	describe        string // the default route, for the start-up line
 	capture         bool   // the default route captures mail
 	maxConns, perDs int
+	dns             string // --dns the resolver asks, for a reload to keep it
 }
 
 // buildRouting checks the routing flags and builds the route table, the
@@ -40,7 +42,7 @@ func buildRouting(cfg *serveConfig, log *slog.Logger) (*routing, error) {
 	if err := checkRoutingFlags(cfg); err != nil {
 		return nil, err
 	}
-	out := &routing{maxConns: rf.maxConnections, perDs: rf.destinationConnections}
+	out := &routing{maxConns: rf.maxConnections, perDs: rf.destinationConnections, dns: rf.dns}
 	if cfg.workers > 0 {
 		log.Warn("--workers is deprecated: it now sets --max-connections, the deliveries in progress at once", "workers", cfg.workers)
 		if !cfg.setFlags["max-connections"] {
@@ -60,13 +62,11 @@ func buildRouting(cfg *serveConfig, log *slog.Logger) (*routing, error) {
 		out.describe = def.Target.Relay.String()
 	}
 	out.capture = def.Target.Kind == route.Capture
-	if out.capture && len(routes) == 0 {
-		return out, nil // capture only: no engine routing needed
-	}
 	tab, err := route.NewTable(def, routes)
 	if err != nil {
 		return nil, usagef("--route: %v", err)
 	}
+	warnUnverified(log, tab)
 	out.engine = &delivery.Routing{Table: tab, MXPort: rf.mxPort, SMTP: &smtp.Options{LocalName: hostname(cfg),
 		Timeouts: smtp.Timeouts{Dial: rf.timeoutConnect, Greeting: rf.timeoutCommand, Command: rf.timeoutCommand,
 			MailRcpt: rf.timeoutCommand, DataTerm: rf.timeoutDataEnd}}}
@@ -78,6 +78,17 @@ func buildRouting(cfg *serveConfig, log *slog.Logger) (*routing, error) {
 		out.engine.Resolver = res
 	}
 	return out, nil
+}
+
+// warnUnverified says loudly, once at start, which relays are reached
+// with tls_verify=false: encrypted, but to whoever answers.
+func warnUnverified(log *slog.Logger, tab *route.Table) {
+	for _, r := range append([]*route.Route{tab.Default()}, tab.Routes()...) {
+		if r.Target.Kind == route.Relay && r.Target.Relay.InsecureSkipVerify {
+			log.Warn("TLS CERTIFICATE NOT VERIFIED (tls_verify=false): mail to this relay is encrypted but could go to an impostor; prefer ca=PATH",
+				"route", r.Name(), "relay", r.Target.Relay.Addr())
+		}
+	}
 }
 
 func checkRoutingFlags(cfg *serveConfig) error {
@@ -137,9 +148,6 @@ func domainRoutes(rf *routingFlags) ([]route.Route, error) {
 
 // describeRoutes is the start-up line's account of where mail goes.
 func (r *routing) describeRoutes() string {
-	if r.engine == nil {
-		return r.describe
-	}
 	n := len(r.engine.Table.Routes())
 	if n == 0 {
 		return r.describe

@@ -53,8 +53,13 @@ func TestRoutingFlags(t *testing.T) {
 
 func TestRoutingCaptureAndDefaults(t *testing.T) {
 	r, err := routingFor(t)
-	if err != nil || r.engine != nil || !r.capture || r.maxConns != 100 || r.perDs != 20 {
+	if err != nil || !r.capture || r.maxConns != 100 || r.perDs != 20 {
 		t.Fatalf("no flags: %+v, %v; want capture only, 100 and 20", r, err)
+	}
+	// Capture only still has engine routing, so that a reload can add
+	// routes; it needs no resolver.
+	if r.engine == nil || r.engine.Table.Default().Target.Kind != route.Capture || r.engine.Resolver != nil {
+		t.Fatalf("no flags: engine routing %+v; want a capture default without a resolver", r.engine)
 	}
 	// Routes without a relay: those domains are delivered, the rest captured.
 	r, err = routingFor(t, "--route", "a.test=smtp://relay.test:25")
@@ -129,5 +134,24 @@ func TestRoutingErrors(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("serve %v: the error shows the password: %v", tc.args, err)
 		}
+	}
+}
+
+// TestUnverifiedRelayWarned: a relay reached with tls_verify=false is
+// named in one loud warning at start; verified ones are not.
+func TestUnverifiedRelayWarned(t *testing.T) {
+	var logs strings.Builder
+	cfg, err := parseServeConfig([]string{"--relay", "smtp://relay.test:587?tls_verify=false",
+		"--route", "ok.test=smtp://good.test:587"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buildRouting(cfg, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if strings.Count(out, "TLS CERTIFICATE NOT VERIFIED") != 1 || !strings.Contains(out, "relay.test:587") ||
+		strings.Contains(out, "good.test") {
+		t.Errorf("start-up warnings:\n%s", out)
 	}
 }

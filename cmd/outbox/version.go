@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
 	"runtime/debug"
 )
 
@@ -15,22 +16,32 @@ type buildInfo struct {
 	Modified                         bool
 }
 
+// stampedVersion and stampedCommit are set by the linker where the build
+// has no VCS information to read, as in a container build without .git:
+//
+//	go build -ldflags "-X main.stampedVersion=v1.2.3 -X main.stampedCommit=abc123" ./cmd/outbox
+var stampedVersion, stampedCommit string
+
 func readBuildInfo() buildInfo {
-	b := buildInfo{Version: "(unknown)", Commit: "unknown"}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return b
-	}
-	b.Version, b.GoVersion = bi.Main.Version, bi.GoVersion
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			b.Commit = s.Value
-		case "vcs.time":
-			b.Time = s.Value
-		case "vcs.modified":
-			b.Modified = s.Value == "true"
+	b := buildInfo{Version: "(unknown)", Commit: "unknown", GoVersion: runtime.Version()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		b.Version, b.GoVersion = bi.Main.Version, bi.GoVersion
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				b.Commit = s.Value
+			case "vcs.time":
+				b.Time = s.Value
+			case "vcs.modified":
+				b.Modified = s.Value == "true"
+			}
 		}
+	}
+	if stampedVersion != "" {
+		b.Version = stampedVersion
+	}
+	if stampedCommit != "" {
+		b.Commit = stampedCommit
 	}
 	return b
 }
@@ -51,6 +62,9 @@ func (b buildInfo) String() string {
 }
 
 func runVersion(_ context.Context, args []string, stdout, _ io.Writer) error {
+	if wantsHelp(args) {
+		return &helpRequest{cmd: "version", synopsis: "outbox version"}
+	}
 	if len(args) > 0 {
 		return usagef("version takes no arguments")
 	}

@@ -24,6 +24,16 @@ type Received struct {
 	Data []byte
 	// EightBit reports that MAIL gave BODY=8BITMIME.
 	EightBit bool
+	// DSN holds the RFC 3461 parameters the client gave (Options.DSN).
+	DSN DSN
+}
+
+// DSN is what a client asked of delivery status notifications: RET and
+// ENVID at MAIL, NOTIFY and ORCPT per recipient (in To's order).
+type DSN struct {
+	Return, EnvID string
+	Notify        [][]string
+	ORcpt         []string
 }
 
 // Options script the sink's behaviour. Nil funcs accept everything.
@@ -36,6 +46,8 @@ type Options struct {
 	Delay time.Duration
 	// MaxMessageBytes is advertised in SIZE (0: unlimited).
 	MaxMessageBytes int64
+	// DSN offers the DSN extension (RFC 3461) and records its parameters.
+	DSN bool
 	// Hide lists EHLO keywords the sink does not offer ("8BITMIME"):
 	// go-smtp lists some whatever it is told, so their lines are dropped
 	// from its replies on the way out.
@@ -81,6 +93,7 @@ func (s *Sink) listen(addr string) error {
 	srv.ErrorLog = log.New(io.Discard, "", 0)
 	srv.MaxMessageBytes = s.opts.MaxMessageBytes
 	srv.EnableSMTPUTF8 = true
+	srv.EnableDSN = s.opts.DSN
 	srv.ReadTimeout = 30 * time.Second
 	srv.WriteTimeout = 30 * time.Second
 	s.mu.Lock()
@@ -192,6 +205,7 @@ type session struct {
 	from  string
 	to    []string
 	eight bool
+	dsn   DSN
 }
 
 func (x *session) pause() {
@@ -202,11 +216,14 @@ func (x *session) pause() {
 
 func (x *session) Mail(from string, opts *smtp.MailOptions) error {
 	x.pause()
-	x.from, x.to, x.eight = from, nil, opts != nil && opts.Body == smtp.Body8BitMIME
+	x.from, x.to, x.eight, x.dsn = from, nil, opts != nil && opts.Body == smtp.Body8BitMIME, DSN{}
+	if opts != nil {
+		x.dsn.Return, x.dsn.EnvID = string(opts.Return), opts.EnvelopeID
+	}
 	return nil
 }
 
-func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+func (x *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	x.pause()
 	if f := x.s.opts.Rcpt; f != nil {
 		if err := f(to); err != nil {
@@ -214,6 +231,15 @@ func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		}
 	}
 	x.to = append(x.to, to)
+	var notify []string
+	var orcpt string
+	if opts != nil {
+		for _, n := range opts.Notify {
+			notify = append(notify, string(n))
+		}
+		orcpt = opts.OriginalRecipient
+	}
+	x.dsn.Notify, x.dsn.ORcpt = append(x.dsn.Notify, notify), append(x.dsn.ORcpt, orcpt)
 	return nil
 }
 
@@ -232,7 +258,7 @@ func (x *session) Data(r io.Reader) error {
 		}
 	}
 	x.s.mu.Lock()
-	x.s.received = append(x.s.received, Received{From: x.from, To: x.to, Data: buf.Bytes(), EightBit: x.eight})
+	x.s.received = append(x.s.received, Received{From: x.from, To: x.to, Data: buf.Bytes(), EightBit: x.eight, DSN: x.dsn})
 	x.s.mu.Unlock()
 	select {
 	case x.s.notify <- struct{}{}:
@@ -241,5 +267,5 @@ func (x *session) Data(r io.Reader) error {
 	return nil
 }
 
-func (x *session) Reset()        { x.from, x.to = "", nil }
+func (x *session) Reset()        { x.from, x.to, x.dsn = "", nil, DSN{} }
 func (x *session) Logout() error { return nil }

@@ -187,9 +187,12 @@ func Load(certFile, keyFile string) (*Files, error) {
 
 // Reload reads the files again. On error the certificate in use stays.
 func (f *Files) Reload() error {
-	c, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
+	f.mu.RLock()
+	certFile, keyFile := f.certFile, f.keyFile
+	f.mu.RUnlock()
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return fmt.Errorf("%s, %s: %w", f.certFile, f.keyFile, err)
+		return fmt.Errorf("%s, %s: %w", certFile, keyFile, err)
 	}
 	f.mu.Lock()
 	f.cert = &c
@@ -212,4 +215,43 @@ func (f *Files) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 // Config returns a server configuration that serves f.
 func (f *Files) Config() *tls.Config {
 	return &tls.Config{GetCertificate: f.GetCertificate, MinVersion: tls.VersionTLS12}
+}
+
+// Prepare reads a certificate and key, possibly from other files than
+// before, without putting them in use: Apply on the result does, for new
+// handshakes. A configuration reload prepares every part before it
+// applies any, so on an error nothing changes.
+func (f *Files) Prepare(certFile, keyFile string) (*Staged, error) {
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("both a certificate file and a key file are needed")
+	}
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s, %s: %w", certFile, keyFile, err)
+	}
+	return &Staged{f: f, certFile: certFile, keyFile: keyFile, cert: c}, nil
+}
+
+// Staged is a certificate Prepare read, not yet in use.
+type Staged struct {
+	f                 *Files
+	certFile, keyFile string
+	cert              tls.Certificate
+}
+
+// Changed reports whether the staged certificate differs from the one in
+// use.
+func (s *Staged) Changed() bool {
+	in := s.f.Certificate()
+	return in == nil || !slices.EqualFunc(in.Certificate, s.cert.Certificate, slices.Equal)
+}
+
+// Fingerprint is the staged leaf certificate's SHA-256 fingerprint.
+func (s *Staged) Fingerprint() string { return Fingerprint(s.cert.Certificate[0]) }
+
+// Apply puts the staged certificate in use, and its files for Reload.
+func (s *Staged) Apply() {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	s.f.certFile, s.f.keyFile, s.f.cert = s.certFile, s.keyFile, &s.cert
 }

@@ -69,6 +69,14 @@ func Check(r io.Reader) io.Reader {
 	return e
 }
 
+// Verify reads r through and returns Check's *Error when it has a line
+// over 998 octets that LimitLines could not shorten, nil otherwise: for
+// a store that runs it over a body it has spooled already.
+func Verify(r io.Reader) error {
+	_, err := io.Copy(io.Discard, Check(r))
+	return err
+}
+
 type mode int
 
 const (

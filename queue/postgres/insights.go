@@ -29,7 +29,7 @@ func (s *Store) Activity(ctx context.Context, since time.Time, bucket time.Durat
 		out[st] = make([]int64, n)
 	}
 	width := bucket.Seconds()
-	// Final messages through the (status, updated_at) index; created ones
+	// Final messages through the outbox_messages_final index; created ones
 	// through the primary key, since UUIDv7 ids start with their time.
 	rows, err := s.d.pool.Query(ctx, `
 		SELECT status, floor(extract(epoch FROM updated_at - $1) / $2)::bigint AS b, count(*)
@@ -64,9 +64,13 @@ func (s *Store) RouteHealth(ctx context.Context, since time.Time) (attempts, fai
 	rows, err := s.d.pool.Query(ctx, `
 		SELECT a.route, count(*), count(*) FILTER (WHERE NOT (m.status = 'delivered'
 			AND a.number = (SELECT max(number) FROM outbox_attempts l WHERE l.message_id = m.id)))
-		FROM outbox_messages m JOIN outbox_attempts a ON a.message_id = m.id
-		WHERE m.status IN ('queued', 'sending', 'deferred', 'delivered', 'partial', 'failed', 'cancelled')
-			AND m.updated_at >= $1 AND a.finished_at >= $1
+		FROM (SELECT id, status FROM outbox_messages
+				WHERE status IN ('delivered', 'partial', 'failed', 'cancelled') AND updated_at >= $1
+				UNION ALL
+				SELECT id, status FROM outbox_messages
+				WHERE status IN ('queued', 'sending', 'deferred') AND updated_at >= $1) m
+			JOIN outbox_attempts a ON a.message_id = m.id
+		WHERE a.finished_at >= $1
 		GROUP BY a.route ORDER BY a.route`, since)
 	if err != nil {
 		return nil, nil, wrap("route health", err)

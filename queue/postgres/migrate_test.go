@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,9 +61,10 @@ func TestMigrateSearchBackfill(t *testing.T) {
 	conn := connect(t, dsn)
 	const id = "01a00000-0000-7000-8000-000000000001"
 	body := "From: Old Friend <old@x.test>\r\nSubject: archive\r\n\r\nForgotten treasure\r\n"
+	before := slices.IndexFunc(migrations, func(m string) bool { return strings.Contains(m, "outbox_search") })
 	stmts := append([]string{`CREATE TABLE outbox_schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`},
-		migrations[:3]...)
-	stmts = append(stmts, `INSERT INTO outbox_schema_migrations (version) VALUES (1), (2), (3)`,
+		migrations[:before]...)
+	stmts = append(stmts, fmt.Sprintf(`INSERT INTO outbox_schema_migrations (version) SELECT generate_series(1, %d)`, before),
 		`INSERT INTO outbox_messages (id, sender, status, created_at, updated_at, expires_at, size)
 			VALUES ('`+id+`', 'a@x.test', 'delivered', now(), now(), now() + interval '1 day', `+fmt.Sprint(len(body))+`)`,
 		`INSERT INTO outbox_recipients (message_id, idx, address, status) VALUES ('`+id+`', 0, 'b@x.test', 'delivered')`)

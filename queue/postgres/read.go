@@ -17,7 +17,7 @@ import (
 const msgCols = `id, sender, subject, status, size, attempts,
 	coalesce(idempotency_key, ''), tags::text, created_at, updated_at,
 	next_attempt_at, expires_at, source, eight_bit, smtputf8, dsn_ret, dsn_envid,
-	ignore_suppressions, repairs`
+	ignore_suppressions, repairs, unsubscribe, long_lines`
 
 // readCols are what Message and List read: the header's mailboxes from
 // the search index, then msgCols, for "FROM outbox_messages m LEFT JOIN
@@ -42,7 +42,7 @@ func scanMessage(row pgx.Row, extra ...any) (queue.Message, error) {
 	var next *time.Time
 	dst := append(extra, &m.ID, &m.From, &m.Subject, &status, &m.Size, &m.Attempts,
 		&m.IdempotencyKey, &tags, &m.CreatedAt, &m.UpdatedAt, &next, &m.ExpiresAt, &source,
-		&m.EightBit, &m.SMTPUTF8, &ret, &m.DSN.EnvID, &m.IgnoreSuppressions, &repairs)
+		&m.EightBit, &m.SMTPUTF8, &ret, &m.DSN.EnvID, &m.IgnoreSuppressions, &repairs, &m.Unsubscribe, &m.LongLines)
 	if err := row.Scan(dst...); err != nil {
 		return m, err
 	}
@@ -106,7 +106,7 @@ func (t *pgTx) Recipients(ctx context.Context, ids []string, openOnly bool) (map
 	if len(ids) == 0 {
 		return out, nil
 	}
-	query := `SELECT message_id, address, status, attempts, code, enhanced_code,
+	query := `SELECT message_id, idx, address, status, attempts, code, enhanced_code,
 		text, last_attempt_at, dsn_notify, dsn_orcpt FROM outbox_recipients WHERE message_id = ANY($1)`
 	if openOnly {
 		query += ` AND status IN ('pending', 'deferred')`
@@ -115,7 +115,7 @@ func (t *pgTx) Recipients(ctx context.Context, ids []string, openOnly bool) (map
 		var id, status, notify string
 		var last *time.Time
 		var r queue.Recipient
-		if err := rows.Scan(&id, &r.Address, &status, &r.Attempts, &r.Code,
+		if err := rows.Scan(&id, &r.Idx, &r.Address, &status, &r.Attempts, &r.Code,
 			&r.EnhancedCode, &r.Text, &last, &notify, &r.DSN.ORcpt); err != nil {
 			return err
 		}

@@ -52,17 +52,17 @@ func (t *pgTx) InsertMessages(ctx context.Context, rows []queue.MessageRow) ([]q
 		return nil
 	}, `WITH ins AS (INSERT INTO outbox_messages (id, sender, subject, status, created_at, updated_at,
 		next_attempt_at, expires_at, idempotency_key, size, tags, source, eight_bit, smtputf8,
-		dsn_ret, dsn_envid, ignore_suppressions, repairs, lease_owner, lease_expires_at, attempts)
+		dsn_ret, dsn_envid, ignore_suppressions, repairs, lease_owner, lease_expires_at, attempts, unsubscribe, long_lines)
 	SELECT u.id, u.sender, u.subject, u.status, u.created, u.created, u.next, u.expires,
 		nullif(u.key, ''), u.size, u.tags::jsonb, u.source, u.eight, u.utf8, u.ret, u.envid,
 		u.ignore, u.repairs, u.owner,
 		CASE WHEN u.owner <> '' THEN now() + u.lease * interval '1 microsecond' END,
-		CASE WHEN u.owner <> '' THEN 1 ELSE 0 END
+		CASE WHEN u.owner <> '' THEN 1 ELSE 0 END, u.unsub, u.long
 	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
 		$7::timestamptz[], $8::text[], $9::bigint[], $10::text[], $11::text[], $12::bool[], $13::bool[],
-		$14::text[], $15::text[], $16::bool[], $17::text[], $18::text[], $19::bigint[]) WITH ORDINALITY
+		$14::text[], $15::text[], $16::bool[], $17::text[], $18::text[], $19::bigint[], $20::bool[], $21::bool[]) WITH ORDINALITY
 		AS u(id, sender, subject, status, created, next, expires, key, size, tags, source, eight, utf8,
-			ret, envid, ignore, repairs, owner, lease, ord)
+			ret, envid, ignore, repairs, owner, lease, unsub, long, ord)
 	ORDER BY u.ord
 	ON CONFLICT (idempotency_key) DO NOTHING
 	RETURNING id, lease_expires_at),
@@ -99,6 +99,7 @@ func messageArrays(rows []queue.MessageRow) ([]any, error) {
 		next                = make([]*time.Time, n)
 		sizes, leases       = make([]int64, n), make([]int64, n)
 		eight, utf8, ignore = make([]bool, n), make([]bool, n), make([]bool, n)
+		unsub, long         = make([]bool, n), make([]bool, n)
 	)
 	for i, r := range rows {
 		ids[i], senders[i], subjects[i], statuses[i], keys[i] = r.ID, r.From, r.Subject, string(r.Status), r.IdempotencyKey
@@ -113,9 +114,10 @@ func messageArrays(rows []queue.MessageRow) ([]any, error) {
 		repairs[i], owners[i], leases[i] = strings.Join(r.Repairs, ","), r.LeaseOwner, r.Lease.Microseconds()
 		created[i], expires[i], next[i], sizes[i] = r.CreatedAt, r.ExpiresAt, timeOrNil(r.NextAttemptAt), r.Size
 		eight[i], utf8[i], ignore[i] = r.Flags.EightBit, r.Flags.SMTPUTF8, r.Flags.IgnoreSuppressions
+		unsub[i], long[i] = r.Flags.Unsubscribe, r.Flags.LongLines
 	}
 	return []any{ids, senders, subjects, statuses, created, next, expires, keys, sizes, tags, sources, eight, utf8,
-		rets, envids, ignore, repairs, owners, leases}, nil
+		rets, envids, ignore, repairs, owners, leases, unsub, long}, nil
 }
 
 // FindKeys returns the ids holding idempotency keys. It runs as its own

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -87,7 +88,7 @@ func testTextValidated(t *testing.T, s queue.Store) {
 func testFlags(t *testing.T, s queue.Store) {
 	m := newMsg("a@x.test", "b@x.test")
 	m.Source = queue.SourceSMTP
-	m.Flags = queue.Flags{EightBit: true, SMTPUTF8: true, DSN: queue.DSN{Return: queue.DSNReturnHeaders, EnvID: "env-1"}}
+	m.Flags = queue.Flags{EightBit: true, SMTPUTF8: true, DSN: queue.DSN{Return: queue.DSNReturnHeaders, EnvID: "env-1"}, Unsubscribe: true}
 	m.RecipientDSN = []queue.RecipientDSN{{Notify: []string{"FAILURE", "DELAY"}, ORcpt: "orig@x.test"}, {Notify: []string{"NEVER"}}}
 	m.Repairs = []string{"date", "message-id"}
 	m.Tags = map[string]string{"body": "7bit", "smtputf8": "0", "source": "api"}
@@ -111,6 +112,49 @@ func testFlags(t *testing.T, s queue.Store) {
 	plain := get(t, s, enqueue(t, s, newMsg("c@x.test")))
 	if plain.Source != queue.SourceLibrary || plain.Flags != (queue.Flags{}) || plain.Repairs != nil {
 		t.Errorf("plain message: source %q flags %+v repairs %v", plain.Source, plain.Flags, plain.Repairs)
+	}
+	// A body with 8-bit bytes is 8-bit whatever the producer said, on the
+	// leased path too, and even when the byte comes after the first chunk.
+	for _, size := range []int{100, 3 * queue.DefaultChunkSize} {
+		m := newMsg("d@x.test")
+		m.Body = strings.NewReader("Subject: s\r\n\r\n" + strings.Repeat("a", size) + "Gr\xc3\xbc\xc3\x9fe\r\n")
+		if got := get(t, s, enqueue(t, s, m)); !got.EightBit {
+			t.Errorf("an undeclared 8-bit body of %d bytes is not marked 8-bit", size)
+		}
+		m.Body = strings.NewReader("Subject: s\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n")
+		if e := enqueueLeased(t, s, m, "w", time.Minute); e.Claimed == nil || !e.Claimed.EightBit {
+			t.Errorf("an undeclared 8-bit body handed over leased is not marked 8-bit: %+v", e.Claimed)
+		}
+	}
+	// A line over 998 octets is noted for delivery to re-encode; 998 is not.
+	for _, n := range []int{998, 999} {
+		m := newMsg("e@x.test")
+		m.Body = strings.NewReader("Subject: s\r\n\r\n" + strings.Repeat("b", n) + "\r\n")
+		got := get(t, s, enqueue(t, s, m))
+		if got.LongLines != (n > 998) || got.EightBit {
+			t.Errorf("a body line of %d octets: LongLines %v, EightBit %v", n, got.LongLines, got.EightBit)
+		}
+	}
+	// CheckLongLines sees the whole spooled body of a message with a long
+	// line, and its refusal stores nothing; other messages skip it.
+	refused := errors.New("refused by the check")
+	for _, n := range []int{998, 999} {
+		var seen string
+		m := newMsg("f@x.test")
+		body := "Subject: s\r\n\r\n" + strings.Repeat("c", n) + "\r\n"
+		m.Body = strings.NewReader(body)
+		m.CheckLongLines = func(r io.Reader) error {
+			b, _ := io.ReadAll(r)
+			seen = string(b)
+			return refused
+		}
+		_, err := s.Enqueue(context.Background(), m)
+		switch {
+		case n == 998 && (err != nil || seen != ""):
+			t.Errorf("no long line: Enqueue %v, check called: %v", err, seen != "")
+		case n == 999 && (!errors.Is(err, refused) || seen != body):
+			t.Errorf("a long line: Enqueue %v (want the check's error), check saw %d of %d octets", err, len(seen), len(body))
+		}
 	}
 }
 
@@ -222,7 +266,9 @@ func testLeasedNotLeased(t *testing.T, s queue.Store) {
 // testCompleteBatch: one Complete records many results, each with its own
 // outcome, and leaves the others' lost leases alone.
 func testCompleteBatch(t *testing.T, s queue.Store) {
-	const n = 40
+	// More than a driver's longest list of rows (256 on SQLite), and not
+	// a power of two: the batch is split, and its last part padded.
+	const n = 300
 	for i := range n {
 		enqueue(t, s, newMsg(fmt.Sprintf("a%d@x.test", i), fmt.Sprintf("b%d@x.test", i)))
 	}

@@ -36,10 +36,10 @@ func (s *Store) Activity(ctx context.Context, since time.Time, bucket time.Durat
 		out[string(st)] = make([]int64, n)
 	}
 	start, width := since.UnixMilli(), bucket.Milliseconds()
-	// Final messages by (status, updated_at): the messages_status_updated
-	// index serves each status's range directly.
+	// Final messages through the messages_final partial index, whose
+	// condition the query names exactly.
 	rows, err := s.d.rdb.QueryContext(ctx, `SELECT status, (updated_at - ?1) / ?2 AS b, COUNT(*)
-		FROM messages WHERE status IN ('delivered', 'partial', 'failed', 'cancelled')
+		FROM messages INDEXED BY messages_final WHERE status IN ('delivered', 'partial', 'failed', 'cancelled')
 		AND updated_at >= ?1 GROUP BY status, b`, start, width)
 	if err != nil {
 		return nil, wrap("activity", err)
@@ -80,14 +80,18 @@ func addBuckets(rows *sql.Rows, out map[string][]int64) error {
 // succeeded when it is its message's last and the message is delivered; any
 // earlier attempt left something to retry.
 func (s *Store) RouteHealth(ctx context.Context, since time.Time) (attempts, failures map[string]int64, err error) {
-	// An attempt that finished since then updated its message since then,
-	// so the (status, updated_at) index narrows the join to recent mail.
+	// An attempt that finished since then updated its message since then:
+	// finished mail comes through the messages_final index, and mail still
+	// waiting (never much of it) through (status, id).
 	rows, err := s.d.rdb.QueryContext(ctx, `SELECT a.route, COUNT(*),
 		SUM(CASE WHEN m.status = 'delivered' AND a.number =
 			(SELECT MAX(number) FROM attempts l WHERE l.message_id = m.id) THEN 0 ELSE 1 END)
-		FROM messages m JOIN attempts a ON a.message_id = m.id
-		WHERE m.status IN ('queued', 'sending', 'deferred', 'delivered', 'partial', 'failed', 'cancelled')
-		AND m.updated_at >= ?1 AND a.finished_at >= ?1
+		FROM (SELECT id, status FROM messages INDEXED BY messages_final
+			WHERE status IN ('delivered', 'partial', 'failed', 'cancelled') AND updated_at >= ?1
+			UNION ALL
+			SELECT id, status FROM messages WHERE status IN ('queued', 'sending', 'deferred') AND updated_at >= ?1) m
+		JOIN attempts a ON a.message_id = m.id
+		WHERE a.finished_at >= ?1
 		GROUP BY a.route ORDER BY a.route`, since.UnixMilli())
 	if err != nil {
 		return nil, nil, wrap("route health", err)

@@ -15,7 +15,7 @@ import (
 const msgCols = `id, sender, subject, status, size, attempts,
 	coalesce(idempotency_key, ''), tags, created_at, updated_at,
 	next_attempt_at, expires_at, source, eight_bit, smtputf8, dsn_ret, dsn_envid,
-	ignore_suppressions, repairs`
+	ignore_suppressions, repairs, unsubscribe, long_lines`
 
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
@@ -43,7 +43,7 @@ func scanMessage(sc scanner, extra ...any) (queue.Message, error) {
 	var created, updated, next, expires int64
 	err := sc.Scan(append([]any{&m.ID, &m.From, &m.Subject, &status, &m.Size, &m.Attempts,
 		&m.IdempotencyKey, &tags, &created, &updated, &next, &expires, &source,
-		&m.EightBit, &m.SMTPUTF8, &ret, &m.DSN.EnvID, &m.IgnoreSuppressions, &repairs}, extra...)...)
+		&m.EightBit, &m.SMTPUTF8, &ret, &m.DSN.EnvID, &m.IgnoreSuppressions, &repairs, &m.Unsubscribe, &m.LongLines}, extra...)...)
 	if err != nil {
 		return m, err
 	}
@@ -73,29 +73,37 @@ func (t *sqlTx) Recipients(ctx context.Context, ids []string, openOnly bool) (ma
 	if len(ids) == 0 {
 		return out, nil
 	}
-	query := `SELECT message_id, address, status, attempts, code, enhanced_code,
-		text, last_attempt_at, dsn_notify, dsn_orcpt FROM recipients
-		WHERE message_id IN (SELECT value FROM json_each(?))`
+	err := chunks(len(ids), func(lo, hi int) error {
+		return t.recipients(ctx, ids[lo:hi], openOnly, out)
+	})
+	return out, err
+}
+
+// recipients reads the recipients of at most maxListRows ids into out.
+func (t *sqlTx) recipients(ctx context.Context, ids []string, openOnly bool, out map[string][]queue.Recipient) error {
+	args, in := inArgs(nil, ids)
+	query := `SELECT message_id, idx, address, status, attempts, code, enhanced_code,		text, last_attempt_at, dsn_notify, dsn_orcpt FROM recipients
+		WHERE message_id IN (` + in + `)`
 	if openOnly {
 		query += ` AND status IN ('pending', 'deferred')`
 	}
-	rows, err := t.query(ctx, query+` ORDER BY message_id, idx`, idsJSON(ids))
+	rows, err := t.query(ctx, query+` ORDER BY message_id, idx`, args...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var id, status, notify string
 		var last int64
 		var r queue.Recipient
-		if err := rows.Scan(&id, &r.Address, &status, &r.Attempts, &r.Code,
+		if err := rows.Scan(&id, &r.Idx, &r.Address, &status, &r.Attempts, &r.Code,
 			&r.EnhancedCode, &r.Text, &last, &notify, &r.DSN.ORcpt); err != nil {
-			return nil, err
+			return err
 		}
 		r.Status, r.LastAttemptAt, r.DSN.Notify = queue.RecipientStatus(status), fromMS(last), split(notify)
 		out[id] = append(out[id], r)
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // Message reads one message.
@@ -276,11 +284,11 @@ func (t *sqlTx) History(ctx context.Context, id string) ([]queue.RecipientEvent,
 func (t *sqlTx) NextDue(ctx context.Context) (time.Time, bool, error) {
 	var v sql.NullInt64
 	err := t.queryRow(ctx, []any{&v}, `SELECT MIN(t) FROM (
-		SELECT MIN(next_attempt_at) AS t FROM messages WHERE status = 'queued'
+		SELECT MIN(next_attempt_at) AS t FROM messages INDEXED BY messages_queued WHERE status = 'queued'
 		UNION ALL
-		SELECT MIN(next_attempt_at) FROM messages WHERE status = 'deferred'
+		SELECT MIN(next_attempt_at) FROM messages INDEXED BY messages_deferred WHERE status = 'deferred'
 		UNION ALL
-		SELECT MIN(lease_expires_at) FROM messages WHERE status = 'sending')`)
+		SELECT MIN(lease_expires_at) FROM messages INDEXED BY messages_sending WHERE status = 'sending')`)
 	if err != nil || !v.Valid {
 		return time.Time{}, false, err
 	}

@@ -147,7 +147,31 @@ CREATE TABLE store_probe (
 	at INTEGER NOT NULL
 );
 `,
-	// 5: full-text search. search_fts is a contentless FTS5 index (the
+	// 5: partial indexes: a message is in the due index of its waiting
+	// status, or in the lease index while sending, or in the index of
+	// finished mail, never in all of them; the claim, next-due, purge and
+	// activity queries name the status exactly as the index does. Fresh
+	// mail written leased and then delivered moves through two index
+	// entries instead of eight.
+	`
+DROP INDEX messages_due;
+DROP INDEX messages_lease;
+DROP INDEX messages_status_updated;
+CREATE INDEX messages_queued ON messages (next_attempt_at) WHERE status = 'queued';
+CREATE INDEX messages_deferred ON messages (next_attempt_at) WHERE status = 'deferred';
+CREATE INDEX messages_sending ON messages (lease_expires_at) WHERE status = 'sending';
+CREATE INDEX messages_final ON messages (updated_at)
+	WHERE status IN ('delivered', 'partial', 'failed', 'cancelled');
+`,
+	// 6: the one-click unsubscribe flag, which delivery acts on.
+	`
+ALTER TABLE messages ADD COLUMN unsubscribe INTEGER NOT NULL DEFAULT 0;
+`,
+	// 7: bodies with a line over 998 octets, which delivery re-encodes.
+	`
+ALTER TABLE messages ADD COLUMN long_lines INTEGER NOT NULL DEFAULT 0;
+`,
+	// 8: full-text search. search_fts is a contentless FTS5 index (the
 	// text lives in the message body, not twice on disk) of words the
 	// queue has already normalised and separated by spaces, so the ascii
 	// tokenizer splits them exactly there; detail=none keeps only which

@@ -9,7 +9,8 @@
 // writer, so a slow producer never holds the write lock, and are stored in
 // chunks in the same transaction as their message row. Every statement is
 // prepared once per connection and reused; batches of rows go through one
-// statement each (json_each), not one per row.
+// statement each, their rows bound as a VALUES list (values.go), not one
+// statement per row.
 //
 // Layout: the database file at the path given to Open, its -wal and -shm
 // files, and a spool directory beside it (path + ".spool"). Times are

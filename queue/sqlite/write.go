@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"time"
@@ -10,14 +9,8 @@ import (
 	"github.com/outbox-mail/outbox/queue"
 )
 
-// Set-based statements take their rows as one JSON array of arrays,
-// expanded by json_each, so one prepared statement serves a batch of any
-// size.
-func rowsJSON(rows [][]any) (string, error) {
-	b, err := json.Marshal(rows)
-	return string(b), err
-}
-
+// idsJSON is a JSON array of strings, for the rare list (of statuses) that
+// is not worth a VALUES list.
 func idsJSON(ids []string) string {
 	b, _ := json.Marshal(ids)
 	return string(b)
@@ -56,8 +49,9 @@ func tagsJSON(tags map[string]string) (string, error) {
 
 const insertMessageSQL = `INSERT INTO messages (id, sender, subject, status, created_at,
 	updated_at, next_attempt_at, expires_at, idempotency_key, size, tags, source, eight_bit,
-	smtputf8, dsn_ret, dsn_envid, ignore_suppressions, repairs, lease_owner, lease_expires_at, attempts)
-	VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
+	smtputf8, dsn_ret, dsn_envid, ignore_suppressions, repairs, lease_owner, lease_expires_at, attempts,
+	unsubscribe, long_lines)
+	VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
 	ON CONFLICT (idempotency_key) DO NOTHING`
 
 // InsertMessages inserts each row with one prepared statement (no round
@@ -84,7 +78,7 @@ func (t *sqlTx) InsertMessages(ctx context.Context, rows []queue.MessageRow) ([]
 			r.CreatedAt.UnixMilli(), ms(r.NextAttemptAt), r.ExpiresAt.UnixMilli(), key, r.Size, tags,
 			string(r.Source), b2i(r.Flags.EightBit), b2i(r.Flags.SMTPUTF8), string(r.Flags.DSN.Return),
 			r.Flags.DSN.EnvID, b2i(r.Flags.IgnoreSuppressions), strings.Join(r.Repairs, ","),
-			r.LeaseOwner, lease, attempts)
+			r.LeaseOwner, lease, attempts, b2i(r.Flags.Unsubscribe), b2i(r.Flags.LongLines))
 		if err != nil {
 			return nil, err
 		}
@@ -103,21 +97,24 @@ func (t *sqlTx) InsertMessages(ctx context.Context, rows []queue.MessageRow) ([]
 
 // FindKeys returns the ids holding idempotency keys.
 func (t *sqlTx) FindKeys(ctx context.Context, keys []string) (map[string]string, error) {
-	rows, err := t.query(ctx, `SELECT idempotency_key, id FROM messages
-		WHERE idempotency_key IN (SELECT value FROM json_each(?))`, idsJSON(keys))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	out := map[string]string{}
-	for rows.Next() {
-		var k, id string
-		if err := rows.Scan(&k, &id); err != nil {
-			return nil, err
+	err := chunks(len(keys), func(lo, hi int) error {
+		args, in := inArgs(nil, keys[lo:hi])
+		rows, err := t.query(ctx, `SELECT idempotency_key, id FROM messages WHERE idempotency_key IN (`+in+`)`, args...)
+		if err != nil {
+			return err
 		}
-		out[k] = id
-	}
-	return out, rows.Err()
+		defer rows.Close()
+		for rows.Next() {
+			var k, id string
+			if err := rows.Scan(&k, &id); err != nil {
+				return err
+			}
+			out[k] = id
+		}
+		return rows.Err()
+	})
+	return out, err
 }
 
 // InsertRecipients inserts recipients in one statement.
@@ -125,19 +122,16 @@ func (t *sqlTx) InsertRecipients(ctx context.Context, rs []queue.RecipientRow) e
 	if len(rs) == 0 {
 		return nil
 	}
-	rows := make([][]any, len(rs))
-	for i, r := range rs {
-		rows[i] = []any{r.MessageID, r.Idx, r.Address, string(r.Status), r.Text,
-			strings.Join(r.DSN.Notify, ","), r.DSN.ORcpt}
-	}
-	j, err := rowsJSON(rows)
-	if err != nil {
-		return err
-	}
-	_, err = t.exec(ctx, `INSERT INTO recipients (message_id, idx, address, status, text, dsn_notify, dsn_orcpt)
-		SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, j.value->>5, j.value->>6
-		FROM json_each(?) AS j WHERE EXISTS (SELECT 1 FROM messages m WHERE m.id = j.value->>0)`, j)
-	return err
+	return t.execRows(ctx, len(rs), 7, nil, func(values string) string {
+		return `INSERT INTO recipients (message_id, idx, address, status, text, dsn_notify, dsn_orcpt)
+		SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7
+		FROM (VALUES ` + values + `) AS v
+		WHERE v.column1 IS NOT NULL AND EXISTS (SELECT 1 FROM messages m WHERE m.id = v.column1)`
+	}, func(args []any, i int) []any {
+		r := &rs[i]
+		return append(args, r.MessageID, r.Idx, r.Address, string(r.Status), r.Text,
+			strings.Join(r.DSN.Notify, ","), r.DSN.ORcpt)
+	})
 }
 
 // WriteChunk stores one body chunk.
@@ -182,9 +176,15 @@ func scanSuppressions(t *sqlTx, ctx context.Context, query string, args ...any) 
 
 // LiveSuppressions reads the unexpired entries of addresses.
 func (t *sqlTx) LiveSuppressions(ctx context.Context, addresses []string) ([]queue.Suppression, error) {
-	return scanSuppressions(t, ctx, `SELECT `+suppressionCols+` FROM suppressions
-		WHERE address IN (SELECT value FROM json_each(?1)) AND (expires_at = 0 OR expires_at > ?2)`,
-		idsJSON(addresses), time.Now().UnixMilli())
+	var out []queue.Suppression
+	err := chunks(len(addresses), func(lo, hi int) error {
+		args, in := inArgs([]any{time.Now().UnixMilli()}, addresses[lo:hi])
+		got, err := scanSuppressions(t, ctx, `SELECT `+suppressionCols+` FROM suppressions
+			WHERE (expires_at = 0 OR expires_at > ?1) AND address IN (`+in+`)`, args...)
+		out = append(out, got...)
+		return err
+	})
+	return out, err
 }
 
 // Notify is a no-op: only this process writes the file.
@@ -194,13 +194,13 @@ func (t *sqlTx) Notify(context.Context) error { return nil }
 // bounded index range per status, so a claim costs the same with a backlog
 // of a million as with ten.
 const dueQuery = `
-	SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages
+	SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages INDEXED BY messages_queued
 		WHERE status = 'queued' AND next_attempt_at <= ?3 ORDER BY next_attempt_at LIMIT ?4)
 	UNION ALL
-	SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages
+	SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages INDEXED BY messages_deferred
 		WHERE status = 'deferred' AND next_attempt_at <= ?3 ORDER BY next_attempt_at LIMIT ?4)
 	UNION ALL
-	SELECT * FROM (SELECT id, lease_expires_at AS due FROM messages
+	SELECT * FROM (SELECT id, lease_expires_at AS due FROM messages INDEXED BY messages_sending
 		WHERE status = 'sending' AND lease_expires_at <= ?3 ORDER BY lease_expires_at LIMIT ?4)`
 
 // ClaimDue leases due messages in one statement.
@@ -230,10 +230,12 @@ func (t *sqlTx) ClaimDue(ctx context.Context, owner string, limit int, lease tim
 // Renew extends owner's leases.
 func (t *sqlTx) Renew(ctx context.Context, owner string, ids []string, lease time.Duration) error {
 	now := time.Now()
-	_, err := t.exec(ctx, `UPDATE messages SET lease_expires_at = ?1, updated_at = ?2
-		WHERE lease_owner = ?3 AND status = 'sending' AND id IN (SELECT value FROM json_each(?4))`,
-		now.Add(lease).UnixMilli(), now.UnixMilli(), owner, idsJSON(ids))
-	return err
+	return chunks(len(ids), func(lo, hi int) error {
+		args, in := inArgs([]any{now.Add(lease).UnixMilli(), now.UnixMilli(), owner}, ids[lo:hi])
+		_, err := t.exec(ctx, `UPDATE messages SET lease_expires_at = ?1, updated_at = ?2
+			WHERE lease_owner = ?3 AND status = 'sending' AND id IN (`+in+`)`, args...)
+		return err
+	})
 }
 
 // states reads message states joined with their recipients.
@@ -268,9 +270,16 @@ const stateCols = `m.id, m.status, m.attempts, m.status = 'sending' AND m.lease_
 // Held reads owner's leased messages of ids with their recipients. The
 // single writer connection is the lock.
 func (t *sqlTx) Held(ctx context.Context, owner string, ids []string) ([]queue.MessageState, error) {
-	return t.states(ctx, `SELECT `+stateCols+`
-		WHERE m.id IN (SELECT value FROM json_each(?2)) AND m.status = 'sending' AND m.lease_owner = ?3
-		ORDER BY m.id, r.idx`, time.Now().UnixMilli(), idsJSON(ids), owner)
+	var out []queue.MessageState
+	err := chunks(len(ids), func(lo, hi int) error {
+		args, in := inArgs([]any{time.Now().UnixMilli(), owner}, ids[lo:hi])
+		got, err := t.states(ctx, `SELECT `+stateCols+`
+			WHERE m.status = 'sending' AND m.lease_owner = ?2 AND m.id IN (`+in+`)
+			ORDER BY m.id, r.idx`, args...)
+		out = append(out, got...)
+		return err
+	})
+	return out, err
 }
 
 // Lock reads one message's state.
@@ -290,24 +299,20 @@ func (t *sqlTx) UpdateRecipients(ctx context.Context, rs []queue.RecipientUpdate
 	if len(rs) == 0 {
 		return nil
 	}
-	rows := make([][]any, len(rs))
-	for i, r := range rs {
-		rows[i] = []any{r.MessageID, r.Idx, string(r.Status), b2i(r.Attempted), b2i(r.SetReply),
-			r.Code, r.EnhancedCode, r.Text}
-	}
-	j, err := rowsJSON(rows)
-	if err != nil {
-		return err
-	}
-	_, err = t.exec(ctx, `UPDATE recipients SET status = j.value->>2,
-		attempts = attempts + j.value->>3,
-		last_attempt_at = CASE WHEN j.value->>3 THEN ?2 ELSE last_attempt_at END,
-		code = CASE WHEN j.value->>4 THEN j.value->>5 ELSE code END,
-		enhanced_code = CASE WHEN j.value->>4 THEN j.value->>6 ELSE enhanced_code END,
-		text = CASE WHEN j.value->>4 THEN j.value->>7 ELSE text END
-		FROM json_each(?1) AS j
-		WHERE recipients.message_id = j.value->>0 AND recipients.idx = j.value->>1`, j, time.Now().UnixMilli())
-	return err
+	return t.execRows(ctx, len(rs), 8, []any{time.Now().UnixMilli()}, func(values string) string {
+		return `UPDATE recipients SET status = v.column3,
+		attempts = attempts + v.column4,
+		last_attempt_at = CASE WHEN v.column4 THEN ?1 ELSE last_attempt_at END,
+		code = CASE WHEN v.column5 THEN v.column6 ELSE code END,
+		enhanced_code = CASE WHEN v.column5 THEN v.column7 ELSE enhanced_code END,
+		text = CASE WHEN v.column5 THEN v.column8 ELSE text END
+		FROM (VALUES ` + values + `) AS v
+		WHERE recipients.message_id = v.column1 AND recipients.idx = v.column2`
+	}, func(args []any, i int) []any {
+		r := &rs[i]
+		return append(args, r.MessageID, r.Idx, string(r.Status), b2i(r.Attempted), b2i(r.SetReply),
+			r.Code, r.EnhancedCode, r.Text)
+	})
 }
 
 // InsertAttempts records attempts in one statement.
@@ -316,22 +321,17 @@ func (t *sqlTx) InsertAttempts(ctx context.Context, as []queue.AttemptRow) error
 		return nil
 	}
 	now := time.Now()
-	rows := make([][]any, len(as))
-	for i, r := range as {
-		a := r.Attempt
-		rows[i] = []any{r.MessageID, ms(orNow(a.StartedAt, now)), ms(orNow(a.FinishedAt, now)),
-			a.Route, a.Host, a.Reply, a.Error, a.Transcript}
-	}
-	j, err := rowsJSON(rows)
-	if err != nil {
-		return err
-	}
-	_, err = t.exec(ctx, `INSERT INTO attempts
+	return t.execRows(ctx, len(as), 8, nil, func(values string) string {
+		return `INSERT INTO attempts
 		(message_id, number, started_at, finished_at, route, host, reply, error, transcript)
-		SELECT j.value->>0, (SELECT coalesce(max(number), 0) + 1 FROM attempts a WHERE a.message_id = j.value->>0),
-			j.value->>1, j.value->>2, j.value->>3, j.value->>4, j.value->>5, j.value->>6, j.value->>7
-		FROM json_each(?) AS j`, j)
-	return err
+		SELECT v.column1, (SELECT coalesce(max(number), 0) + 1 FROM attempts a WHERE a.message_id = v.column1),
+			v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8
+		FROM (VALUES ` + values + `) AS v WHERE v.column1 IS NOT NULL`
+	}, func(args []any, i int) []any {
+		a := as[i].Attempt
+		return append(args, as[i].MessageID, ms(orNow(a.StartedAt, now)), ms(orNow(a.FinishedAt, now)),
+			a.Route, a.Host, a.Reply, a.Error, a.Transcript)
+	})
 }
 
 func orNow(t, now time.Time) time.Time {
@@ -347,8 +347,15 @@ func (t *sqlTx) SetStates(ctx context.Context, ss []queue.StateRow) error {
 		return nil
 	}
 	now := time.Now()
-	rows := make([][]any, len(ss))
-	for i, s := range ss {
+	return t.execRows(ctx, len(ss), 6, []any{now.UnixMilli()}, func(values string) string {
+		return `UPDATE messages SET status = v.column2, next_attempt_at = v.column3,
+		lease_owner = CASE WHEN v.column4 THEN '' ELSE lease_owner END,
+		lease_expires_at = CASE WHEN v.column4 THEN 0 ELSE lease_expires_at END,
+		attempts = max(attempts - v.column5, 0),
+		expires_at = max(expires_at, v.column6), updated_at = ?1
+		FROM (VALUES ` + values + `) AS v WHERE messages.id = v.column1`
+	}, func(args []any, i int) []any {
+		s := &ss[i]
 		next := int64(0) // final: no next attempt
 		if !s.Status.Final() {
 			next = orNow(s.Next, now).UnixMilli()
@@ -357,19 +364,8 @@ func (t *sqlTx) SetStates(ctx context.Context, ss []queue.StateRow) error {
 		if s.MinLifetime > 0 {
 			expires = now.Add(s.MinLifetime).UnixMilli()
 		}
-		rows[i] = []any{s.ID, string(s.Status), next, b2i(s.ClearLease), b2i(s.UncountAttempt), expires}
-	}
-	j, err := rowsJSON(rows)
-	if err != nil {
-		return err
-	}
-	_, err = t.exec(ctx, `UPDATE messages SET status = j.value->>1, next_attempt_at = j.value->>2,
-		lease_owner = CASE WHEN j.value->>3 THEN '' ELSE lease_owner END,
-		lease_expires_at = CASE WHEN j.value->>3 THEN 0 ELSE lease_expires_at END,
-		attempts = max(attempts - j.value->>4, 0),
-		expires_at = max(expires_at, j.value->>5), updated_at = ?2
-		FROM json_each(?1) AS j WHERE messages.id = j.value->>0`, j, now.UnixMilli())
-	return err
+		return append(args, s.ID, string(s.Status), next, b2i(s.ClearLease), b2i(s.UncountAttempt), expires)
+	})
 }
 
 // DeleteMessage deletes one message; its rows cascade.
@@ -393,7 +389,7 @@ func (t *sqlTx) DeleteFinal(ctx context.Context, statuses []queue.Status, idBelo
 // cutoff.
 func (t *sqlTx) PurgeFinal(ctx context.Context, cutoff time.Time, limit int) (int, error) {
 	return affected(t.exec(ctx, `DELETE FROM messages WHERE id IN (
-		SELECT id FROM messages WHERE status IN ('delivered', 'partial', 'failed', 'cancelled')
+		SELECT id FROM messages INDEXED BY messages_final WHERE status IN ('delivered', 'partial', 'failed', 'cancelled')
 			AND updated_at < ? LIMIT ?)`, cutoff.UnixMilli(), limit))
 }
 
@@ -411,24 +407,19 @@ func affected(res interface{ RowsAffected() (int64, error) }, err error) (int, e
 	return int(n), err
 }
 
-// InsertEvents records webhook events in one statement; payloads travel
-// as hex, since JSON holds no bytes.
+// InsertEvents records webhook events in one statement.
 func (t *sqlTx) InsertEvents(ctx context.Context, es []queue.EventRow) error {
 	if len(es) == 0 {
 		return nil
 	}
-	rows := make([][]any, len(es))
-	for i, e := range es {
-		rows[i] = []any{e.ID, e.Endpoint, e.Type, e.MessageID, hex.EncodeToString(e.Payload)}
-	}
-	j, err := rowsJSON(rows)
-	if err != nil {
-		return err
-	}
-	_, err = t.exec(ctx, `INSERT INTO events (id, endpoint, type, message_id, payload, created_at, next_attempt_at)
-		SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, unhex(j.value->>4), ?2, ?2
-		FROM json_each(?1) AS j`, j, time.Now().UnixMilli())
-	return err
+	return t.execRows(ctx, len(es), 5, []any{time.Now().UnixMilli()}, func(values string) string {
+		return `INSERT INTO events (id, endpoint, type, message_id, payload, created_at, next_attempt_at)
+		SELECT v.column1, v.column2, v.column3, v.column4, v.column5, ?1, ?1
+		FROM (VALUES ` + values + `) AS v WHERE v.column1 IS NOT NULL`
+	}, func(args []any, i int) []any {
+		e := &es[i]
+		return append(args, e.ID, e.Endpoint, e.Type, e.MessageID, e.Payload)
+	})
 }
 
 // ClaimEvents leases due events in one statement.
@@ -477,20 +468,16 @@ func (t *sqlTx) FinishEvent(ctx context.Context, owner, id string, delivered boo
 
 // UpsertSuppressions adds or replaces entries in one statement.
 func (t *sqlTx) UpsertSuppressions(ctx context.Context, ss []queue.Suppression) error {
-	rows := make([][]any, len(ss))
-	for i, s := range ss {
-		rows[i] = []any{s.Address, s.Scope, s.Reason, s.Cause, s.MessageID, ms(s.CreatedAt), ms(s.ExpiresAt)}
-	}
-	j, err := rowsJSON(rows)
-	if err != nil {
-		return err
-	}
-	_, err = t.exec(ctx, `INSERT INTO suppressions (`+suppressionCols+`)
-		SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, j.value->>5, j.value->>6
-		FROM json_each(?) AS j WHERE true
+	return t.execRows(ctx, len(ss), 7, nil, func(values string) string {
+		return `INSERT INTO suppressions (` + suppressionCols + `)
+		SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7
+		FROM (VALUES ` + values + `) AS v WHERE v.column1 IS NOT NULL
 		ON CONFLICT (address, scope) DO UPDATE SET reason = excluded.reason, cause = excluded.cause,
-			message_id = excluded.message_id, created_at = excluded.created_at, expires_at = excluded.expires_at`, j)
-	return err
+			message_id = excluded.message_id, created_at = excluded.created_at, expires_at = excluded.expires_at`
+	}, func(args []any, i int) []any {
+		s := &ss[i]
+		return append(args, s.Address, s.Scope, s.Reason, s.Cause, s.MessageID, ms(s.CreatedAt), ms(s.ExpiresAt))
+	})
 }
 
 // DeleteSuppression removes one entry.
@@ -511,16 +498,12 @@ func (t *sqlTx) InsertHistory(ctx context.Context, es []queue.RecipientEvent) er
 	if len(es) == 0 {
 		return nil
 	}
-	rows := make([][]any, len(es))
-	for i, e := range es {
-		rows[i] = []any{e.MessageID, e.Address, string(e.Type), e.Code, e.EnhancedCode, e.Text, ms(e.At)}
-	}
-	j, err := rowsJSON(rows)
-	if err != nil {
-		return err
-	}
-	_, err = t.exec(ctx, `INSERT INTO recipient_events (message_id, address, type, code, enhanced_code, text, created_at)
-		SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, j.value->>5, j.value->>6
-		FROM json_each(?) AS j`, j)
-	return err
+	return t.execRows(ctx, len(es), 7, nil, func(values string) string {
+		return `INSERT INTO recipient_events (message_id, address, type, code, enhanced_code, text, created_at)
+		SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7
+		FROM (VALUES ` + values + `) AS v WHERE v.column1 IS NOT NULL`
+	}, func(args []any, i int) []any {
+		e := &es[i]
+		return append(args, e.MessageID, e.Address, string(e.Type), e.Code, e.EnhancedCode, e.Text, ms(e.At))
+	})
 }

@@ -55,7 +55,7 @@ func submitter(ctx context.Context, srv server, c *config, w, n int, next *atomi
 		if i >= int64(n) {
 			break
 		}
-		rcpt := fmt.Sprintf("rcpt%d@example.com", i%1000)
+		rcpt := recipient(c, int(i))
 		t0 := time.Now()
 		if err := cl.SendMail("bench@example.org", []string{rcpt}, strings.NewReader(body)); err != nil {
 			return fmt.Errorf("message %d on connection %d: %w", i, w, err)
@@ -64,6 +64,15 @@ func submitter(ctx context.Context, srv server, c *config, w, n int, next *atomi
 	}
 	cl.Quit()
 	return ctx.Err()
+}
+
+// recipient is message i's recipient: one of 1,000 addresses at
+// example.com, or with -domains at domain i mod domains.
+func recipient(c *config, i int) string {
+	if c.domains > 0 {
+		return fmt.Sprintf("rcpt%d@%s", i, benchDomain(i%c.domains))
+	}
+	return fmt.Sprintf("rcpt%d@example.com", i%1000)
 }
 
 // messageBody is a plain-text message of about size bytes.

@@ -34,9 +34,16 @@ type config struct {
 	profile  string // outbox CPU profile file (warm-up and shutdown included)
 	extra    string // extra outbox serve flags, space-separated
 	keep     bool   // keep the temporary directories
+	floor    bool   // also measure the floor: a go-smtp server that discards
+	domains  int    // deliver direct to the MX hosts of this many domains (0: one relay)
+	perDest  int    // --max-connections-per-destination with -domains
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == floorServerArg {
+		runFloorServer(os.Args[2:])
+		return
+	}
 	var c config
 	flag.StringVar(&c.outbox, "outbox", "", "built outbox binary to measure (empty: skip)")
 	flag.StringVar(&c.db, "db", "sqlite", "outbox store: sqlite, or postgres (a fresh database on -postgres-dsn)")
@@ -49,6 +56,9 @@ func main() {
 	flag.StringVar(&c.profile, "cpuprofile", "", "write outbox's CPU profile of the measured load here")
 	flag.StringVar(&c.extra, "outbox-flags", "", "extra 'outbox serve' flags, space-separated")
 	flag.BoolVar(&c.keep, "keep", false, "keep temporary directories")
+	flag.IntVar(&c.domains, "domains", 0, "deliver direct to MX hosts of this many domains (in-process DNS, 4 sinks on 127.0.0.2-5) instead of one relay")
+	flag.IntVar(&c.perDest, "per-destination", 2, "outbox --max-connections-per-destination with -domains")
+	flag.BoolVar(&c.floor, "floor", false, "also measure the floor: a go-smtp server with TLS and AUTH that discards every message")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -71,16 +81,26 @@ type server interface {
 func run(ctx context.Context, c *config) error {
 	var results []result
 	if c.outbox != "" {
-		r, err := measure(ctx, c, func(sink string) (server, error) { return startOutbox(ctx, c, sink) })
+		r, err := measure(ctx, c, func(sk *sinks) (server, error) { return startOutbox(ctx, c, sk) })
 		if err != nil {
 			return fmt.Errorf("outbox: %w", err)
 		}
 		results = append(results, r)
 	}
+	if c.postfix && c.domains > 0 {
+		return fmt.Errorf("-postfix measures one relay; it cannot be pointed at the benchmark's DNS server, so leave out -domains")
+	}
 	if c.postfix {
-		r, err := measure(ctx, c, func(sink string) (server, error) { return startPostfix(ctx, c, sink) })
+		r, err := measure(ctx, c, func(sk *sinks) (server, error) { return startPostfix(ctx, c, sk.addr()) })
 		if err != nil {
 			return fmt.Errorf("postfix: %w", err)
+		}
+		results = append(results, r)
+	}
+	if c.floor {
+		r, err := measure(ctx, c, func(sk *sinks) (server, error) { return startFloor(ctx, c, sk.addr()) })
+		if err != nil {
+			return fmt.Errorf("floor: %w", err)
 		}
 		results = append(results, r)
 	}
@@ -106,25 +126,28 @@ type result struct {
 	acceptP50, acceptP99 time.Duration
 }
 
-func measure(ctx context.Context, c *config, start func(sink string) (server, error)) (result, error) {
-	sk, err := startSink()
+func measure(ctx context.Context, c *config, start func(sk *sinks) (server, error)) (result, error) {
+	sk, err := startSinks(c)
 	if err != nil {
 		return result{}, err
 	}
 	defer sk.close()
-	srv, err := start(sk.addr())
+	srv, err := start(sk)
 	if err != nil {
 		return result{}, err
 	}
 	defer srv.stop()
 	total := c.warmup + c.n
+	_, discards := srv.(*floorServer)
 	// Warm up: connections, caches, the first database pages.
 	if c.warmup > 0 {
 		if _, err := submit(ctx, srv, c, c.warmup); err != nil {
 			return result{}, fmt.Errorf("warm-up: %w", err)
 		}
-		if err := sk.wait(ctx, c.warmup, 2*time.Minute); err != nil {
-			return result{}, fmt.Errorf("warm-up: %w", err)
+		if !discards {
+			if err := sk.wait(ctx, c.warmup, 2*time.Minute); err != nil {
+				return result{}, fmt.Errorf("warm-up: %w", err)
+			}
 		}
 		settle(srv)
 	}
@@ -143,8 +166,10 @@ func measure(ctx context.Context, c *config, start func(sink string) (server, er
 		return result{}, err
 	}
 	accepted := time.Since(began)
-	if err := sk.wait(ctx, total, 10*time.Minute); err != nil {
-		return result{}, err
+	if !discards {
+		if err := sk.wait(ctx, total, 10*time.Minute); err != nil {
+			return result{}, err
+		}
 	}
 	e2e := time.Since(began)
 	settle(srv)
@@ -176,8 +201,13 @@ func settle(srv server) {
 }
 
 func printResults(c *config, rs []result) {
-	fmt.Printf("%d messages of %d bytes over %d SMTP connections (STARTTLS + AUTH PLAIN), relayed to a loopback go-smtp sink\n",
-		c.n, c.size, c.conns)
+	to := "relayed to a loopback go-smtp sink"
+	if c.domains > 0 {
+		to = fmt.Sprintf("delivered direct to the MX hosts of %d domains (%d connections each; 4 go-smtp sinks on 127.0.0.2-5, DNS in process)",
+			c.domains, c.perDest)
+	}
+	fmt.Printf("%d messages of %d bytes over %d SMTP connections (STARTTLS + AUTH PLAIN), %s\n",
+		c.n, c.size, c.conns, to)
 	fmt.Printf("%-22s %14s %14s %16s %12s %12s\n", "server", "accepted/s", "end-to-end/s", "CPU µs/message", "accept p50", "accept p99")
 	for _, r := range rs {
 		fmt.Printf("%-22s %14.0f %14.0f %16.0f %12s %12s\n", r.name,

@@ -31,7 +31,7 @@ type outboxServer struct {
 	keep     bool
 }
 
-func startOutbox(ctx context.Context, c *config, sinkAddr string) (*outboxServer, error) {
+func startOutbox(ctx context.Context, c *config, sk *sinks) (*outboxServer, error) {
 	dir, err := os.MkdirTemp("", "mtabench-outbox-")
 	if err != nil {
 		return nil, err
@@ -47,10 +47,10 @@ func startOutbox(ctx context.Context, c *config, sinkAddr string) (*outboxServer
 	}
 	httpAddr, smtpAddr := freeAddr(), freeAddr()
 	s.smtpAddr = smtpAddr
-	args := []string{"serve", "--db", db, "--http", httpAddr, "--smtp", smtpAddr,
-		"--relay", "smtp://" + sinkAddr + "?starttls=off",
-		"--smtp-user", benchUser + ":" + benchPassword, "--api-token", benchToken,
-		"--hostname", "outbox.localhost", "--log-level", "warn"}
+	args := []string{"serve", "--db", db, "--http", httpAddr, "--smtp", smtpAddr}
+	args = append(args, sk.outboxFlags(c)...)
+	args = append(args, "--smtp-user", benchUser+":"+benchPassword, "--api-token", benchToken,
+		"--hostname", "outbox.localhost", "--log-level", "warn")
 	args = append(args, splitFlags(c.extra)...)
 	s.cg = newCPUGroup("outbox")
 	shell := s.cg.shellPrefix() + `exec "$0" "$@"`

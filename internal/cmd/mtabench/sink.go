@@ -20,8 +20,11 @@ type sink struct {
 	received atomic.Int64
 }
 
-func startSink() (*sink, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func startSink() (*sink, error) { return startSinkAt("127.0.0.1:0") }
+
+// startSinkAt starts a sink listening on addr.
+func startSinkAt(addr string) (*sink, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -41,11 +44,11 @@ func (s *sink) addr() string { return s.ln.Addr().String() }
 func (s *sink) close() { s.srv.Close() }
 
 // wait returns once n messages have arrived in all.
-func (s *sink) wait(ctx context.Context, n int, limit time.Duration) error {
+func (ss *sinks) wait(ctx context.Context, n int, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
-	for s.received.Load() < int64(n) {
+	for ss.received() < int64(n) {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("sink received %d of %d messages in %s", s.received.Load(), n, limit)
+			return fmt.Errorf("the sinks received %d of %d messages in %s", ss.received(), n, limit)
 		}
 		select {
 		case <-ctx.Done():
