@@ -25,7 +25,7 @@ const benchMessages = 100_000
 // them delivered or failed with an attempt each. It is built once and kept
 // in os.TempDir(), keyed by the fill's version, since filling takes a while.
 func benchDB(b *testing.B) string {
-	path := filepath.Join(os.TempDir(), "outbox-web-bench-v2", "outbox.db")
+	path := filepath.Join(os.TempDir(), "outbox-web-bench-v3", "outbox.db")
 	if _, err := os.Stat(path + ".done"); err == nil {
 		return path
 	}
