@@ -246,6 +246,7 @@ func TestBrowserNarrow(t *testing.T) {
 		{"/messages/" + id, "iframe.html", "narrow-detail"},
 		{"/messages/" + id + "?tab=links", "table.links", "narrow-links"},
 		{"/messages/" + id + "/release", "#release-to", "narrow-release"},
+		{"/suppressions", "main h1", "narrow-suppressions"},
 	} {
 		run(t, ctx, "open "+p.path, chromedp.Navigate(s.srv.URL+p.path), chromedp.WaitVisible(chromedp.CSS(p.wait)))
 		// Let the live regions refresh once, as a person would see them,
