@@ -36,8 +36,8 @@ type Tx interface {
 	Rollback(ctx context.Context) error
 
 	// InsertMessages inserts message rows, skipping those whose
-	// idempotency key is taken; a row is reported in the result at the
-	// same index.
+	// idempotency key is taken, each marked as waiting for the search
+	// index; a row is reported in the result at the same index.
 	InsertMessages(ctx context.Context, rows []MessageRow) ([]Inserted, error)
 	// FindKeys returns the ids of the messages holding keys.
 	FindKeys(ctx context.Context, keys []string) (map[string]string, error)
@@ -98,12 +98,14 @@ type Tx interface {
 	// cutoff.
 	PurgeEvents(ctx context.Context, cutoff time.Time, limit int) (int, error)
 
-	// Message reads one message without recipients; ErrNotFound if absent.
+	// Message reads one message without recipients, with its Mailboxes;
+	// ErrNotFound if absent.
 	Message(ctx context.Context, id string) (*Message, error)
 	// Attempts reads a message's attempts, oldest first.
 	Attempts(ctx context.Context, id string) ([]Attempt, error)
 	// List reads up to limit messages matching f with ids below before
-	// (any when empty), newest first, without recipients.
+	// (any when empty), newest first, without recipients; f.Search
+	// matches through f.SearchTerms. It reads Mailboxes, as Message does.
 	List(ctx context.Context, f Filter, before string, limit int) ([]Message, error)
 	// Counts counts messages by status.
 	Counts(ctx context.Context) (map[Status]int64, error)
@@ -132,6 +134,15 @@ type Tx interface {
 	UpsertSuppressions(ctx context.Context, rows []Suppression) error
 	// DeleteSuppression removes one; false when there was none.
 	DeleteSuppression(ctx context.Context, address, scope string) (bool, error)
+	// PendingIndex reads up to limit messages waiting to be indexed for
+	// search, by id, with ids above after and below below (either may be
+	// empty: no bound).
+	PendingIndex(ctx context.Context, after, below string, limit int) ([]IndexCandidate, error)
+	// IndexMessages writes search entries, replacing a message's earlier
+	// one, and takes their messages off the waiting list; entries of
+	// messages that are gone are skipped.
+	IndexMessages(ctx context.Context, docs []SearchDoc) error
+
 	// ListSuppressions reads up to limit entries after (address, scope)
 	// whose address contains contains, by address then scope.
 	ListSuppressions(ctx context.Context, contains, afterAddress, afterScope string, limit int) ([]Suppression, error)

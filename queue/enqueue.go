@@ -129,7 +129,7 @@ func (q *Queue[TTx]) commitBatch(ctx context.Context, items []*writeItem) ([]str
 			batch = append(batch, it.msg)
 		}
 	}
-	ids, err := q.insertBatch(ctx, tx, batch)
+	ids, inserted, err := q.insertBatch(ctx, tx, batch)
 	if err != nil {
 		return nil, err
 	}
@@ -146,19 +146,21 @@ func (q *Queue[TTx]) commitBatch(ctx context.Context, items []*writeItem) ([]str
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
+	q.handToIndexer(batch, inserted)
 	q.commits.Add(1)
 	q.committed.Add(int64(len(batch)))
 	return out, nil
 }
 
-// insertBatch inserts every message of batch in tx.
-func (q *Queue[TTx]) insertBatch(ctx context.Context, tx Tx, batch []*pending) ([]string, error) {
+// insertBatch inserts every message of batch in tx, and reports which
+// were new (not a repeat of an idempotency key).
+func (q *Queue[TTx]) insertBatch(ctx context.Context, tx Tx, batch []*pending) ([]string, []bool, error) {
 	if len(batch) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	ids, inserted, err := q.insertRows(ctx, tx, batch)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for i, p := range batch {
 		if !inserted[i] || p.file == nil {
@@ -166,20 +168,20 @@ func (q *Queue[TTx]) insertBatch(ctx context.Context, tx Tx, batch []*pending) (
 		}
 		body, err := p.body()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		n, err := writeChunks(ctx, tx, p.id, body, q.buf)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if n != p.size {
-			return nil, fmt.Errorf("body changed while stored: %d bytes, expected %d", n, p.size)
+			return nil, nil, fmt.Errorf("body changed while stored: %d bytes, expected %d", n, p.size)
 		}
 	}
 	if err := tx.Notify(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return ids, nil
+	return ids, inserted, nil
 }
 
 // insertRows writes the rows of batch: it checks the suppression list,

@@ -220,6 +220,11 @@ type Message struct {
 	NextAttemptAt time.Time
 	ExpiresAt     time.Time
 	Recipients    []Recipient
+	// Mailboxes are the From, To and Cc mailboxes of the message's own
+	// header, with their display names, read when the message is indexed
+	// for search (a moment after it is accepted); empty until then. Get
+	// and List fill them; a claim does not.
+	Mailboxes []Mailbox
 }
 
 // Recipient is one envelope recipient and what became of it.
@@ -416,8 +421,15 @@ type Filter struct {
 	Recipient string // substring match on a recipient address
 	From      string // substring match on the envelope sender
 	Subject   string // substring match
-	Since     time.Time
-	Until     time.Time
+	// Search holds words to find in the subject, the envelope's and the
+	// header's addresses (display names included), the text of the body
+	// and the attachments' names: a message matches when it has each
+	// word, case and accents aside, the last one also as the start of a
+	// longer word (see SearchTerms). Messages are found once indexed, a
+	// moment after they are accepted.
+	Search string
+	Since  time.Time
+	Until  time.Time
 	// Limit bounds the page size; zero means 50, at most 1000.
 	Limit int
 	// Cursor continues a previous listing (opaque, from ListPage.Next).

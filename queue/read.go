@@ -116,6 +116,9 @@ func (q *Queue[TTx]) List(ctx context.Context, f Filter) (*ListPage, error) {
 			return nil, fmt.Errorf("%s: %w", q.name, err)
 		}
 	}
+	if err := checkSearch(f); err != nil {
+		return nil, fmt.Errorf("%s: %w", q.name, err)
+	}
 	var before string
 	if f.Cursor != "" {
 		var ok bool

@@ -68,6 +68,10 @@ type Options struct {
 	SpoolDir string
 	// Logger receives errors the queue handles itself (slog.Default if nil).
 	Logger *slog.Logger
+	// IndexInterval is how often the search indexer looks for messages
+	// it was not handed: written by EnqueueTx or another node, or left by
+	// a crash (DefaultIndexInterval if zero).
+	IndexInterval time.Duration
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -95,6 +99,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.IndexInterval <= 0 {
+		o.IndexInterval = DefaultIndexInterval
+	}
 	return o, nil
 }
 
@@ -109,6 +116,7 @@ type Queue[TTx any] struct {
 	closed atomic.Bool
 	writer *groupcommit.Writer[*writeItem]
 	buf    []byte // the writer's chunk buffer
+	ix     indexer
 
 	// commits and committed count group commits and the enqueues they
 	// carried, for the benchmarks' messages-per-commit figure.
@@ -135,6 +143,7 @@ func New[TTx any](name string, d Driver[TTx], opts Options) (*Queue[TTx], error)
 		Logger:   opts.Logger,
 		Name:     name,
 	})
+	q.startIndexer()
 	return q, nil
 }
 
@@ -154,6 +163,7 @@ func (q *Queue[TTx]) Close() error {
 		return ErrClosed
 	}
 	q.writer.Close()
+	q.stopIndexer()
 	return q.d.Close()
 }
 

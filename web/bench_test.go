@@ -1,19 +1,20 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/outbox-mail/outbox"
 	"github.com/outbox-mail/outbox/queue"
+	"github.com/outbox-mail/outbox/queue/queuetest"
 	"github.com/outbox-mail/outbox/queue/sqlite"
 )
 
@@ -24,7 +25,7 @@ const benchMessages = 100_000
 // them delivered or failed with an attempt each. It is built once and kept
 // in os.TempDir(), keyed by the fill's version, since filling takes a while.
 func benchDB(b *testing.B) string {
-	path := filepath.Join(os.TempDir(), "outbox-web-bench-v1", "outbox.db")
+	path := filepath.Join(os.TempDir(), "outbox-web-bench-v3", "outbox.db")
 	if _, err := os.Stat(path + ".done"); err == nil {
 		return path
 	}
@@ -42,7 +43,7 @@ func benchDB(b *testing.B) string {
 			for i := p; i < benchMessages; i += producers {
 				_, err := st.Enqueue(ctx, queue.NewMessage{From: fmt.Sprintf("app%d@example.com", i%7),
 					Recipients: []string{fmt.Sprintf("user%d@example.org", i)}, Subject: fmt.Sprintf("Order %d", i),
-					Body: strings.NewReader(fmt.Sprintf("Subject: Order %d\r\n\r\nHello %d.\r\n", i, i))})
+					Body: bytes.NewReader(queuetest.MIMEBody(i))})
 				if err != nil {
 					b.Error(err)
 					return
@@ -71,14 +72,18 @@ func benchDB(b *testing.B) string {
 		}
 		done += len(claimed)
 	}
+	// The index is written off the accept path; have it complete.
+	if _, err := st.IndexPending(ctx); err != nil {
+		b.Fatal(err)
+	}
 	if err := os.WriteFile(path+".done", nil, 0o644); err != nil {
 		b.Fatal(err)
 	}
 	return path
 }
 
-// BenchmarkPages measures the overview, a filtered list page and a message
-// page with 100,000 messages in the store.
+// BenchmarkPages measures the overview, list pages, searches and a
+// message's views with 100,000 messages in the store.
 func BenchmarkPages(b *testing.B) {
 	path := benchDB(b)
 	st, err := sqlite.Open(path, sqlite.Options{})
@@ -119,6 +124,12 @@ func BenchmarkPages(b *testing.B) {
 		{"list-filtered", "/messages?status=failed&subject=order+9", false},
 		{"list-no-match", "/messages?rcpt=nobody%40nowhere", false},
 		{"list-second-page", "/messages?cursor=" + page.Next, false}, {"detail", "/messages/" + id, false},
+		{"detail-links", "/messages/" + id + "?tab=links", false}, {"detail-source", "/messages/" + id + "?tab=source", false},
+		// Searches: a word in every message (the first page of 100,000
+		// matches), in one in a thousand, in none; a display name.
+		{"search-every", "/messages?q=parcel", false}, {"search-rare", "/messages?q=customer+4242", false},
+		{"search-none", "/messages?q=zzyzx", false}, {"search-name", "/messages?q=shop+support+4242", false},
+		{"inbox-search", "/inbox?q=warehouse", false},
 	} {
 		hh, ck := h, cookie
 		if p.cold {

@@ -224,7 +224,8 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Fatalf("html part: %d %q", resp.StatusCode, csp)
 	}
 	resp, _ = get(t, c, s.srv.URL+"/messages/"+id+"/html?remote=1")
-	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "img-src data: cid: https: http:") || !strings.Contains(csp, "sandbox") {
+	own := strings.TrimPrefix(s.srv.URL, "http://") + "/messages/" + id + "/cid/"
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "img-src data: "+own+" https: http:;") || !strings.Contains(csp, "sandbox") {
 		t.Fatalf("remote images allowed: %q", csp)
 	}
 }
@@ -244,10 +245,15 @@ func TestMaliciousMessageEscaped(t *testing.T) {
 		}
 	}
 	_, body := get(t, c, s.srv.URL+"/messages/"+id)
-	for _, want := range []string{"&lt;img src=/pwned-img onerror=&#34;alert(1)&#34;&gt;", "Plain &lt;script&gt;alert(2)&lt;/script&gt; text.",
-		`<iframe sandbox title=`, "passwd.html"} {
+	for tab, want := range map[string]string{"": "&lt;img src=/pwned-img onerror=&#34;alert(1)&#34;&gt;",
+		"html": `<iframe sandbox title=`, "text": "Plain &lt;script&gt;alert(2)&lt;/script&gt; text.", "attachments": "passwd.html",
+		"source": "&lt;script&gt;alert(3);window.top.__pwned=1;"} {
+		_, body := get(t, c, s.srv.URL+"/messages/"+id+"?tab="+tab)
 		if !strings.Contains(body, want) {
-			t.Errorf("detail lacks %q", want)
+			t.Errorf("detail tab %q lacks %q", tab, want)
+		}
+		if strings.Contains(body, "<script>alert") {
+			t.Errorf("detail tab %q: message markup is not escaped", tab)
 		}
 	}
 	if regexp.MustCompile(`<iframe sandbox="?allow`).MatchString(body) {

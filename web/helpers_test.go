@@ -37,6 +37,8 @@ type stack struct {
 	// pwned counts requests to /pwned*: only a script or an injected
 	// element from a malicious message would make them.
 	pwned atomic.Int64
+	// edit adjusts the dashboard's Config before it starts.
+	edit func(*Config)
 }
 
 // sinkRcpt scripts the sink: slow@ is deferred until fixed, bad@ fails.
@@ -54,7 +56,13 @@ func (s *stack) sinkRcpt(to string) error {
 // instead of the sink.
 func newStack(t testing.TB, tokens []string, capture bool) *stack {
 	t.Helper()
-	s := &stack{}
+	return newStackWith(t, tokens, capture, nil)
+}
+
+// newStackWith is newStack with the dashboard's Config adjusted by edit.
+func newStackWith(t testing.TB, tokens []string, capture bool, edit func(*Config)) *stack {
+	t.Helper()
+	s := &stack{edit: edit}
 	sink, err := smtpsink.Start(smtpsink.Options{Rcpt: s.sinkRcpt})
 	if err != nil {
 		t.Fatal(err)
@@ -101,9 +109,13 @@ func (s *stack) mux(t testing.TB, tokens []string) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	webH, err := New(Config{Client: s.client, Tokens: tokens, Refresh: 300 * time.Millisecond,
+	cfg := Config{Client: s.client, Tokens: tokens, Refresh: 300 * time.Millisecond,
 		// Screenshots and live checks must show the state, not a cached one.
-		InsightsTTL: -1})
+		InsightsTTL: -1}
+	if s.edit != nil {
+		s.edit(&cfg)
+	}
+	webH, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,8 @@ type listData struct {
 	Next     string // address of the next page, empty on the last
 	Live     string // address of the live rows
 	Error    string
+	// Advanced: a filter beyond the search is set, so they show.
+	Advanced bool
 }
 
 // timeForm is the HTML datetime-local format; times are UTC.
@@ -51,7 +53,9 @@ func (h *handler) listPage(r *http.Request) (*listData, int, error) {
 	d := &listData{Statuses: statusOrder, Since: q.Get("since"), Until: q.Get("until"),
 		Live: "/live/list?" + q.Encode()}
 	d.Filter = queue.Filter{Status: queue.Status(q.Get("status")), Recipient: q.Get("rcpt"),
-		From: q.Get("from"), Subject: q.Get("subject"), Cursor: q.Get("cursor"), Limit: 50}
+		From: q.Get("from"), Subject: q.Get("subject"), Search: q.Get("q"), Cursor: q.Get("cursor"), Limit: 50}
+	d.Advanced = d.Filter.Status != "" || d.Filter.Recipient != "" || d.Filter.From != "" || d.Filter.Subject != "" ||
+		d.Since != "" || d.Until != ""
 	var err error
 	if d.Filter.Since, err = parseFormTime(d.Since); err != nil {
 		d.Error = "Since: " + err.Error()
@@ -86,64 +90,6 @@ func parseFormTime(s string) (time.Time, error) {
 		return time.Time{}, errors.New("use the form YYYY-MM-DDTHH:MM (UTC)")
 	}
 	return t, nil
-}
-
-// detailData is the message page; its live part is re-fetched while the
-// message is not final.
-type detailData struct {
-	Message  *queue.Message
-	Attempts []queue.Attempt
-	// History is what was learnt of the recipients after sending.
-	History []queue.RecipientEvent
-	Content *content
-	Remote  bool // the user asked for remote images
-}
-
-func (h *handler) loadDetail(w http.ResponseWriter, r *http.Request) (*detailData, bool) {
-	id := r.PathValue("id")
-	m, err := h.store.Get(r.Context(), id)
-	if errors.Is(err, queue.ErrNotFound) {
-		h.notFound(w, r, "There is no message with that id; it may have been purged.")
-		return nil, false
-	}
-	if err != nil {
-		h.serverError(w, r, err)
-		return nil, false
-	}
-	attempts, err := h.store.Attempts(r.Context(), id)
-	if err != nil && !errors.Is(err, queue.ErrNotFound) {
-		h.serverError(w, r, err)
-		return nil, false
-	}
-	history, err := h.store.History(r.Context(), id)
-	if err != nil && !errors.Is(err, queue.ErrNotFound) {
-		h.serverError(w, r, err)
-		return nil, false
-	}
-	return &detailData{Message: m, Attempts: attempts, History: history}, true
-}
-
-func (h *handler) messageDetail(w http.ResponseWriter, r *http.Request, s *session) {
-	d, ok := h.loadDetail(w, r)
-	if !ok {
-		return
-	}
-	d.Remote = r.URL.Query().Get("remote") == "1"
-	c, err := h.readContent(r.Context(), d.Message.ID)
-	if err != nil {
-		h.serverError(w, r, err)
-		return
-	}
-	d.Content = c
-	h.render(w, r, http.StatusOK, "detail", &view{Title: "Message " + d.Message.Subject, Nav: "messages", Data: d})
-}
-
-func (h *handler) detailLive(w http.ResponseWriter, r *http.Request, s *session) {
-	d, ok := h.loadDetail(w, r)
-	if !ok {
-		return
-	}
-	h.renderFragment(w, "detail", "live", &view{Data: d, CSRF: s.csrf})
 }
 
 func (h *handler) retry(w http.ResponseWriter, r *http.Request, s *session) {
@@ -190,20 +136,23 @@ func (h *handler) steer(w http.ResponseWriter, r *http.Request, done string, fn 
 
 // inboxData is the captured-mail inbox.
 type inboxData struct {
-	Subject  string
+	Search   string
 	Messages []queue.Message
 	Next     string
+	Error    string
 }
 
 // inbox lists delivered mail whose last attempt went to the capture
-// transport, newest first, paging on the store's keyset cursor.
+// transport, newest first, paging on the store's keyset cursor; q searches
+// as the message list's search does.
 func (h *handler) inbox(w http.ResponseWriter, r *http.Request, s *session) {
 	q := r.URL.Query()
-	d := &inboxData{Subject: q.Get("subject")}
+	d := &inboxData{Search: q.Get("q")}
 	page, err := h.store.List(r.Context(), queue.Filter{Status: queue.StatusDelivered,
-		Subject: d.Subject, Cursor: q.Get("cursor"), Limit: 50})
+		Search: d.Search, Subject: q.Get("subject"), Cursor: q.Get("cursor"), Limit: 50})
 	if errors.Is(err, queue.ErrInvalid) {
-		h.errorPage(w, r, http.StatusBadRequest, "That page cursor is not valid.")
+		d.Error = "That search is not valid: " + err.Error()
+		h.render(w, r, http.StatusBadRequest, "inbox", &view{Title: "Captured mail", Nav: "inbox", Data: d})
 		return
 	}
 	if err != nil {

@@ -1,16 +1,18 @@
 package web
 
+// Reading a stored message for display: its header, its mailboxes with
+// their display names, its text, whether it has HTML, its attachments and
+// inline parts, and its links. The MIME walk is internal/mailview's, which
+// the API's content endpoint shares; what is here only gathers what the
+// message page shows, and knows nothing of HTTP.
+
 import (
-	"context"
-	"errors"
 	"io"
-	"mime"
-	"net/http"
-	"strconv"
 	"strings"
 
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
 	"github.com/outbox-mail/outbox/internal/mailview"
-	"github.com/outbox-mail/outbox/queue"
 )
 
 // Bounds on what a message page shows inline; the rest is streamed or
@@ -22,39 +24,44 @@ const (
 
 // content is what the message page shows of a stored body.
 type content struct {
-	Headers       []mailview.Field
-	Text          string
-	TextTruncated bool
-	HasHTML       bool
-	Attachments   []attachmentInfo
+	Headers []mailview.Field
+	// From, To, Cc and ReplyTo are the header's mailboxes.
+	From, To, Cc, ReplyTo []mailbox
+	Date                  string
+	Text                  string
+	TextTruncated         bool
+	HasHTML               bool
+	// Attachments lists every part that is neither the text nor the
+	// HTML body, inline images included.
+	Attachments []attachmentInfo
+	Links       []link
 	// Problem says why the body could not be fully parsed, if it could not.
 	Problem string
 }
+
+// mailbox is an address with its display name.
+type mailbox struct{ Name, Address string }
 
 type attachmentInfo struct {
 	Index       int
 	Filename    string
 	ContentType string
 	Size        int64
+	// ContentID is the part's Content-ID without its angle brackets, by
+	// which the HTML refers to it as "cid:…"; Inline says it is meant to
+	// be shown within the HTML.
+	ContentID string
+	Inline    bool
 }
 
-// readContent parses the stored body for display. A body that does not
-// parse is reported on the page, not as a server error.
-func (h *handler) readContent(ctx context.Context, id string) (*content, error) {
-	e, closer, err := mailview.Open(ctx, h.store, id)
-	if errors.Is(err, queue.ErrNotFound) {
-		return &content{Problem: "The message body is gone (purged)."}, nil
-	}
-	if errors.Is(err, mailview.ErrMalformed) {
-		return &content{Problem: err.Error()}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer closer.Close()
-	c := &content{}
-	c.Headers = mailview.Fields(e.Header)
-	err = mailview.Walk(e, func(l *mailview.Leaf) (bool, error) {
+// readContent reads a whole message for display. A body that breaks off
+// or a part that cannot be read is reported in Problem.
+func readContent(e *message.Entity) *content {
+	c := &content{Headers: mailview.Fields(e.Header)}
+	h := mail.Header{Header: e.Header}
+	c.From, c.To, c.Cc, c.ReplyTo = mailboxes(h, "From"), mailboxes(h, "To"), mailboxes(h, "Cc"), mailboxes(h, "Reply-To")
+	c.Date = clean(e.Header.Get("Date"))
+	err := mailview.Walk(e, func(l *mailview.Leaf) (bool, error) {
 		switch l.Kind {
 		case mailview.Text:
 			b, err := io.ReadAll(io.LimitReader(l.Body, maxTextShown+1))
@@ -63,92 +70,46 @@ func (h *handler) readContent(ctx context.Context, id string) (*content, error) 
 			return false, mailview.IgnoreCharset(err)
 		case mailview.HTML:
 			c.HasHTML = true
+			links, err := htmlLinks(io.LimitReader(l.Body, maxHTMLServed))
+			c.Links = append(c.Links, links...)
+			return false, mailview.IgnoreCharset(err)
 		case mailview.Part:
 			n, err := io.Copy(io.Discard, l.Body)
-			c.Attachments = append(c.Attachments, attachmentInfo{Index: l.Index,
-				Filename: mailview.SafeFilename(l.Filename), ContentType: l.ContentType, Size: n})
+			c.Attachments = append(c.Attachments, attachmentInfo{Index: l.Index, Filename: mailview.SafeFilename(l.Filename),
+				ContentType: l.ContentType, Size: n, ContentID: l.ContentID, Inline: l.Inline()})
 			return false, mailview.IgnoreCharset(err)
 		}
 		return false, nil
 	})
+	c.Links = append(c.Links, textLinks(c.Text)...)
 	if err != nil {
 		c.Problem = "Part of the message could not be read: " + err.Error()
 	}
-	return c, nil
+	return c
 }
 
-// messageHTML serves the message's HTML part for the sandboxed iframe. The
-// CSP's sandbox directive gives the document an opaque origin with scripts
-// disabled even if it is opened directly, and only inline styles and
-// embedded images load unless the user asked for remote images.
-func (h *handler) messageHTML(w http.ResponseWriter, r *http.Request, s *session) {
-	img := "data: cid:"
-	if r.URL.Query().Get("remote") == "1" {
-		img += " https: http:"
-	}
-	hd := w.Header()
-	hd.Set("Content-Security-Policy", "default-src 'none'; img-src "+img+
-		"; style-src 'unsafe-inline'; sandbox; frame-ancestors 'self'")
-	hd.Set("X-Frame-Options", "SAMEORIGIN")
-	hd.Set("Content-Type", "text/html; charset=utf-8")
-	found, err := h.streamPart(r.Context(), r.PathValue("id"), w, func(l *mailview.Leaf) bool { return l.Kind == mailview.HTML }, maxHTMLServed)
-	h.finishPart(w, r, found, err)
-}
-
-// attachment serves attachment n as a download under a sanitised name.
-func (h *handler) attachment(w http.ResponseWriter, r *http.Request, s *session) {
-	n, err := strconv.Atoi(r.PathValue("n"))
-	if err != nil || n < 0 {
-		h.notFound(w, r, "There is no such attachment.")
-		return
-	}
-	found, err := h.streamPart(r.Context(), r.PathValue("id"), w, func(l *mailview.Leaf) bool {
-		if l.Kind != mailview.Part || l.Index != n {
-			return false
-		}
-		// Always a download, never rendered: the type is not trusted.
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment",
-			map[string]string{"filename": mailview.SafeFilename(l.Filename)}))
-		return true
-	}, -1)
-	h.finishPart(w, r, found, err)
-}
-
-// streamPart copies the first leaf match accepts to w, at most limit bytes
-// (-1: all). Headers must be set before the first byte, which match may do.
-func (h *handler) streamPart(ctx context.Context, id string, w io.Writer, match func(*mailview.Leaf) bool, limit int64) (bool, error) {
-	e, closer, err := mailview.Open(ctx, h.store, id)
+// mailboxes reads an address field with its decoded display names; a
+// field that does not parse as addresses is shown as its text.
+func mailboxes(h mail.Header, key string) []mailbox {
+	list, err := h.AddressList(key)
 	if err != nil {
-		return false, err
+		if v := clean(h.Get(key)); v != "" {
+			return []mailbox{{Name: v}}
+		}
+		return nil
 	}
-	defer closer.Close()
-	found := false
-	err = mailview.Walk(e, func(l *mailview.Leaf) (bool, error) {
-		if !match(l) {
-			return false, nil
-		}
-		found = true
-		var src io.Reader = l.Body
-		if limit >= 0 {
-			src = io.LimitReader(src, limit)
-		}
-		_, err := io.Copy(w, src)
-		return true, mailview.IgnoreCharset(err)
-	})
-	return found, err
+	out := make([]mailbox, 0, len(list))
+	for _, a := range list {
+		out = append(out, mailbox{Name: clean(a.Name), Address: clean(a.Address)})
+	}
+	return out
 }
 
-func (h *handler) finishPart(w http.ResponseWriter, r *http.Request, found bool, err error) {
-	switch {
-	case found && err != nil:
-		// Headers are gone; the truncated body is all we can do.
-		h.log.Warn("web: message part cut short", "path", r.URL.Path, "err", err)
-	case errors.Is(err, queue.ErrNotFound) || (!found && err == nil):
-		w.Header().Del("Content-Disposition")
-		http.Error(w, "Not found.", http.StatusNotFound)
-	case err != nil:
-		h.log.Error("web: message part", "path", r.URL.Path, "err", err)
-		http.Error(w, "The message could not be read.", http.StatusInternalServerError)
+// clean makes header text displayable: valid UTF-8, bounded.
+func clean(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) > mailview.MaxHeaderLen {
+		s = strings.ToValidUTF8(s[:mailview.MaxHeaderLen], "") + "…"
 	}
+	return s
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/outbox-mail/outbox/queue"
@@ -24,7 +25,7 @@ type view struct {
 }
 
 // pageNames are the page templates; each is parsed with the layout.
-var pageNames = []string{"login", "overview", "list", "detail", "inbox", "error", "suppressions"}
+var pageNames = []string{"login", "overview", "list", "detail", "inbox", "error", "release", "suppressions"}
 
 var funcs = template.FuncMap{
 	"when": func(t time.Time) string {
@@ -40,13 +41,40 @@ var funcs = template.FuncMap{
 		}
 		return ago(time.Since(t))
 	},
-	"final": func(s queue.Status) bool { return s.Final() },
+	"final":      func(s queue.Status) bool { return s.Final() },
+	"author":     author,
+	"named":      named,
+	"size":       sizeText,
+	"remoteHref": remoteHref,
 	"pct": func(n, d int64) string {
 		if d == 0 {
 			return "0%"
 		}
 		return fmt.Sprintf("%.0f%%", 100*float64(n)/float64(d))
 	},
+}
+
+// author is who a listed message is from: the first mailbox of its
+// header's From field, with its display name, once the message is
+// indexed; its envelope sender before ("" is the null sender).
+func author(mbs []queue.Mailbox, envelope string) mailbox {
+	for _, m := range mbs {
+		if m.Field == "from" {
+			return mailbox{Name: m.Name, Address: m.Address}
+		}
+	}
+	return mailbox{Address: envelope}
+}
+
+// named is an envelope address with the display name the header's To or
+// Cc field gives it, if any.
+func named(mbs []queue.Mailbox, addr string) mailbox {
+	for _, m := range mbs {
+		if m.Field != "from" && m.Name != "" && strings.EqualFold(m.Address, addr) {
+			return mailbox{Name: m.Name, Address: addr}
+		}
+	}
+	return mailbox{Address: addr}
 }
 
 // ago renders a duration as a short human one: "3m", "2h 5m".

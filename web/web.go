@@ -1,16 +1,21 @@
 // Package web serves outbox's dashboard: an overview of the queue with live
-// charts, a searchable message list, each message's delivery history and
-// rendered content, and an inbox of captured mail.
+// charts, a message list with filters and full-text search, each message's
+// delivery history and its content in tabs (HTML with its inline images,
+// text, links with a check of each, headers, source, attachments), and an
+// inbox of captured mail, which can be released through Config.Release.
 //
 // Pages are rendered on the server with html/template; the only script is a
 // small embedded poller that refreshes live regions. Access uses the API's
 // bearer tokens through a login form and a signed session cookie, every
 // state change is a POST with a CSRF token, and message HTML is served from
 // a separate endpoint under a sandboxing Content-Security-Policy, so it
-// never runs in the dashboard's origin.
+// never runs in the dashboard's origin; its cid: images load from their
+// parts' URLs under a per-message key, the only images the frame's policy
+// allows besides data: ones (and remote ones when the user asks).
 package web
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"html/template"
@@ -65,6 +70,17 @@ type Config struct {
 	// Throttle slows and then refuses login guessing; nil means one with
 	// the default settings. Share it with the API and the SMTP listener.
 	Throttle *throttle.Throttle
+	// Release, when set, gives captured mail a "release" action that
+	// sends the stored message on for real: to the recipients the user
+	// chose (the original ones unless changed), through route, one of
+	// ReleaseRoutes. It returns once the next hop has answered; its error
+	// is shown to the user, so it must hold no secret, and should carry
+	// the server's reply. Every release is logged with the session that
+	// asked.
+	Release func(ctx context.Context, id string, to []string, route string) error
+	// ReleaseRoutes names the routes Release can send through, the
+	// default first; required with Release.
+	ReleaseRoutes []string
 }
 
 // handler is the dashboard.
@@ -93,6 +109,9 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = DefaultRefresh
+	}
+	if cfg.Release != nil && len(cfg.ReleaseRoutes) == 0 {
+		return nil, errors.New("web: Config.Release needs at least one of ReleaseRoutes")
 	}
 	if cfg.InsightsTTL == 0 {
 		cfg.InsightsTTL = DefaultInsightsTTL
@@ -129,6 +148,11 @@ func (h *handler) routes() {
 	h.mux.Handle("GET /live/messages/{id}", h.fragment(h.detailLive))
 	h.mux.Handle("GET /messages/{id}/html", h.fragment(h.messageHTML))
 	h.mux.Handle("GET /messages/{id}/attachments/{n}", h.fragment(h.attachment))
+	// The sandboxed frame has no session cookie: cidPart checks its key.
+	h.mux.HandleFunc("GET /messages/{id}/cid/{cid}", h.cidPart)
+	h.mux.Handle("GET /messages/{id}/raw", h.fragment(h.raw))
+	h.mux.Handle("GET /messages/{id}/release", h.page(h.releaseForm))
+	h.mux.Handle("POST /messages/{id}/release", h.action(h.release))
 	h.mux.Handle("POST /messages/{id}/retry", h.action(h.retry))
 	h.mux.Handle("POST /messages/{id}/requeue", h.action(h.requeue))
 	h.mux.Handle("POST /messages/{id}/cancel", h.action(h.cancel))

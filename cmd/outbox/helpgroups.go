@@ -50,7 +50,7 @@ var flagGroups = map[string]map[string]string{
 		"relay": "delivery", "relay-file": "delivery", "route": "delivery", "dns": "delivery",
 		"mx-port": "delivery", "timeout-connect": "delivery", "timeout-command": "delivery",
 		"timeout-data-end": "delivery", "max-connections": "delivery",
-		"max-connections-per-destination": "delivery", "workers": "delivery",
+		"max-connections-per-destination": "delivery", "workers": "delivery", "release-relay": "delivery",
 
 		"db": "queue", "retry-initial": "queue", "retry-max": "queue", "max-lifetime": "queue",
 		"retention": "queue", "lease": "queue", "transcripts": "queue",

@@ -239,7 +239,15 @@ func (d *service) build() error {
 	if err != nil {
 		return err
 	}
-	dash, err := web.New(web.Config{Client: d.client, Tokens: cfg.apiTokens, Logger: d.log, Throttle: d.hard.throttle})
+	wcfg := web.Config{Client: d.client, Tokens: cfg.apiTokens, Logger: d.log, Throttle: d.hard.throttle}
+	rel, err := newReleaser(cfg, d.store)
+	if err != nil {
+		return err
+	}
+	if rel != nil {
+		wcfg.Release, wcfg.ReleaseRoutes = rel.release, rel.routes()
+	}
+	dash, err := web.New(wcfg)
 	if err != nil {
 		return err
 	}

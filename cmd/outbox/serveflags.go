@@ -33,6 +33,7 @@ type serveConfig struct {
 	routing                       routingFlags
 	hard                          hardening           // hardening.go
 	deliver                       deliverabilityFlags // deliverability.go
+	release                       releaseFlags        // release.go
 	setFlags                      map[string]bool     // flags given, by flag, environment or file
 	flags                         *flag.FlagSet       // whose Values point at the fields above
 }
@@ -139,6 +140,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.configFile, "config", "", "JSON config `FILE`: keys as the flags with _ for -, plus routes and webhooks; // comments allowed")
 	c.hard.register(fs)
 	c.deliver.register(fs)
+	c.release.register(fs)
 	return fs
 }
 

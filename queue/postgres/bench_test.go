@@ -79,3 +79,47 @@ func BenchmarkCycle(b *testing.B) {
 		})
 	}
 }
+
+// waiting counts the messages waiting for the search index.
+func waiting(b *testing.B, s *Store) func() int {
+	return func() int {
+		var n int
+		if err := s.d.pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox_search_pending`).Scan(&n); err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+}
+
+// BenchmarkEnqueueIndexed measures accepting 2 KiB MIME messages with the
+// search indexing they cause (see queuetest.BenchEnqueueIndexed); the
+// server's own CPU is not counted.
+func BenchmarkEnqueueIndexed(b *testing.B) {
+	dsn, _ := freshSchema(b)
+	s := openStore(b, dsn, Options{})
+	queuetest.BenchEnqueueIndexed(b, s, waiting(b, s))
+}
+
+// BenchmarkSearchable measures how soon an accepted message is found.
+func BenchmarkSearchable(b *testing.B) {
+	dsn, _ := freshSchema(b)
+	queuetest.BenchSearchable(b, openStore(b, dsn, Options{}))
+}
+
+// BenchmarkSearch measures searches among 100,000 messages, once the
+// tables are analysed, as autovacuum keeps them: the plan for a search
+// depends on the word statistics.
+func BenchmarkSearch(b *testing.B) {
+	dsn, _ := freshSchema(b)
+	s := openStore(b, dsn, Options{})
+	left := waiting(b, s)
+	queuetest.BenchSearch(b, s, 100_000, func() int {
+		n := left()
+		if n == 0 {
+			if _, err := s.d.pool.Exec(context.Background(), "ANALYZE"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return n
+	})
+}

@@ -19,6 +19,21 @@ const msgCols = `id, sender, subject, status, size, attempts,
 	next_attempt_at, expires_at, source, eight_bit, smtputf8, dsn_ret, dsn_envid,
 	ignore_suppressions, repairs, unsubscribe, long_lines`
 
+// readCols are what Message and List read: the header's mailboxes from
+// the search index, then msgCols, for "FROM outbox_messages m LEFT JOIN
+// outbox_search d ON d.message_id = m.id".
+const readCols = `coalesce(d.mailboxes, ''), ` + msgCols
+
+// scanRead reads the readCols of one row.
+func scanRead(row pgx.Row) (queue.Message, error) {
+	var mb string
+	m, err := scanMessage(row, &mb)
+	if err == nil {
+		m.Mailboxes, err = queue.ParseMailboxes(mb)
+	}
+	return m, err
+}
+
 // scanMessage reads the msgCols of one row, after the extra destinations
 // a query puts first.
 func scanMessage(row pgx.Row, extra ...any) (queue.Message, error) {
@@ -170,10 +185,11 @@ func (t *pgTx) NextDue(ctx context.Context) (time.Time, bool, error) {
 func (t *pgTx) Message(ctx context.Context, id string) (*queue.Message, error) {
 	var out *queue.Message
 	err := t.rows(ctx, func(r pgx.Rows) error {
-		m, err := scanMessage(r)
+		m, err := scanRead(r)
 		out = &m
 		return err
-	}, `SELECT `+msgCols+` FROM outbox_messages WHERE id = $1`, id)
+	}, `SELECT `+readCols+` FROM outbox_messages m
+		LEFT JOIN outbox_search d ON d.message_id = m.id WHERE m.id = $1`, id)
 	if err == nil && out == nil {
 		err = queue.ErrNotFound
 	}
@@ -215,6 +231,9 @@ func (t *pgTx) List(ctx context.Context, f queue.Filter, before string, limit in
 	if f.Subject != "" {
 		add("strpos(lower(subject), lower($?)) > 0", f.Subject)
 	}
+	if f.Search != "" {
+		add(searchCond, matchQuery(f.SearchTerms()))
+	}
 	if !f.Since.IsZero() {
 		add("created_at >= $?", f.Since)
 	}
@@ -222,7 +241,7 @@ func (t *pgTx) List(ctx context.Context, f queue.Filter, before string, limit in
 		add("created_at < $?", f.Until)
 	}
 	if before != "" {
-		add("id < $?", before)
+		add("m.id < $?", before)
 	}
 	where := ""
 	if len(conds) > 0 {
@@ -231,10 +250,11 @@ func (t *pgTx) List(ctx context.Context, f queue.Filter, before string, limit in
 	args = append(args, limit)
 	var out []queue.Message
 	err := t.rows(ctx, func(r pgx.Rows) error {
-		m, err := scanMessage(r)
+		m, err := scanRead(r)
 		out = append(out, m)
 		return err
-	}, `SELECT `+msgCols+` FROM outbox_messages m`+where+fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args)), args...)
+	}, `SELECT `+readCols+` FROM outbox_messages m LEFT JOIN outbox_search d ON d.message_id = m.id`+
+		where+fmt.Sprintf(` ORDER BY m.id DESC LIMIT $%d`, len(args)), args...)
 	return out, err
 }
 

@@ -183,6 +183,24 @@ ALTER TABLE outbox_messages ADD COLUMN unsubscribe boolean NOT NULL DEFAULT fals
 	`
 ALTER TABLE outbox_messages ADD COLUMN long_lines boolean NOT NULL DEFAULT false;
 `,
+	// 7: full-text search. The queue hands over words it has already
+	// normalised, so the tsvector is built from them as they are
+	// (array_to_tsvector: no parser, no dictionary, no extension); the
+	// text itself stays in the body. A message waits in
+	// outbox_search_pending from its insert until indexed; the ones
+	// already stored wait now, and the indexers work through them.
+	`
+CREATE TABLE outbox_search (
+	message_id text PRIMARY KEY REFERENCES outbox_messages (id) ON DELETE CASCADE,
+	mailboxes  text NOT NULL DEFAULT '',
+	words      tsvector NOT NULL
+);
+CREATE INDEX outbox_search_words ON outbox_search USING gin (words);
+CREATE TABLE outbox_search_pending (
+	message_id text PRIMARY KEY REFERENCES outbox_messages (id) ON DELETE CASCADE
+);
+INSERT INTO outbox_search_pending (message_id) SELECT id FROM outbox_messages;
+`,
 }
 
 // Beginner starts transactions: *pgxpool.Pool, *pgx.Conn and pgx.Tx all

@@ -32,9 +32,9 @@ func deref(t *time.Time) time.Time {
 	return *t
 }
 
-// InsertMessages inserts every row in one statement; ON CONFLICT skips a
-// taken key, and an insert racing an uncommitted one with the same key
-// waits for it. Inline bodies follow as one more statement, pipelined.
+// InsertMessages inserts every row in one statement, which also puts each
+// on the search index's waiting list; ON CONFLICT skips a taken key, and
+// an insert racing an uncommitted one with the same key waits for it. Inline bodies follow as one more statement, pipelined.
 func (t *pgTx) InsertMessages(ctx context.Context, rows []queue.MessageRow) ([]queue.Inserted, error) {
 	n := len(rows)
 	args, err := messageArrays(rows)
@@ -50,7 +50,7 @@ func (t *pgTx) InsertMessages(ctx context.Context, rows []queue.MessageRow) ([]q
 		}
 		got[id] = lease
 		return nil
-	}, `INSERT INTO outbox_messages (id, sender, subject, status, created_at, updated_at,
+	}, `WITH ins AS (INSERT INTO outbox_messages (id, sender, subject, status, created_at, updated_at,
 		next_attempt_at, expires_at, idempotency_key, size, tags, source, eight_bit, smtputf8,
 		dsn_ret, dsn_envid, ignore_suppressions, repairs, lease_owner, lease_expires_at, attempts, unsubscribe, long_lines)
 	SELECT u.id, u.sender, u.subject, u.status, u.created, u.created, u.next, u.expires,
@@ -65,7 +65,9 @@ func (t *pgTx) InsertMessages(ctx context.Context, rows []queue.MessageRow) ([]q
 			ret, envid, ignore, repairs, owner, lease, unsub, long, ord)
 	ORDER BY u.ord
 	ON CONFLICT (idempotency_key) DO NOTHING
-	RETURNING id, lease_expires_at`, args...)
+	RETURNING id, lease_expires_at),
+	waiting AS (INSERT INTO outbox_search_pending (message_id) SELECT id FROM ins)
+	SELECT id, lease_expires_at FROM ins`, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -102,6 +102,12 @@ func Run[TTx any](t *testing.T, h Harness[TTx]) {
 		{"Insights", testInsights},
 		{"ProbeWrite", testProbeWrite},
 		{"Closed", testClosed},
+		{"Search", testSearch},
+		{"SearchMailboxes", testSearchMailboxes},
+		{"SearchInvalid", testSearchInvalid},
+		{"SearchLargeBody", testSearchLargeBody},
+		{"SearchDeleted", testSearchDeleted},
+		{"SearchPaging", testSearchPaging},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -110,6 +116,7 @@ func Run[TTx any](t *testing.T, h Harness[TTx]) {
 	}
 	t.Run("EnqueueTx", func(t *testing.T) { runEnqueueTx(t, h) })
 	t.Run("EnqueueTxSavepoint", func(t *testing.T) { runEnqueueTxSavepoint(t, h) })
+	t.Run("SearchEnqueueTx", func(t *testing.T) { runSearchEnqueueTx(t, h) })
 }
 
 // newMsg returns a message to the given recipients with a small body.

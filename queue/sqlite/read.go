@@ -20,14 +20,30 @@ const msgCols = `id, sender, subject, status, size, attempts,
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
 
-// scanMessage reads the msgCols of one row.
-func scanMessage(sc scanner) (queue.Message, error) {
+// readCols are what Message and List read: msgCols and the header's
+// mailboxes from the search index, for "FROM messages m LEFT JOIN
+// search_docs d ON d.message_id = m.id".
+const readCols = msgCols + `, coalesce(d.mailboxes, '')`
+
+// scanRead reads the readCols of one row.
+func scanRead(sc scanner) (queue.Message, error) {
+	var mb string
+	m, err := scanMessage(sc, &mb)
+	if err == nil {
+		m.Mailboxes, err = queue.ParseMailboxes(mb)
+	}
+	return m, err
+}
+
+// scanMessage reads the msgCols of one row, then the extra destinations a
+// query puts after them.
+func scanMessage(sc scanner, extra ...any) (queue.Message, error) {
 	var m queue.Message
 	var status, tags, source, ret, repairs string
 	var created, updated, next, expires int64
-	err := sc.Scan(&m.ID, &m.From, &m.Subject, &status, &m.Size, &m.Attempts,
+	err := sc.Scan(append([]any{&m.ID, &m.From, &m.Subject, &status, &m.Size, &m.Attempts,
 		&m.IdempotencyKey, &tags, &created, &updated, &next, &expires, &source,
-		&m.EightBit, &m.SMTPUTF8, &ret, &m.DSN.EnvID, &m.IgnoreSuppressions, &repairs, &m.Unsubscribe, &m.LongLines)
+		&m.EightBit, &m.SMTPUTF8, &ret, &m.DSN.EnvID, &m.IgnoreSuppressions, &repairs, &m.Unsubscribe, &m.LongLines}, extra...)...)
 	if err != nil {
 		return m, err
 	}
@@ -92,7 +108,8 @@ func (t *sqlTx) recipients(ctx context.Context, ids []string, openOnly bool, out
 
 // Message reads one message.
 func (t *sqlTx) Message(ctx context.Context, id string) (*queue.Message, error) {
-	rows, err := t.query(ctx, `SELECT `+msgCols+` FROM messages WHERE id = ?`, id)
+	rows, err := t.query(ctx, `SELECT `+readCols+` FROM messages m
+		LEFT JOIN search_docs d ON d.message_id = m.id WHERE m.id = ?`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +120,7 @@ func (t *sqlTx) Message(ctx context.Context, id string) (*queue.Message, error) 
 		}
 		return nil, queue.ErrNotFound
 	}
-	m, err := scanMessage(rows)
+	m, err := scanRead(rows)
 	if err != nil {
 		return nil, err
 	}
@@ -133,9 +150,20 @@ func (t *sqlTx) Attempts(ctx context.Context, id string) ([]queue.Attempt, error
 
 // List reads a page of messages. Substring matches use instr on lowered
 // text rather than LIKE, so a user's % or _ means itself.
+//
+// A search reads the index's matches newest first (its rowids are in id
+// order) and stops at the page's end, however many messages match.
 func (t *sqlTx) List(ctx context.Context, f queue.Filter, before string, limit int) ([]queue.Message, error) {
+	from, order := "messages m LEFT JOIN search_docs d ON d.message_id = m.id", "m.id DESC"
 	var conds []string
 	var args []any
+	if f.Search != "" {
+		from, order = searchFrom(before != ""), "f.doc DESC"
+		args = append(args, matchQuery(f.SearchTerms()))
+		if before != "" {
+			args = append(args, docID(before))
+		}
+	}
 	add := func(c string, a any) { conds, args = append(conds, c), append(args, a) }
 	if f.Status != "" {
 		add("status = ?", string(f.Status))
@@ -157,13 +185,13 @@ func (t *sqlTx) List(ctx context.Context, f queue.Filter, before string, limit i
 		add("created_at < ?", f.Until.UnixMilli())
 	}
 	if before != "" {
-		add("id < ?", before)
+		add("m.id < ?", before)
 	}
 	where := ""
 	if len(conds) > 0 {
 		where = " WHERE " + strings.Join(conds, " AND ")
 	}
-	rows, err := t.query(ctx, `SELECT `+msgCols+` FROM messages m`+where+` ORDER BY id DESC LIMIT ?`,
+	rows, err := t.query(ctx, `SELECT `+readCols+` FROM `+from+where+` ORDER BY `+order+` LIMIT ?`,
 		append(args, limit)...)
 	if err != nil {
 		return nil, err
@@ -171,7 +199,7 @@ func (t *sqlTx) List(ctx context.Context, f queue.Filter, before string, limit i
 	defer rows.Close()
 	var out []queue.Message
 	for rows.Next() {
-		m, err := scanMessage(rows)
+		m, err := scanRead(rows)
 		if err != nil {
 			return nil, err
 		}

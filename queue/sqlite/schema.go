@@ -171,6 +171,53 @@ ALTER TABLE messages ADD COLUMN unsubscribe INTEGER NOT NULL DEFAULT 0;
 	`
 ALTER TABLE messages ADD COLUMN long_lines INTEGER NOT NULL DEFAULT 0;
 `,
+	// 8: full-text search. search_fts is a contentless FTS5 index (the
+	// text lives in the message body, not twice on disk) of words the
+	// queue has already normalised and separated by spaces, so the ascii
+	// tokenizer splits them exactly there; detail=none keeps only which
+	// messages hold a word, all that a search of words needs. Its rowid,
+	// search_docs.doc, is the time and sequence at the head of the
+	// message's UUIDv7 id, so rowid order is id order and a search reads
+	// its newest matches first and stops at the page's end. search_docs
+	// maps rowids to messages and keeps the header's mailboxes for
+	// listing. A message waits in search_pending from its insert until
+	// indexed; the ones already stored wait now, and the indexer works
+	// through them.
+	`
+CREATE VIRTUAL TABLE search_fts USING fts5 (words, content = '', contentless_delete = 1,
+	detail = none, tokenize = 'ascii');
+CREATE TABLE search_docs (
+	doc        INTEGER PRIMARY KEY,
+	message_id TEXT NOT NULL UNIQUE REFERENCES messages (id) ON DELETE CASCADE,
+	mailboxes  TEXT NOT NULL DEFAULT ''
+);
+CREATE TRIGGER search_docs_delete AFTER DELETE ON search_docs BEGIN
+	DELETE FROM search_fts WHERE rowid = old.doc;
+END;
+CREATE TABLE search_pending (
+	message_id TEXT PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE TRIGGER messages_search_pending AFTER INSERT ON messages BEGIN
+	INSERT INTO search_pending (message_id) VALUES (new.id);
+END;
+INSERT INTO search_pending (message_id) SELECT id FROM messages;
+
+-- Writing an entry is one INSERT into this view: the trigger replaces the
+-- message's earlier entry, if any, and takes it off the waiting list. Two
+-- ids from different processes may share their head; the second then
+-- takes the next free rowid after the newest.
+CREATE VIEW search_input (doc, message_id, mailboxes, words) AS SELECT NULL, NULL, NULL, NULL WHERE 0;
+CREATE TRIGGER search_input_insert INSTEAD OF INSERT ON search_input BEGIN
+	DELETE FROM search_docs WHERE message_id = new.message_id;
+	INSERT INTO search_docs (doc, message_id, mailboxes)
+		SELECT CASE WHEN new.doc > 0 AND NOT EXISTS (SELECT 1 FROM search_docs WHERE doc = new.doc) THEN new.doc
+			ELSE (SELECT coalesce(max(doc), 0) + 1 FROM search_docs) END, new.message_id, new.mailboxes
+		WHERE EXISTS (SELECT 1 FROM messages WHERE id = new.message_id);
+	INSERT INTO search_fts (rowid, words)
+		SELECT doc, new.words FROM search_docs WHERE message_id = new.message_id;
+	DELETE FROM search_pending WHERE message_id = new.message_id;
+END;
+`,
 }
 
 // Migrate creates or upgrades the outbox schema in db, an application's own

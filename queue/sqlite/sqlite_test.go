@@ -291,3 +291,49 @@ func TestClaimRestoresFullSync(t *testing.T) {
 		t.Fatalf("writer synchronous = %d after claims, want 2 (FULL)", mode)
 	}
 }
+
+// TestSearchDocIDs: the index's rowids follow message ids; an id whose
+// head another already has (two processes in the same instant) is still
+// indexed and found.
+func TestSearchDocIDs(t *testing.T) {
+	if a, b := docID("01a2347d-9211-78bd-aeba-36050c4128a6"), docID("01a2347d-9211-78be-0000-000000000000"); a == 0 || b != a+1 {
+		t.Errorf("docID order: %d, %d", a, b)
+	}
+	for _, bad := range []string{"", "x", "01a2347d-9211-48bd-aeba-36050c4128a6", "zza2347d-9211-78bd-aeba-36050c4128a6"} {
+		if docID(bad) != 0 {
+			t.Errorf("docID(%q) = %d, want 0", bad, docID(bad))
+		}
+	}
+	s := openTest(t, filepath.Join(t.TempDir(), "outbox.db"))
+	ctx := context.Background()
+	ids := []string{"01a00000-0000-7001-8000-000000000001", "01a00000-0000-7001-9000-000000000002", "not-a-uuid"}
+	for _, id := range ids {
+		if _, err := s.d.wdb.Exec(`INSERT INTO messages (id, sender, status, created_at, updated_at, expires_at)
+			VALUES (?, 'a@x.test', 'delivered', 1, 1, 9999999999999)`, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, err := s.d.Begin(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []queue.SearchDoc
+	for _, id := range ids {
+		docs = append(docs, queue.SearchDoc{MessageID: id, Words: "twin "})
+	}
+	if err := tx.IndexMessages(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.List(ctx, queue.Filter{Search: "twin"})
+	if err != nil || len(page.Messages) != 3 {
+		t.Fatalf("search found %d of 3: %v", len(page.Messages), err)
+	}
+	var pending int
+	s.d.rdb.QueryRow(`SELECT count(*) FROM search_pending`).Scan(&pending)
+	if pending != 0 {
+		t.Errorf("%d messages still waiting for the index", pending)
+	}
+}
