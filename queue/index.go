@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -87,6 +88,9 @@ func (q *Queue[TTx]) stopIndexer() {
 // handToIndexer passes the messages of a committed batch to the indexer
 // without ever waiting for it.
 func (q *Queue[TTx]) handToIndexer(batch []*pending, inserted []bool) {
+	if q.opts.Search == SearchOff {
+		return
+	}
 	docs := make([]freshDoc, 0, len(batch))
 	var held int64
 	for i, p := range batch {
@@ -200,7 +204,11 @@ func (q *Queue[TTx]) readDoc(ctx context.Context, f freshDoc) (SearchDoc, bool) 
 		// An unreadable body still gets the envelope indexed, so that
 		// its mark goes and no scan tries it again and again.
 	}
-	return searchDoc(f.id, f.from, f.subject, f.rcpts, fulltext.Extract(body)), true
+	d := fulltext.Extract(body)
+	if q.opts.Search == SearchHeaders {
+		d.Text = ""
+	}
+	return searchDoc(f.id, f.from, f.subject, f.rcpts, d), true
 }
 
 func (q *Queue[TTx]) writeIndex(ctx context.Context, docs []SearchDoc) error {
@@ -283,6 +291,9 @@ func (q *Queue[TTx]) scanMarked(ctx context.Context, grace time.Duration) (int, 
 func (q *Queue[TTx]) IndexPending(ctx context.Context) (int, error) {
 	if err := q.check(); err != nil {
 		return 0, err
+	}
+	if q.opts.Search == SearchOff {
+		return 0, fmt.Errorf("%s: %w: the search index is off (--search off)", q.name, ErrInvalid)
 	}
 	return q.scanMarked(ctx, 0)
 }

@@ -119,6 +119,9 @@ func (q *Queue[TTx]) List(ctx context.Context, f Filter) (*ListPage, error) {
 	if err := checkSearch(f); err != nil {
 		return nil, fmt.Errorf("%s: %w", q.name, err)
 	}
+	if f.Search != "" && q.opts.Search == SearchOff {
+		return nil, fmt.Errorf("%s: %w: Search: the search index is off (--search off)", q.name, ErrInvalid)
+	}
 	var before string
 	if f.Cursor != "" {
 		var ok bool

@@ -72,6 +72,34 @@ type Options struct {
 	// it was not handed: written by EnqueueTx or another node, or left by
 	// a crash (DefaultIndexInterval if zero).
 	IndexInterval time.Duration
+	// Search says what the search index holds (SearchFull if empty).
+	Search SearchMode
+}
+
+// SearchMode says what the search index holds: indexing is off the accept
+// path, but on a busy node its CPU is shared with acceptance.
+type SearchMode string
+
+// Search modes.
+const (
+	// SearchFull indexes subject, addresses with display names,
+	// attachment names and the text body.
+	SearchFull SearchMode = "full"
+	// SearchHeaders indexes all that but the text body: a fraction of
+	// the cost for mail with bodies worth the name.
+	SearchHeaders SearchMode = "headers"
+	// SearchOff indexes nothing (a search is refused); messages keep
+	// their mark, so turning it on later indexes them.
+	SearchOff SearchMode = "off"
+)
+
+// ParseSearchMode checks a search mode's name.
+func ParseSearchMode(s string) (SearchMode, error) {
+	switch m := SearchMode(s); m {
+	case SearchFull, SearchHeaders, SearchOff:
+		return m, nil
+	}
+	return "", fmt.Errorf("%w: search %q: want full, headers or off", ErrInvalid, s)
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -101,6 +129,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.IndexInterval <= 0 {
 		o.IndexInterval = DefaultIndexInterval
+	}
+	if o.Search == "" {
+		o.Search = SearchFull
+	}
+	if _, err := ParseSearchMode(string(o.Search)); err != nil {
+		return o, err
 	}
 	return o, nil
 }
@@ -143,7 +177,9 @@ func New[TTx any](name string, d Driver[TTx], opts Options) (*Queue[TTx], error)
 		Logger:   opts.Logger,
 		Name:     name,
 	})
-	q.startIndexer()
+	if q.opts.Search != SearchOff {
+		q.startIndexer()
+	}
 	return q, nil
 }
 
@@ -163,7 +199,9 @@ func (q *Queue[TTx]) Close() error {
 		return ErrClosed
 	}
 	q.writer.Close()
-	q.stopIndexer()
+	if q.opts.Search != SearchOff {
+		q.stopIndexer()
+	}
 	return q.d.Close()
 }
 

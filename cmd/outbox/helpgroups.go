@@ -53,7 +53,7 @@ var flagGroups = map[string]map[string]string{
 		"max-connections-per-destination": "delivery", "workers": "delivery", "release-relay": "delivery",
 
 		"db": "queue", "retry-initial": "queue", "retry-max": "queue", "max-lifetime": "queue",
-		"retention": "queue", "lease": "queue", "transcripts": "queue",
+		"retention": "queue", "lease": "queue", "transcripts": "queue", "search": "queue",
 
 		"tls-cert": "tls", "tls-key": "tls", "http-tls-cert": "tls", "http-tls-key": "tls",
 

@@ -131,7 +131,7 @@ func newService(ctx context.Context, cfg *serveConfig, log *slog.Logger) (*servi
 		return nil, err
 	}
 	if d.store, err = openStore(ctx, cfg.db, queue.Options{Lifetime: cfg.maxLifetime,
-		Transcripts: queue.TranscriptPolicy(cfg.transcripts), Logger: log}); err != nil {
+		Transcripts: queue.TranscriptPolicy(cfg.transcripts), Search: queue.SearchMode(cfg.search), Logger: log}); err != nil {
 		d.hard.release()
 		// A driver's error may quote the DSN it could not use.
 		return nil, scrubError(err, cfg.db)

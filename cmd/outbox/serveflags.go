@@ -29,6 +29,7 @@ type serveConfig struct {
 	logFormat, logLevel           string
 	configFile                    string
 	transcripts                   string
+	search                        string
 	webhooks                      []webhookConfig
 	routing                       routingFlags
 	hard                          hardening           // hardening.go
@@ -136,6 +137,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.tlsKey, "tls-key", "", "key `FILE` for --tls-cert")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log `FORMAT`: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	fs.StringVar(&c.search, "search", "full", "what the dashboard's search index holds, a `MODE`: full (subject, addresses, names, text body), headers (all but the text body, cheaper) or off")
 	fs.StringVar(&c.transcripts, "transcripts", "failures", "which attempts keep their full SMTP transcript, a `POLICY`: all, failures or off (every attempt keeps its summary)")
 	fs.StringVar(&c.configFile, "config", "", "JSON config `FILE`: keys as the flags with _ for -, plus routes and webhooks; // comments allowed")
 	c.hard.register(fs)

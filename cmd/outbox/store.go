@@ -18,6 +18,9 @@ func openStore(ctx context.Context, db string, qo queue.Options) (queue.Store, e
 	if _, err := queue.ParseTranscriptPolicy(string(qo.Transcripts)); err != nil {
 		return nil, usagef("--transcripts %q: want all, failures or off", qo.Transcripts)
 	}
+	if _, err := queue.ParseSearchMode(string(qo.Search)); err != nil {
+		return nil, usagef("--search %q: want full, headers or off", qo.Search)
+	}
 	switch {
 	case strings.HasPrefix(db, "sqlite:"):
 		path := strings.TrimPrefix(db, "sqlite:")

@@ -27,6 +27,10 @@ func TestStore(t *testing.T) {
 			}
 			return s
 		},
+		OpenWith: func(t *testing.T, o queue.Options) queuetest.Backend[pgx.Tx] {
+			dsn, _ := freshSchema(t)
+			return openStore(t, dsn, Options{Queue: o})
+		},
 		Begin: func(t *testing.T, s queuetest.Backend[pgx.Tx]) pgx.Tx {
 			tx, err := s.(*Store).Pool().Begin(context.Background())
 			if err != nil {

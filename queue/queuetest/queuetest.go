@@ -33,6 +33,9 @@ type Harness[TTx any] struct {
 	// Open returns a fresh, empty store (with default options), closed
 	// when the test ends; Close may already have been called.
 	Open func(t *testing.T) Backend[TTx]
+	// OpenWith is Open with the queue options o, for the rules options
+	// change (the search mode).
+	OpenWith func(t *testing.T, o queue.Options) Backend[TTx]
 	// Begin starts a transaction of the application on s's database.
 	Begin func(t *testing.T, s Backend[TTx]) TTx
 	// Commit and Rollback end it.
@@ -114,6 +117,7 @@ func Run[TTx any](t *testing.T, h Harness[TTx]) {
 			tc.fn(t, h.Open(t))
 		})
 	}
+	t.Run("SearchModes", func(t *testing.T) { runSearchModes(t, h) })
 	t.Run("EnqueueTx", func(t *testing.T) { runEnqueueTx(t, h) })
 	t.Run("EnqueueTxSavepoint", func(t *testing.T) { runEnqueueTxSavepoint(t, h) })
 	t.Run("SearchEnqueueTx", func(t *testing.T) { runSearchEnqueueTx(t, h) })

@@ -18,8 +18,13 @@ import (
 )
 
 func openTest(t *testing.T, path string) *Store {
+	return openTestWith(t, path, queue.Options{})
+}
+
+func openTestWith(t *testing.T, path string, o queue.Options) *Store {
 	t.Helper()
-	s, err := Open(path, Options{Queue: queue.Options{ChunkSize: 64 << 10}})
+	o.ChunkSize = 64 << 10
+	s, err := Open(path, Options{Queue: o})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -43,6 +48,9 @@ func TestSuite(t *testing.T) {
 			s := openTest(t, path)
 			paths[s] = path
 			return s
+		},
+		OpenWith: func(t *testing.T, o queue.Options) queuetest.Backend[*sql.Tx] {
+			return openTestWith(t, filepath.Join(t.TempDir(), "queue.db"), o)
 		},
 		Begin: func(t *testing.T, s queuetest.Backend[*sql.Tx]) *sql.Tx {
 			tx, err := app(t, s).Begin()
