@@ -359,3 +359,38 @@ func TestHousekeepOneNodeAtATime(t *testing.T) {
 		t.Errorf("housekeeping removed a waiting message: %v", err)
 	}
 }
+
+// TestReferenceLocksDoNotHideMessages: a transaction that holds only the
+// key-share lock an insert referencing a message takes (as the search
+// indexer's does) neither hides the message from a claim nor from a
+// retry of everything deferred.
+func TestReferenceLocksDoNotHideMessages(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn, _ := freshSchema(t)
+	s := openStore(t, dsn, Options{})
+	ids := make([]string, 3)
+	for i := range ids {
+		id, err := s.Enqueue(ctx, newMsg(fmt.Sprintf("r%d@x.test", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = id
+	}
+	conn := connect(t, dsn)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT id FROM outbox_messages FOR KEY SHARE`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.RetryMessages(ctx, queue.Selection{}); err != nil || n != len(ids) {
+		t.Errorf("RetryMessages under key-share locks = %d, %v; want %d", n, err, len(ids))
+	}
+	claimed, err := s.Claim(ctx, "w1", 10, time.Minute)
+	if err != nil || len(claimed) != len(ids) {
+		t.Errorf("Claim under key-share locks = %d messages, %v; want %d", len(claimed), err, len(ids))
+	}
+}

@@ -65,21 +65,25 @@ func split(s string) []string {
 }
 
 // dueQuery lists the oldest due messages ($3 is the limit), locking them
-// and skipping rows another claimer has locked. Each status is its own
+// and skipping rows another claimer has locked. The lock is FOR NO KEY
+// UPDATE, the one an UPDATE of non-key columns takes: FOR UPDATE would
+// also conflict with the key-share lock that every insert referencing the
+// message (its search entry, an event) holds, and skip a due message
+// because the search indexer was writing its entry. Each status is its own
 // bounded index range, so a claim costs the same with a backlog of a
 // million as with ten. Due means by the database's clock.
 const dueQuery = `
 	SELECT * FROM (SELECT id, next_attempt_at AS due FROM outbox_messages
 		WHERE status = 'queued' AND next_attempt_at <= now()
-		ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) q1
+		ORDER BY next_attempt_at LIMIT $3 FOR NO KEY UPDATE SKIP LOCKED) q1
 	UNION ALL
 	SELECT * FROM (SELECT id, next_attempt_at FROM outbox_messages
 		WHERE status = 'deferred' AND next_attempt_at <= now()
-		ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) q2
+		ORDER BY next_attempt_at LIMIT $3 FOR NO KEY UPDATE SKIP LOCKED) q2
 	UNION ALL
 	SELECT * FROM (SELECT id, lease_expires_at FROM outbox_messages
 		WHERE status = 'sending' AND lease_expires_at <= now()
-		ORDER BY lease_expires_at LIMIT $3 FOR UPDATE SKIP LOCKED) q3`
+		ORDER BY lease_expires_at LIMIT $3 FOR NO KEY UPDATE SKIP LOCKED) q3`
 
 // ClaimDue leases due messages in one statement, until the database's
 // now() plus lease.
@@ -156,12 +160,12 @@ const stateCols = `m.id, m.status, m.attempts, coalesce(m.status = 'sending' AND
 func (t *pgTx) Held(ctx context.Context, owner string, ids []string) ([]queue.MessageState, error) {
 	return t.states(ctx, `SELECT `+stateCols+`
 		WHERE m.id = ANY($1) AND m.status = 'sending' AND m.lease_owner = $2
-		ORDER BY m.id, r.idx FOR UPDATE OF m`, ids, owner)
+		ORDER BY m.id, r.idx FOR NO KEY UPDATE OF m`, ids, owner)
 }
 
 // Lock locks one message and reads its state.
 func (t *pgTx) Lock(ctx context.Context, id string) (*queue.MessageState, error) {
-	st, err := t.states(ctx, `SELECT `+stateCols+` WHERE m.id = $1 ORDER BY r.idx FOR UPDATE OF m`, id)
+	st, err := t.states(ctx, `SELECT `+stateCols+` WHERE m.id = $1 ORDER BY r.idx FOR NO KEY UPDATE OF m`, id)
 	if err != nil {
 		return nil, err
 	}

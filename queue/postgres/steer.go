@@ -7,7 +7,9 @@ import (
 )
 
 // Waiting locks the messages m matches, skipping rows that others hold
-// (a worker completing them), and reads them with their recipients. A
+// (a worker completing them; not an insert that only references them, as
+// the search indexer's does: see dueQuery), and reads them with their
+// recipients. A
 // route matches an element of the last attempt's ", "-joined destinations
 // exactly, or its start up to a colon.
 func (t *pgTx) Waiting(ctx context.Context, m queue.Match) ([]queue.MessageState, error) {
@@ -23,7 +25,7 @@ func (t *pgTx) Waiting(ctx context.Context, m queue.Match) ([]queue.MessageState
 			AND ($5 = '' OR (SELECT strpos(', ' || lower(a.route) || ',', ', ' || lower($5) || ',') > 0
 					OR strpos(', ' || lower(a.route) || ',', ', ' || lower($5) || ':') > 0
 				FROM outbox_attempts a WHERE a.message_id = w.id ORDER BY a.number DESC LIMIT 1))
-		ORDER BY w.id LIMIT $6 FOR UPDATE SKIP LOCKED)
+		ORDER BY w.id LIMIT $6 FOR NO KEY UPDATE SKIP LOCKED)
 		SELECT `+stateCols+` WHERE m.id IN (SELECT id FROM w) ORDER BY m.id, r.idx`,
 		st, m.After, m.IDBelow, m.Recipient, m.Route, m.Limit)
 }

@@ -11,7 +11,7 @@
 // batch of rows is one statement (unnest of arrays); pgx prepares each
 // statement once per connection and caches it.
 //
-// Claims select due rows with FOR UPDATE SKIP LOCKED inside the UPDATE that
+// Claims select due rows with FOR NO KEY UPDATE SKIP LOCKED inside the UPDATE that
 // leases them, so claimers on many nodes never collide. Lease expiry and
 // the "now" that due times and leases are compared with come from the
 // database's clock, so nodes whose clocks disagree still agree on which
