@@ -12,6 +12,8 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/outbox-mail/outbox/internal/testenv"
 	"github.com/outbox-mail/outbox/queue"
 )
 
@@ -25,10 +27,8 @@ const chromiumPath = "/usr/bin/chromium"
 // dialogs counts JavaScript dialogs (alert, confirm), which are dismissed.
 func browser(t *testing.T) (ctx context.Context, dialogs *atomic.Int64) {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil && os.Getenv("CI") == "" {
-		t.Skipf("Chromium is not installed at %s; install it to run the browser tests: apt-get update && apt-get install -y chromium", chromiumPath)
-	} else if err != nil {
-		t.Fatalf("Chromium is required for the browser tests and was not found at %s (%v); install it with: apt-get update && apt-get install -y chromium", chromiumPath, err)
+	if _, err := os.Stat(chromiumPath); err != nil {
+		testenv.Missing(t, "Chromium is not installed at %s (%v); install it to run the browser tests: apt-get update && apt-get install -y chromium", chromiumPath, err)
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath), chromedp.UserDataDir(t.TempDir()),

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/outbox-mail/outbox/client"
+	"github.com/outbox-mail/outbox/internal/testenv"
 )
 
 // resetMessage is a password-reset mail as an application's mailer
@@ -71,7 +72,7 @@ func python3(t *testing.T) string {
 		}
 	}
 	const msg = "python3 with smtplib not found: the capture workflow test submits with it (apt-get install python3)"
-	if os.Getenv("CI") != "" {
+	if testenv.InCI() {
 		t.Fatal(msg)
 	}
 	return ""

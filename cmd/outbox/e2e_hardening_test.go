@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outbox-mail/outbox/internal/testenv"
 	"github.com/outbox-mail/outbox/internal/tlsfiles"
 )
 
@@ -86,7 +87,7 @@ func raiseOwnFileLimit(t *testing.T, need uint64) {
 		syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
 	if lim.Cur < need {
-		t.Skipf("the test needs %d open files and may have only %d", need, lim.Cur)
+		testenv.Missing(t, "the test needs %d open files and may have only %d", need, lim.Cur)
 	}
 }
 
@@ -98,7 +99,7 @@ func raiseOwnFileLimit(t *testing.T, need uint64) {
 func TestConnectionFloodUnderFDLimit(t *testing.T) {
 	prlimit, err := exec.LookPath("prlimit")
 	if err != nil {
-		t.Skip("needs prlimit (util-linux) to run the daemon with a 1,024 open-file limit")
+		testenv.Missing(t, "needs prlimit (util-linux) to run the daemon with a 1,024 open-file limit")
 	}
 	raiseOwnFileLimit(t, 4096)
 	args := daemonArgs(t.TempDir(), "--api-token", testToken, "--smtp-user", smtpUser+":"+smtpPass)
@@ -405,7 +406,7 @@ func TestRequireAuthNeedsUsers(t *testing.T) {
 func TestReadyzOnAFullDisk(t *testing.T) {
 	unshare, err := exec.LookPath("unshare")
 	if err != nil || os.Geteuid() != 0 {
-		t.Skip("needs root and unshare(1) to give the daemon a small tmpfs")
+		testenv.Missing(t, "needs root and unshare(1) to give the daemon a small tmpfs")
 	}
 	mnt := t.TempDir()
 	script := `mount -t tmpfs -o size=16m tmpfs "$1" || exit 97; shift; exec "$@"`
@@ -415,7 +416,7 @@ func TestReadyzOnAFullDisk(t *testing.T) {
 	root := fmt.Sprintf("/proc/%d/root%s", d.cmd.Process.Pid, mnt)
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(root, &st); err != nil || st.Blocks*uint64(st.Bsize) > 32<<20 {
-		t.Skipf("cannot see the daemon's tmpfs at %s: %v", root, err)
+		testenv.Missing(t, "cannot see the daemon's tmpfs at %s: %v", root, err)
 	}
 	readyz := func() (int, string) {
 		resp, err := http.Get("http://" + d.httpAddr + "/readyz")

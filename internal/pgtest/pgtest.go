@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/outbox-mail/outbox/internal/testenv"
 )
 
 // EnvDSN names the variable holding the test server's DSN.
@@ -25,7 +27,7 @@ const EnvDSN = "OUTBOX_TEST_POSTGRES"
 func BaseDSN(t testing.TB) string {
 	t.Helper()
 	dsn := os.Getenv(EnvDSN)
-	ci := os.Getenv("CI") != ""
+	ci := testenv.InCI()
 	if dsn == "" {
 		if ci {
 			t.Fatalf("%s is not set in CI; the PostgreSQL store tests must run there", EnvDSN)
