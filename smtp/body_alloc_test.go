@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"testing"
+
+	"github.com/outbox-mail/outbox/internal/crlf"
 )
 
 // TestCRLFReaderReusesItsBuffer: normalising a body allocates its
@@ -13,7 +15,7 @@ func TestCRLFReaderReusesItsBuffer(t *testing.T) {
 	body := bytes.Repeat([]byte("a line of base64-looking text, LF only, bare\n"), 20000) // ~900 KB
 	var sink [4096]byte
 	allocs := testing.AllocsPerRun(5, func() {
-		r := newCRLFReader(bytes.NewReader(body))
+		r := crlf.NewReader(bytes.NewReader(body))
 		for {
 			if _, err := r.Read(sink[:]); err == io.EOF {
 				break
@@ -26,7 +28,7 @@ func TestCRLFReaderReusesItsBuffer(t *testing.T) {
 		t.Errorf("%.0f allocations to normalise %d bytes in 16 KiB blocks; want the reader's own few", allocs, len(body))
 	}
 	// And the output is still right.
-	out, _ := io.ReadAll(newCRLFReader(bytes.NewReader(body)))
+	out, _ := io.ReadAll(crlf.NewReader(bytes.NewReader(body)))
 	if want := bytes.ReplaceAll(body, []byte("\n"), []byte("\r\n")); !bytes.Equal(out, want) {
 		t.Error("normalised output differs")
 	}
@@ -42,7 +44,7 @@ func TestClientNormaliserReused(t *testing.T) {
 	if out, _ := io.ReadAll(first); string(out) != "one\r\nline\r\n" {
 		t.Fatalf("first body normalised to %q", out)
 	}
-	var again *crlfReader
+	var again *crlf.Reader
 	two, src := []byte("two\r"), bytes.NewReader(nil)
 	allocs := testing.AllocsPerRun(10, func() { src.Reset(two); again = c.normaliser(src) })
 	if again != first || allocs > 0 && !raceEnabled {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/outbox-mail/outbox/internal/crlf"
 )
 
 // Client is one SMTP session. It is not safe for concurrent use; a Pool
@@ -33,8 +35,8 @@ type Client struct {
 	needReset  bool  // a transaction may be open: RSET before the next MAIL
 	replies    int   // replies read so far; a transaction notes where it began
 	extraTrace Transcript
-	chunkBuf   []byte      // BDAT chunk buffer, reused between messages
-	norm       *crlfReader // body normaliser, reused between messages
+	chunkBuf   []byte       // BDAT chunk buffer, reused between messages
+	norm       *crlf.Reader // body normaliser, reused between messages
 	peek       idlePeek
 
 	created  time.Time

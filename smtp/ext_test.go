@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/outbox-mail/outbox/internal/crlf"
 )
 
 func TestMailParameters(t *testing.T) {
@@ -108,7 +110,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 func TestLargeBodyStreamed(t *testing.T) {
 	const size = 3<<20 + 17
 	want := sha256.New()
-	io.Copy(want, newCRLFReader(&bodyReader{max: size}))
+	io.Copy(want, crlf.NewReader(&bodyReader{max: size}))
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			ts := startServer(t, nil, m.hide, nil)

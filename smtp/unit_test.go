@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/outbox-mail/outbox/internal/crlf"
 )
 
 func TestReadReply(t *testing.T) {
@@ -90,14 +92,14 @@ func TestCRLFAndDotStuffing(t *testing.T) {
 			if oneByte {
 				src = iotest.OneByteReader(src)
 			}
-			got, err := io.ReadAll(newCRLFReader(src))
+			got, err := io.ReadAll(crlf.NewReader(src))
 			if err != nil || string(got) != tc.crlf {
 				t.Errorf("crlf(%q) = %q, want %q", tc.in, got, tc.crlf)
 			}
 			var buf bytes.Buffer
 			bw := bufio.NewWriter(&buf)
 			dw := &dotWriter{w: bw, lineStart: true}
-			var r io.Reader = newCRLFReader(strings.NewReader(tc.in))
+			var r io.Reader = crlf.NewReader(strings.NewReader(tc.in))
 			if oneByte {
 				r = iotest.OneByteReader(r)
 			}

@@ -22,7 +22,9 @@ type Reader struct {
 
 // NewReader returns a Reader of r.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{r: r, buf: make([]byte, 16<<10), back: make([]byte, 0, 32<<10)}
+	// At most two output bytes per input byte, plus the final CRLF: back
+	// never grows past its first size.
+	return &Reader{r: r, buf: make([]byte, 16<<10), back: make([]byte, 0, 32<<10+2)}
 }
 
 // Reset makes the Reader read r from the start, keeping its buffers.
