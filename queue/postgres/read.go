@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -43,25 +42,14 @@ func scanMessage(row pgx.Row, extra ...any) (queue.Message, error) {
 	dst := append(extra, &m.ID, &m.From, &m.Subject, &status, &m.Size, &m.Attempts,
 		&m.IdempotencyKey, &tags, &m.CreatedAt, &m.UpdatedAt, &next, &m.ExpiresAt, &source,
 		&m.EightBit, &m.SMTPUTF8, &ret, &m.DSN.EnvID, &m.IgnoreSuppressions, &repairs, &m.Unsubscribe, &m.LongLines)
-	if err := row.Scan(dst...); err != nil {
+	err := row.Scan(dst...)
+	if err != nil {
 		return m, err
 	}
 	m.Status, m.NextAttemptAt, m.Source, m.DSN.Return = queue.Status(status), deref(next), queue.Source(source), queue.DSNReturn(ret)
-	m.Repairs = split(repairs)
-	if tags != "" && tags != "{}" {
-		if err := json.Unmarshal([]byte(tags), &m.Tags); err != nil {
-			return m, fmt.Errorf("message %s: tags: %w", m.ID, err)
-		}
-	}
-	return m, nil
-}
-
-// split undoes strings.Join(s, ","); "" is none.
-func split(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, ",")
+	m.Repairs = queue.ParseList(repairs)
+	m.Tags, err = queue.ParseTags(m.ID, tags)
+	return m, err
 }
 
 // dueQuery lists the oldest due messages ($3 is the limit), locking them
@@ -123,7 +111,7 @@ func (t *pgTx) Recipients(ctx context.Context, ids []string, openOnly bool) (map
 			&r.EnhancedCode, &r.Text, &last, &notify, &r.DSN.ORcpt); err != nil {
 			return err
 		}
-		r.Status, r.LastAttemptAt, r.DSN.Notify = queue.RecipientStatus(status), deref(last), split(notify)
+		r.Status, r.LastAttemptAt, r.DSN.Notify = queue.RecipientStatus(status), deref(last), queue.ParseList(notify)
 		out[id] = append(out[id], r)
 		return nil
 	}, query+` ORDER BY message_id, idx`, ids)

@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -103,15 +101,12 @@ func messageArrays(rows []queue.MessageRow) ([]any, error) {
 	)
 	for i, r := range rows {
 		ids[i], senders[i], subjects[i], statuses[i], keys[i] = r.ID, r.From, r.Subject, string(r.Status), r.IdempotencyKey
-		b, err := json.Marshal(r.Tags)
+		t, err := queue.TagsText(r.Tags)
 		if err != nil {
 			return nil, err
 		}
-		if len(r.Tags) == 0 {
-			b = []byte("{}")
-		}
-		tags[i], sources[i], rets[i], envids[i] = string(b), string(r.Source), string(r.Flags.DSN.Return), r.Flags.DSN.EnvID
-		repairs[i], owners[i], leases[i] = strings.Join(r.Repairs, ","), r.LeaseOwner, r.Lease.Microseconds()
+		tags[i], sources[i], rets[i], envids[i] = t, string(r.Source), string(r.Flags.DSN.Return), r.Flags.DSN.EnvID
+		repairs[i], owners[i], leases[i] = queue.ListText(r.Repairs), r.LeaseOwner, r.Lease.Microseconds()
 		created[i], expires[i], next[i], sizes[i] = r.CreatedAt, r.ExpiresAt, timeOrNil(r.NextAttemptAt), r.Size
 		eight[i], utf8[i], ignore[i] = r.Flags.EightBit, r.Flags.SMTPUTF8, r.Flags.IgnoreSuppressions
 		unsub[i], long[i] = r.Flags.Unsubscribe, r.Flags.LongLines
@@ -145,7 +140,7 @@ func (t *pgTx) InsertRecipients(ctx context.Context, rs []queue.RecipientRow) er
 	idx := make([]int32, n)
 	for i, r := range rs {
 		mids[i], idx[i], addrs[i], statuses[i], texts[i] = r.MessageID, int32(r.Idx), r.Address, string(r.Status), r.Text
-		notify[i], orcpt[i] = strings.Join(r.DSN.Notify, ","), r.DSN.ORcpt
+		notify[i], orcpt[i] = queue.ListText(r.DSN.Notify), r.DSN.ORcpt
 	}
 	t.queue(`INSERT INTO outbox_recipients (message_id, idx, address, status, text, dsn_notify, dsn_orcpt)
 		SELECT u.mid, u.idx, u.addr, u.status, u.txt, u.notify, u.orcpt

@@ -3,12 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
-	"fmt"
 	"strings"
 
-	"github.com/outbox-mail/outbox/queue"
 	"time"
+
+	"github.com/outbox-mail/outbox/queue"
 )
 
 // msgCols are the messages columns scanMessage reads, in order.
@@ -50,21 +49,9 @@ func scanMessage(sc scanner, extra ...any) (queue.Message, error) {
 	m.Status, m.Source, m.DSN.Return = queue.Status(status), queue.Source(source), queue.DSNReturn(ret)
 	m.CreatedAt, m.UpdatedAt = fromMS(created), fromMS(updated)
 	m.NextAttemptAt, m.ExpiresAt = fromMS(next), fromMS(expires)
-	m.Repairs = split(repairs)
-	if tags != "" && tags != "{}" {
-		if err := json.Unmarshal([]byte(tags), &m.Tags); err != nil {
-			return m, fmt.Errorf("message %s: tags: %w", m.ID, err)
-		}
-	}
-	return m, nil
-}
-
-// split undoes strings.Join(s, ","); "" is none.
-func split(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, ",")
+	m.Repairs = queue.ParseList(repairs)
+	m.Tags, err = queue.ParseTags(m.ID, tags)
+	return m, err
 }
 
 // Recipients reads the recipients of ids in envelope order.
@@ -100,7 +87,7 @@ func (t *sqlTx) recipients(ctx context.Context, ids []string, openOnly bool, out
 			&r.EnhancedCode, &r.Text, &last, &notify, &r.DSN.ORcpt); err != nil {
 			return err
 		}
-		r.Status, r.LastAttemptAt, r.DSN.Notify = queue.RecipientStatus(status), fromMS(last), split(notify)
+		r.Status, r.LastAttemptAt, r.DSN.Notify = queue.RecipientStatus(status), fromMS(last), queue.ParseList(notify)
 		out[id] = append(out[id], r)
 	}
 	return rows.Err()

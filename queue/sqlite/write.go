@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"time"
 
 	"github.com/outbox-mail/outbox/queue"
@@ -39,14 +38,6 @@ func fromMS(v int64) time.Time {
 	return time.UnixMilli(v)
 }
 
-func tagsJSON(tags map[string]string) (string, error) {
-	if len(tags) == 0 {
-		return "{}", nil
-	}
-	b, err := json.Marshal(tags)
-	return string(b), err
-}
-
 const insertMessageSQL = `INSERT INTO messages (id, sender, subject, status, created_at,
 	updated_at, next_attempt_at, expires_at, idempotency_key, size, tags, source, eight_bit,
 	smtputf8, dsn_ret, dsn_envid, ignore_suppressions, repairs, lease_owner, lease_expires_at, attempts,
@@ -64,7 +55,7 @@ func (t *sqlTx) InsertMessages(ctx context.Context, rows []queue.MessageRow) ([]
 		if r.IdempotencyKey != "" {
 			key = r.IdempotencyKey
 		}
-		tags, err := tagsJSON(r.Tags)
+		tags, err := queue.TagsText(r.Tags)
 		if err != nil {
 			return nil, err
 		}
@@ -77,7 +68,7 @@ func (t *sqlTx) InsertMessages(ctx context.Context, rows []queue.MessageRow) ([]
 		res, err := t.exec(ctx, insertMessageSQL, r.ID, r.From, r.Subject, string(r.Status),
 			r.CreatedAt.UnixMilli(), ms(r.NextAttemptAt), r.ExpiresAt.UnixMilli(), key, r.Size, tags,
 			string(r.Source), b2i(r.Flags.EightBit), b2i(r.Flags.SMTPUTF8), string(r.Flags.DSN.Return),
-			r.Flags.DSN.EnvID, b2i(r.Flags.IgnoreSuppressions), strings.Join(r.Repairs, ","),
+			r.Flags.DSN.EnvID, b2i(r.Flags.IgnoreSuppressions), queue.ListText(r.Repairs),
 			r.LeaseOwner, lease, attempts, b2i(r.Flags.Unsubscribe), b2i(r.Flags.LongLines))
 		if err != nil {
 			return nil, err
@@ -130,7 +121,7 @@ func (t *sqlTx) InsertRecipients(ctx context.Context, rs []queue.RecipientRow) e
 	}, func(args []any, i int) []any {
 		r := &rs[i]
 		return append(args, r.MessageID, r.Idx, r.Address, string(r.Status), r.Text,
-			strings.Join(r.DSN.Notify, ","), r.DSN.ORcpt)
+			queue.ListText(r.DSN.Notify), r.DSN.ORcpt)
 	})
 }
 
