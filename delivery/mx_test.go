@@ -1,7 +1,6 @@
 package delivery_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,27 +13,10 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/outbox-mail/outbox/delivery"
+	"github.com/outbox-mail/outbox/internal/logbuf"
 	"github.com/outbox-mail/outbox/queue"
 	"github.com/outbox-mail/outbox/queue/sqlite"
 )
-
-// syncBuffer is a log sink safe for the committer's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestMXPreferenceOrderAndFallback(t *testing.T) {
 	// 127.0.0.2 is down; .3 and .4 answer; .5 greets with 421; .6 answers.
@@ -48,7 +30,7 @@ func TestMXPreferenceOrderAndFallback(t *testing.T) {
 	w.host("ok.b.test", hosts[4])
 	w.mx("b.test", 10, "busy.b.test", 20, "ok.b.test")
 	st := openStore(t)
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	var ids []string
 	for i := range 5 {
 		ids = append(ids, enqueue(t, st, i, fmt.Sprintf("u%d@a.test", i)))

@@ -12,10 +12,10 @@ import (
 	"net/textproto"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/outbox-mail/outbox/internal/logbuf"
 	"github.com/outbox-mail/outbox/queue"
 	"github.com/outbox-mail/outbox/queue/sqlite"
 )
@@ -33,14 +33,14 @@ type fixture struct {
 	srv    *Server
 	addr   string
 	roots  *x509.CertPool
-	logs   *syncBuffer
+	logs   *logbuf.Buffer
 	served chan error
 }
 
 // newFixture starts a server; edit adjusts its Config before New.
 func newFixture(t *testing.T, edit func(*Config)) *fixture {
 	t.Helper()
-	f := &fixture{t: t, logs: &syncBuffer{}, served: make(chan error, 1)}
+	f := &fixture{t: t, logs: &logbuf.Buffer{}, served: make(chan error, 1)}
 	f.dbPath = filepath.Join(t.TempDir(), "outbox.db")
 	st, err := sqlite.Open(f.dbPath, sqlite.Options{Queue: queue.Options{Logger: slog.New(slog.DiscardHandler)}})
 	if err != nil {
@@ -229,24 +229,6 @@ func queuedID(t *testing.T, msg string) string {
 // dated is a Date and a Message-ID, for test messages whose stored bytes
 // must equal what was sent: submission adds both to a message without them.
 const dated = "Date: Sun, 01 Mar 2026 12:00:00 +0000\r\nMessage-ID: <test@example.com>\r\n"
-
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // splitReceived separates the Received header the server added from the
 // bytes the client sent.

@@ -10,36 +10,18 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/outbox-mail/outbox/internal/logbuf"
 	"github.com/outbox-mail/outbox/queue"
 	"github.com/outbox-mail/outbox/smtp"
 )
 
-// syncBuffer is a log destination tests read while handlers write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // releaseStack is a capture stack whose dashboard releases through the
 // stack's go-smtp sink with the smtp package's client, as outbox serve
 // does through a relay; log collects the dashboard's log.
-func releaseStack(t *testing.T, tokens []string) (*stack, *syncBuffer) {
-	log := &syncBuffer{}
+func releaseStack(t *testing.T, tokens []string) (*stack, *logbuf.Buffer) {
+	log := &logbuf.Buffer{}
 	var s *stack
 	s = newStackWith(t, tokens, true, func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(log, nil))

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outbox-mail/outbox/internal/logbuf"
 	"github.com/outbox-mail/outbox/webhook"
 )
 
@@ -23,7 +24,7 @@ func TestRetryThenSuccess(t *testing.T) {
 		return http.StatusOK
 	})
 	const secret = "retry-secret-XYZ"
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	addEvent(t, st, rc.srv.URL, `{"id":"e1","type":"delivered"}`)
 	startDispatcher(t, webhook.Config{Store: st, Retry: fastRetry, Logger: testLogger(t, logs),
 		Endpoints: []webhook.Endpoint{{URL: rc.srv.URL, Secret: secret}}})

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outbox-mail/outbox/internal/logbuf"
 	"github.com/outbox-mail/outbox/queue"
 	"github.com/outbox-mail/outbox/queue/sqlite"
 	"github.com/outbox-mail/outbox/webhook"
@@ -186,26 +187,8 @@ func newDispatcher(t *testing.T, cfg webhook.Config) *webhook.Dispatcher {
 	return d
 }
 
-// syncBuffer is a log sink safe for the dispatcher's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // testLogger logs at debug level to buf, or to the test log when buf is nil.
-func testLogger(t *testing.T, buf *syncBuffer) *slog.Logger {
+func testLogger(t *testing.T, buf *logbuf.Buffer) *slog.Logger {
 	var w io.Writer = buf
 	if buf == nil {
 		w = tWriter{t}
