@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,6 +42,16 @@ type ResolverOptions struct {
 	CacheSize int
 }
 
+// CheckServer reports whether server names a DNS server as
+// ResolverOptions.Server wants it: HOST:PORT, the port a number.
+func CheckServer(server string) error {
+	host, port, err := net.SplitHostPort(server)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || host == "" || n < 1 || n > 65535 {
+		return fmt.Errorf("DNS server %q: want HOST:PORT, e.g. 127.0.0.1:53", server)
+	}
+	return nil
+}
+
 // Resolver resolves MX sets and host addresses over DNS, caching answers
 // for their TTL. It is safe for concurrent use.
 type Resolver struct {
@@ -62,8 +73,8 @@ func NewResolver(o ResolverOptions) (*Resolver, error) {
 	r := &Resolver{client: &dns.Client{Net: "udp", Timeout: o.Timeout},
 		tcp: &dns.Client{Net: "tcp", Timeout: o.Timeout}, cache: newCache(o.CacheSize), now: time.Now}
 	if o.Server != "" {
-		if _, _, err := net.SplitHostPort(o.Server); err != nil {
-			return nil, fmt.Errorf("DNS server %q: want HOST:PORT, e.g. 127.0.0.1:53", o.Server)
+		if err := CheckServer(o.Server); err != nil {
+			return nil, err
 		}
 		r.servers = []string{o.Server}
 		return r, nil

@@ -16,9 +16,9 @@ func routingFlagSet(fs *flag.FlagSet, r *routingFlags) {
 	fs.Var(&r.routes, "route", "`DOMAIN=TARGET`: send a recipient domain (.DOMAIN: its subdomains) to TARGET, a relay URL or mx (repeatable)")
 	fs.StringVar(&r.dns, "dns", "", "DNS server `HOST:PORT` for MX lookups (default: the servers of /etc/resolv.conf)")
 	fs.IntVar(&r.mxPort, "mx-port", 25, "`PORT` to connect to on MX hosts")
-	fs.DurationVar(&r.timeoutConnect, "timeout-connect", 30*time.Second, "TCP connect and TLS handshake timeout")
-	fs.DurationVar(&r.timeoutCommand, "timeout-command", 5*time.Minute, "timeout for the greeting and each SMTP command's reply")
-	fs.DurationVar(&r.timeoutDataEnd, "timeout-data-end", 10*time.Minute, "timeout for the reply after the message data (RFC 5321 §4.5.3.2)")
+	durationVar(fs, &r.timeoutConnect, "timeout-connect", 30*time.Second, "TCP connect and TLS handshake timeout")
+	durationVar(fs, &r.timeoutCommand, "timeout-command", 5*time.Minute, "timeout for the greeting and each SMTP command's reply")
+	durationVar(fs, &r.timeoutDataEnd, "timeout-data-end", 10*time.Minute, "timeout for the reply after the message data (RFC 5321 §4.5.3.2)")
 	fs.IntVar(&r.maxConnections, "max-connections", 100, "deliveries in progress at once over all destinations")
 	fs.IntVar(&r.destinationConnections, "max-connections-per-destination", 20, "deliveries at once to one destination (a relay or an MX host set); a route's max_connections overrides it")
 }
@@ -108,6 +108,11 @@ func checkRoutingFlags(cfg *serveConfig) error {
 		return usagef("--max-connections-per-destination %d: want 1 to 10000", rf.destinationConnections)
 	case cfg.workers < 0:
 		return usagef("--workers %d: want a positive number (or use --max-connections)", cfg.workers)
+	}
+	if rf.dns != "" {
+		if err := route.CheckServer(rf.dns); err != nil {
+			return usagef("--dns: %v", err)
+		}
 	}
 	return nil
 }
