@@ -87,6 +87,9 @@ func (h *helpRequest) writeFlags(w io.Writer) {
 
 func (h *helpRequest) writeFlag(w io.Writer, f *flag.Flag) {
 	metavar, usage := flag.UnquoteUsage(f)
+	if _, ok := f.Value.(*durationFlag); ok && metavar == "value" {
+		metavar = "duration"
+	}
 	switch metavar {
 	case "string", "value":
 		metavar = "VALUE"

@@ -115,6 +115,8 @@ func TestRoutingErrors(t *testing.T) {
 		{[]string{"--route", "a.test=smtp://user:hunter2@h:99999"}, "invalid port"},
 		{[]string{"--route", "a.test=pop3://h"}, "unknown scheme"},
 		{[]string{"--relay", "mx", "--dns", "nonsense"}, "--dns"},
+		{[]string{"--dns", "nonsense"}, `--dns: DNS server "nonsense"`}, // unused, still checked
+		{[]string{"--relay", "mx", "--dns", "127.0.0.1:domain"}, "want HOST:PORT"},
 		{[]string{"--relay", "ftp://x"}, "--relay"},
 		{[]string{"--mx-port", "0"}, "--mx-port 0"},
 		{[]string{"--mx-port", "70000"}, "--mx-port 70000"},
@@ -153,5 +155,39 @@ func TestUnverifiedRelayWarned(t *testing.T) {
 	if strings.Count(out, "TLS CERTIFICATE NOT VERIFIED") != 1 || !strings.Contains(out, "relay.test:587") ||
 		strings.Contains(out, "good.test") {
 		t.Errorf("start-up warnings:\n%s", out)
+	}
+}
+
+// TestDurationFlagErrors: a duration without its unit, from a flag, the
+// environment or the config file, is refused with what a duration looks
+// like, naming where it came from; a good one is read.
+func TestDurationFlagErrors(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "c.json")
+	os.WriteFile(cfgFile, []byte(`{"retry_max": 10}`), 0o600)
+	for _, tc := range []struct {
+		args []string
+		env  string
+		want string
+	}{
+		{[]string{"--timeout-connect", "5"}, "", `-timeout-connect: "5" is not a duration: give its unit, e.g. 30s`},
+		{nil, "OUTBOX_LEASE=2", `OUTBOX_LEASE: "2" is not a duration`},
+		{[]string{"--config", cfgFile}, "", `retry_max: "10" is not a duration`},
+	} {
+		if tc.env != "" {
+			k, v, _ := strings.Cut(tc.env, "=")
+			t.Setenv(k, v)
+		}
+		_, err := parseServeConfig(tc.args)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("serve %v (env %q): %v; want an error with %q", tc.args, tc.env, err, tc.want)
+		}
+		if tc.env != "" {
+			k, _, _ := strings.Cut(tc.env, "=")
+			os.Unsetenv(k)
+		}
+	}
+	cfg, err := parseServeConfig([]string{"--timeout-connect", "1m30s"})
+	if err != nil || cfg.routing.timeoutConnect != 90*time.Second {
+		t.Fatalf("--timeout-connect 1m30s: %v, %v", cfg, err)
 	}
 }
