@@ -29,7 +29,8 @@ func (e *errNotReady) ExitCode() int { return 1 }
 func runHealthcheck(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
+	timeout := new(time.Duration)
+	durationVar(fs, timeout, "timeout", 5*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			h := helpFor("healthcheck", fs)

@@ -117,7 +117,8 @@ func queueWait(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&opts.Subject, "subject", "", "a subject containing `text`")
 	fs.StringVar(&opts.From, "from", "", "an envelope sender containing `text`")
 	status := fs.String("status", "", "only a message with this `status`, e.g. delivered")
-	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait, e.g. 30s or 2m")
+	timeout := new(time.Duration)
+	durationVar(fs, timeout, "timeout", 30*time.Second, "how long to wait, e.g. 30s or 2m")
 	asJSON := fs.Bool("json", false, "print the message's content (GET /v1/messages/ID/content) instead of its id")
 	const synopsis = "wait [--to ADDR] [--subject TEXT] [--from ADDR] [--status S] [--timeout 30s] [--json]"
 	rest, err := parseArgs(fs, args, stderr, synopsis)
