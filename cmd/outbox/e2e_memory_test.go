@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -170,4 +171,47 @@ func sampleRSS(pid int) func() map[string]int64 {
 		}
 	}()
 	return func() map[string]int64 { close(stop); <-done; return peaks }
+}
+
+// BenchmarkConcurrentJSONRSS posts 16 JSON messages of 25 MB each (an
+// 18 MiB attachment, base64) at once to the built daemon's API and
+// reports its peak RSS and how the posts were answered: the API decodes
+// attachments as a stream and admits requests by bytes in flight, so
+// the peak stays far below 16 × 25 MB.
+//
+//	go test ./cmd/outbox -run XXX -bench ConcurrentJSONRSS -benchtime 1x
+func BenchmarkConcurrentJSONRSS(b *testing.B) {
+	const posts, attachment = 16, 18 << 20
+	raw := make([]byte, attachment)
+	rand.NewChaCha8([32]byte{2}).Read(raw)
+	body := []byte(`{"from": "app@example.test", "to": ["ann@example.test"], "subject": "large", "text": "see the attachment",
+		"attachments": [{"filename": "big.bin", "content_type": "application/octet-stream", "content": "` +
+		base64.StdEncoding.EncodeToString(raw) + `"}]}`)
+	for range b.N {
+		d := startDaemon(b, b.TempDir())
+		stopSampling := sampleRSS(d.cmd.Process.Pid)
+		start := time.Now()
+		codes := make(chan int, posts)
+		for range posts {
+			go func() { codes <- d.api("POST", "/v1/messages", "application/json", bytes.NewReader(body), nil) }()
+		}
+		answered := map[int]int{}
+		for range posts {
+			answered[<-codes]++
+		}
+		elapsed := time.Since(start)
+		peak, err := peakRSS(d.cmd.Process.Pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		stopSampling()
+		if answered[202]+answered[503] != posts {
+			b.Fatalf("answers %v; want every post 202, or 503 when the budget is full", answered)
+		}
+		b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
+		b.ReportMetric(float64(answered[202]), "accepted")
+		b.ReportMetric(float64(answered[503]), "refused-503")
+		b.ReportMetric(elapsed.Seconds(), "s/16posts")
+		d.stop()
+	}
 }
